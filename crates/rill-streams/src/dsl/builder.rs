@@ -1,0 +1,252 @@
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::graph::{
+    GlobalStoreDef, GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SourceNode, StoreDef,
+    StoreKind, TopicName, Topology, downcast_children,
+};
+use crate::serde::{DefaultSerde, SharedSerde};
+use crate::task::RawSource;
+
+use super::KStream;
+use super::table::{GlobalKTable, KTable, TableSource};
+
+/// Names a state store and says how it is kept.
+///
+/// ```
+/// use rill_streams::StoreOptions;
+/// let counts = StoreOptions::persistent("word-counts");
+/// let scratch = StoreOptions::in_memory("scratch").without_changelog();
+/// # let _ = (counts, scratch);
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StoreOptions {
+    pub(crate) name: String,
+    pub(crate) kind: StoreKind,
+    pub(crate) logged: bool,
+}
+
+impl StoreOptions {
+    /// A persistent store (on disk, changelogged).
+    pub fn persistent(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: StoreKind::Persistent,
+            logged: true,
+        }
+    }
+
+    /// An in-memory store (changelogged, rebuilt from the changelog on start).
+    pub fn in_memory(name: impl Into<String>) -> Self {
+        Self {
+            name: name.into(),
+            kind: StoreKind::InMemory,
+            logged: true,
+        }
+    }
+
+    /// Keeps no changelog: the store is lost with its instance.
+    pub fn without_changelog(mut self) -> Self {
+        self.logged = false;
+        self
+    }
+
+    /// The store's name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+}
+
+/// Builds a topology with the DSL.
+///
+/// A word count:
+/// ```
+/// use rill_streams::{StoreOptions, StreamsBuilder};
+///
+/// let builder = StreamsBuilder::new();
+/// builder
+///     .stream::<String, String>("sentences")
+///     .flat_map_values(|line| line.split_whitespace().map(str::to_lowercase).collect())
+///     .group_by(|_, word| word.clone())
+///     .count(StoreOptions::persistent("word-counts"))
+///     .to_stream()
+///     .to("word-counts");
+/// let topology = builder.build().expect("valid topology");
+/// assert!(topology.describe().contains("word-counts"));
+/// ```
+#[derive(Default)]
+pub struct StreamsBuilder {
+    pub(crate) graph: Rc<RefCell<GraphBuilder>>,
+}
+
+impl StreamsBuilder {
+    /// An empty builder.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A stream of the records of `topic`, with the types' default serdes.
+    pub fn stream<K, V>(&self, topic: &str) -> KStream<K, V>
+    where
+        K: DefaultSerde + Clone,
+        V: DefaultSerde + Clone,
+    {
+        self.stream_with(&[topic], K::default_serde(), V::default_serde())
+    }
+
+    /// A stream of the records of several topics, with explicit serdes.
+    pub fn stream_with<K, V>(
+        &self,
+        topics: &[&str],
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
+        let topics = topics
+            .iter()
+            .map(|t| TopicName::External(t.to_string()))
+            .collect();
+        let node = add_source(&mut self.graph.borrow_mut(), topics, key_serde, value_serde);
+        KStream::new(self.graph.clone(), node, false)
+    }
+
+    /// A table of the latest value per key of `topic`, materialized in `store`. A record
+    /// without a value deletes its key.
+    pub fn table<K, V>(&self, topic: &str, store: StoreOptions) -> KTable<K, V>
+    where
+        K: DefaultSerde + Clone,
+        V: DefaultSerde + Clone,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
+        let registered = graph.add_store(StoreDef {
+            name: store.name.clone(),
+            kind: store.kind,
+            logged: store.logged,
+            key_serde: Arc::new(key_serde.clone()),
+            value_serde: Arc::new(value_serde.clone()),
+        });
+        if let Err(error) = registered {
+            graph.errors.push(error);
+        }
+        let name = graph.next_name("KTABLE-SOURCE");
+        let topic_name = TopicName::External(topic.to_string());
+        let source_name = name.clone();
+        let factory = Box::new(move |_: &_, children: &[&dyn Any]| {
+            let node = Rc::new(RefCell::new(TableSource::<K, V> {
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+                children: downcast_children(&source_name, children)?,
+            }));
+            let source: Rc<RefCell<dyn RawSource>> = node;
+            Ok(Instantiated {
+                input: None,
+                lifecycle: None,
+                source: Some(source),
+            })
+        });
+        let source = graph.add(NodeDef {
+            name,
+            kind: NodeKind::Source {
+                topics: vec![topic_name],
+            },
+            parents: vec![],
+            stores: vec![],
+            factory,
+        });
+        let materialize = graph.next_name("KTABLE-MATERIALIZE");
+        let store_name = store.name.clone();
+        let node = graph.add_processor(
+            materialize,
+            vec![source],
+            vec![store.name.clone()],
+            move || super::table::Materialize::<K, V>::new(store_name.clone()),
+        );
+        drop(graph);
+        KTable::new(self.graph.clone(), node, Some(store.name))
+    }
+
+    /// A table of every partition of `topic`, replicated in full to every task, for joins by
+    /// a key taken from a stream's value.
+    pub fn global_table<K, V>(&self, topic: &str, store: &str) -> GlobalKTable<K, V>
+    where
+        K: DefaultSerde + Clone,
+        V: DefaultSerde + Clone,
+    {
+        self.graph.borrow_mut().global_stores.push(GlobalStoreDef {
+            name: store.to_string(),
+            topic: topic.to_string(),
+            key_serde: Arc::new(K::default_serde()),
+            value_serde: Arc::new(V::default_serde()),
+        });
+        GlobalKTable {
+            store: store.to_string(),
+            _types: PhantomData,
+        }
+    }
+
+    /// Adds a key-value store for processors added with [`KStream::process`].
+    pub fn add_state_store<K, V>(&self, store: StoreOptions) -> Result<()>
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        self.graph.borrow_mut().add_store(StoreDef {
+            name: store.name,
+            kind: store.kind,
+            logged: store.logged,
+            key_serde: Arc::new(K::default_serde()),
+            value_serde: Arc::new(V::default_serde()),
+        })
+    }
+
+    /// Finishes the topology.
+    pub fn build(self) -> Result<Topology> {
+        let graph = Rc::try_unwrap(self.graph)
+            .map(RefCell::into_inner)
+            .unwrap_or_else(|shared| std::mem::take(&mut *shared.borrow_mut()));
+        graph.build()
+    }
+}
+
+/// Adds a source node for `topics` decoding with the given serdes.
+pub(crate) fn add_source<K, V>(
+    graph: &mut GraphBuilder,
+    topics: Vec<TopicName>,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+) -> NodeId
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
+    let name = graph.next_name("KSTREAM-SOURCE");
+    let source_name = name.clone();
+    let factory = Box::new(move |_: &_, children: &[&dyn Any]| {
+        let node = Rc::new(RefCell::new(SourceNode::<K, V> {
+            key_serde: key_serde.clone(),
+            value_serde: value_serde.clone(),
+            children: downcast_children(&source_name, children)?,
+        }));
+        let source: Rc<RefCell<dyn RawSource>> = node;
+        Ok(Instantiated {
+            input: None,
+            lifecycle: None,
+            source: Some(source),
+        })
+    });
+    graph.add(NodeDef {
+        name,
+        kind: NodeKind::Source { topics },
+        parents: vec![],
+        stores: vec![],
+        factory,
+    })
+}

@@ -1,0 +1,22 @@
+use std::sync::Arc;
+
+use crate::error::Result;
+use crate::processor::{Processor, ProcessorContext};
+use crate::record::Record;
+
+/// Calls an action on each record and forwards it unchanged (peek; for-each when it has no
+/// children).
+pub(crate) struct Peek<K, V> {
+    pub action: Arc<dyn Fn(&K, &V) + Send + Sync>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, V, K, V> for Peek<K, V> {
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, V>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        (self.action)(&record.key, &record.value);
+        ctx.forward(record)
+    }
+}

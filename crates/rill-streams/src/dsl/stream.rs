@@ -1,0 +1,333 @@
+use std::any::Any;
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use crate::graph::{
+    GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SinkNode, TopicChoice, TopicName,
+};
+use crate::processor::Processor;
+use crate::record::Record;
+use crate::serde::{DefaultSerde, SharedSerde};
+use crate::task::Child;
+
+use super::builder::add_source;
+use super::grouped::KGroupedStream;
+use super::ops::{Branch, Filter, FlatMap, Map, Peek};
+
+/// An unbounded stream of key-value records.
+pub struct KStream<K, V> {
+    pub(crate) graph: Rc<RefCell<GraphBuilder>>,
+    pub(crate) node: NodeId,
+    /// Set after an operation that may have changed the key: grouping must repartition.
+    pub(crate) key_changed: bool,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KStream<K, V> {
+    fn clone(&self) -> Self {
+        KStream::new(self.graph.clone(), self.node, self.key_changed)
+    }
+}
+
+impl<K, V> KStream<K, V> {
+    pub(crate) fn new(graph: Rc<RefCell<GraphBuilder>>, node: NodeId, key_changed: bool) -> Self {
+        KStream {
+            graph,
+            node,
+            key_changed,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
+    /// Adds a processor node below this stream.
+    pub(crate) fn add<K2, V2, P>(
+        &self,
+        prefix: &str,
+        stores: Vec<String>,
+        key_changed: bool,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
+    where
+        K2: Clone + 'static,
+        V2: Clone + 'static,
+        P: Processor<K, V, K2, V2>,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name(prefix);
+        let node = graph.add_processor(name, vec![self.node], stores, supplier);
+        drop(graph);
+        KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
+    }
+
+    /// Keeps the records the predicate accepts.
+    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        let predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(predicate);
+        self.add("KSTREAM-FILTER", vec![], false, move || Filter {
+            predicate: predicate.clone(),
+            keep: true,
+        })
+    }
+
+    /// Drops the records the predicate accepts.
+    pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        let predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(predicate);
+        self.add("KSTREAM-FILTER", vec![], false, move || Filter {
+            predicate: predicate.clone(),
+            keep: false,
+        })
+    }
+
+    /// Replaces each record's key and value.
+    pub fn map<K2: Clone + 'static, V2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let mapper: Arc<dyn Fn(K, V) -> (K2, V2) + Send + Sync> = Arc::new(mapper);
+        self.add("KSTREAM-MAP", vec![], true, move || Map {
+            mapper: mapper.clone(),
+        })
+    }
+
+    /// Replaces each record's value; the key (and so the partitioning) stays.
+    pub fn map_values<V2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(V) -> V2 + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let mapper: Arc<dyn Fn(K, V) -> (K, V2) + Send + Sync> =
+            Arc::new(move |key, value| (key, mapper(value)));
+        self.add("KSTREAM-MAPVALUES", vec![], false, move || Map {
+            mapper: mapper.clone(),
+        })
+    }
+
+    /// Replaces each record's key, keeping the value.
+    pub fn select_key<K2: Clone + 'static>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KStream<K2, V> {
+        let mapper: Arc<dyn Fn(K, V) -> (K2, V) + Send + Sync> =
+            Arc::new(move |key, value| (selector(&key, &value), value));
+        self.add("KSTREAM-KEY-SELECT", vec![], true, move || Map {
+            mapper: mapper.clone(),
+        })
+    }
+
+    /// Turns each record into any number of records.
+    pub fn flat_map<K2: Clone + 'static, V2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(K, V) -> Vec<(K2, V2)> + Send + Sync + 'static,
+    ) -> KStream<K2, V2> {
+        let mapper: Arc<dyn Fn(K, V) -> Vec<(K2, V2)> + Send + Sync> = Arc::new(mapper);
+        self.add("KSTREAM-FLATMAP", vec![], true, move || FlatMap {
+            mapper: mapper.clone(),
+        })
+    }
+
+    /// Turns each value into any number of values under the same key.
+    pub fn flat_map_values<V2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(V) -> Vec<V2> + Send + Sync + 'static,
+    ) -> KStream<K, V2> {
+        let mapper: Arc<dyn Fn(K, V) -> Vec<(K, V2)> + Send + Sync> =
+            Arc::new(move |key: K, value| {
+                mapper(value)
+                    .into_iter()
+                    .map(|v| (key.clone(), v))
+                    .collect()
+            });
+        self.add("KSTREAM-FLATMAPVALUES", vec![], false, move || FlatMap {
+            mapper: mapper.clone(),
+        })
+    }
+
+    /// Calls `action` on each record and passes it on.
+    pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
+        let action: Arc<dyn Fn(&K, &V) + Send + Sync> = Arc::new(action);
+        self.add("KSTREAM-PEEK", vec![], false, move || Peek {
+            action: action.clone(),
+        })
+    }
+
+    /// Calls `action` on each record; the end of this branch.
+    pub fn for_each(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) {
+        let action: Arc<dyn Fn(&K, &V) + Send + Sync> = Arc::new(action);
+        let _: KStream<K, V> = self.add("KSTREAM-FOREACH", vec![], false, move || Peek {
+            action: action.clone(),
+        });
+    }
+
+    /// Records of both streams, in the order they arrive.
+    pub fn merge(&self, other: &KStream<K, V>) -> Self {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-MERGE");
+        let node = graph.add_processor(name, vec![self.node, other.node], vec![], || Map::<
+            K,
+            V,
+            K,
+            V,
+        > {
+            mapper: Arc::new(|key, value| (key, value)),
+        });
+        drop(graph);
+        KStream::new(
+            self.graph.clone(),
+            node,
+            self.key_changed || other.key_changed,
+        )
+    }
+
+    /// Splits the stream: each record goes to the first branch whose predicate accepts it
+    /// (records no predicate accepts are dropped; end with `|_, _| true` for a default branch).
+    pub fn branch(&self, predicates: Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>) -> Vec<Self> {
+        let count = predicates.len();
+        let predicates: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>> =
+            predicates.into_iter().map(Arc::from).collect();
+        let splitter: KStream<K, V> = self.add("KSTREAM-BRANCH", vec![], false, move || Branch {
+            predicates: predicates.clone(),
+        });
+        (0..count)
+            .map(|_| {
+                splitter.add("KSTREAM-BRANCHCHILD", vec![], false, || Map::<K, V, K, V> {
+                    mapper: Arc::new(|key, value| (key, value)),
+                })
+            })
+            .collect()
+    }
+
+    /// Runs a user processor with access to the named stores (added with
+    /// [`StreamsBuilder::add_state_store`](super::StreamsBuilder::add_state_store)).
+    pub fn process<K2, V2, P>(
+        &self,
+        supplier: impl Fn() -> P + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<K2, V2>
+    where
+        K2: Clone + 'static,
+        V2: Clone + 'static,
+        P: Processor<K, V, K2, V2>,
+    {
+        let stores = stores.iter().map(|s| s.to_string()).collect();
+        self.add("KSTREAM-PROCESSOR", stores, true, supplier)
+    }
+
+    /// Writes the records to `topic` with the types' default serdes.
+    pub fn to(&self, topic: &str)
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        self.to_with(topic, K::default_serde(), V::default_serde());
+    }
+
+    /// Writes the records to `topic` with explicit serdes.
+    pub fn to_with(&self, topic: &str, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) {
+        self.add_sink(
+            TopicName::External(topic.to_string()),
+            key_serde,
+            value_serde,
+        );
+    }
+
+    /// Writes each record to the topic `extractor` names for it.
+    pub fn to_dynamic(&self, extractor: impl Fn(&Record<K, V>) -> String + Send + Sync + 'static)
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        let extractor: Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync> = Arc::new(extractor);
+        let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-SINK");
+        let factory = Box::new(move |_: &_, _: &[&dyn Any]| {
+            let sink = SinkNode {
+                topic: TopicChoice::Dynamic(extractor.clone()),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            };
+            let input: Child<K, V> = Rc::new(RefCell::new(sink));
+            Ok(Instantiated {
+                input: Some(Box::new(input)),
+                lifecycle: None,
+                source: None,
+            })
+        });
+        graph.add(NodeDef {
+            name,
+            kind: NodeKind::Sink { topic: None },
+            parents: vec![self.node],
+            stores: vec![],
+            factory,
+        });
+    }
+
+    fn add_sink(&self, topic: TopicName, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name("KSTREAM-SINK");
+        let sink_topic = topic.clone();
+        let factory = Box::new(move |build: &crate::graph::BuildContext, _: &[&dyn Any]| {
+            let sink = SinkNode {
+                topic: TopicChoice::Fixed(sink_topic.resolve(&build.application_id)),
+                key_serde: key_serde.clone(),
+                value_serde: value_serde.clone(),
+            };
+            let input: Child<K, V> = Rc::new(RefCell::new(sink));
+            Ok(Instantiated {
+                input: Some(Box::new(input)),
+                lifecycle: None,
+                source: None,
+            })
+        });
+        graph.add(NodeDef {
+            name,
+            kind: NodeKind::Sink { topic: Some(topic) },
+            parents: vec![self.node],
+            stores: vec![],
+            factory,
+        });
+    }
+
+    /// Sends the records through the internal topic `<application>-<name>-repartition`, so
+    /// that records are partitioned by their current key downstream.
+    pub fn repartition(&self, name: &str) -> Self
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        let suffix = format!("{name}-repartition");
+        self.graph
+            .borrow_mut()
+            .repartition_topics
+            .insert(suffix.clone());
+        let topic = TopicName::Internal(suffix);
+        self.add_sink(topic.clone(), K::default_serde(), V::default_serde());
+        let node = add_source(
+            &mut self.graph.borrow_mut(),
+            vec![topic],
+            K::default_serde(),
+            V::default_serde(),
+        );
+        KStream::new(self.graph.clone(), node, false)
+    }
+
+    /// Groups records by their key, for aggregation. Repartitions first when an earlier
+    /// operation may have changed the key.
+    pub fn group_by_key(&self) -> KGroupedStream<K, V> {
+        KGroupedStream {
+            stream: self.clone(),
+        }
+    }
+
+    /// Groups records by a new key, for aggregation (always repartitions).
+    pub fn group_by<K2: Clone + 'static>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+    ) -> KGroupedStream<K2, V> {
+        KGroupedStream {
+            stream: self.select_key(selector),
+        }
+    }
+}

@@ -1,0 +1,255 @@
+use std::cell::RefCell;
+use std::marker::PhantomData;
+use std::rc::Rc;
+use std::sync::Arc;
+
+use rill_log::ConsumedRecord;
+
+use crate::error::{Result, StreamsError};
+use crate::graph::{GraphBuilder, NodeId};
+use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::record::Record;
+use crate::serde::SharedSerde;
+use crate::store::KeyValueStore;
+use crate::task::{Child, DeserializationPolicy, RawSource, TaskState, dead_letter};
+
+use super::KStream;
+
+/// An update of a table row: its new value (`None`: deleted) and the value it replaced.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change<V> {
+    /// The value after the update.
+    pub new: Option<V>,
+    /// The value before it.
+    pub old: Option<V>,
+}
+
+/// A changelog stream seen as a table: the latest value per key.
+pub struct KTable<K, V> {
+    pub(crate) graph: Rc<RefCell<GraphBuilder>>,
+    /// Node forwarding `Change<V>` records.
+    pub(crate) node: NodeId,
+    /// Store holding the table, when it is materialized.
+    pub(crate) store: Option<String>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> Clone for KTable<K, V> {
+    fn clone(&self) -> Self {
+        KTable::new(self.graph.clone(), self.node, self.store.clone())
+    }
+}
+
+impl<K, V> KTable<K, V> {
+    pub(crate) fn new(
+        graph: Rc<RefCell<GraphBuilder>>,
+        node: NodeId,
+        store: Option<String>,
+    ) -> Self {
+        KTable {
+            graph,
+            node,
+            store,
+            _types: PhantomData,
+        }
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
+    fn changes(&self) -> KStream<K, Change<V>> {
+        KStream::new(self.graph.clone(), self.node, false)
+    }
+
+    /// The name of the store holding this table, if it is materialized.
+    pub fn store_name(&self) -> Option<&str> {
+        self.store.as_deref()
+    }
+
+    /// The stream of updates: each new value (deletions are left out; see
+    /// [`to_change_stream`](Self::to_change_stream)).
+    pub fn to_stream(&self) -> KStream<K, V> {
+        self.changes()
+            .flat_map_values(|change: Change<V>| change.new.into_iter().collect())
+    }
+
+    /// The stream of updates with deletions as `None`.
+    pub fn to_change_stream(&self) -> KStream<K, Option<V>> {
+        self.changes().map_values(|change: Change<V>| change.new)
+    }
+
+    /// The rows the predicate accepts (a row that stops matching is deleted downstream).
+    pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
+        let predicate = Arc::new(predicate);
+        let node: KStream<K, Change<V>> =
+            self.changes()
+                .add("KTABLE-FILTER", vec![], false, move || TableMap {
+                    mapper: {
+                        let predicate = predicate.clone();
+                        Arc::new(move |key: &K, value: V| predicate(key, &value).then_some(value))
+                    },
+                });
+        KTable::new(self.graph.clone(), node.node, None)
+    }
+
+    /// Rows with their values transformed.
+    pub fn map_values<V2: Clone + 'static>(
+        &self,
+        mapper: impl Fn(&V) -> V2 + Send + Sync + 'static,
+    ) -> KTable<K, V2> {
+        let mapper = Arc::new(mapper);
+        let node: KStream<K, Change<V2>> =
+            self.changes()
+                .add("KTABLE-MAPVALUES", vec![], false, move || TableMap {
+                    mapper: {
+                        let mapper = mapper.clone();
+                        Arc::new(move |_: &K, value: V| Some(mapper(&value)))
+                    },
+                });
+        KTable::new(self.graph.clone(), node.node, None)
+    }
+}
+
+/// Applies a value function to both sides of a change (`None` result: the row is absent).
+struct TableMap<K, V, V2> {
+    mapper: Arc<dyn Fn(&K, V) -> Option<V2> + Send + Sync>,
+}
+
+impl<K, V, V2> Processor<K, Change<V>, K, Change<V2>> for TableMap<K, V, V2>
+where
+    K: Clone + 'static,
+    V: 'static,
+    V2: Clone + 'static,
+{
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V2>>,
+        record: Record<K, Change<V>>,
+    ) -> Result<()> {
+        let new = record.value.new.and_then(|v| (self.mapper)(&record.key, v));
+        let old = record.value.old.and_then(|v| (self.mapper)(&record.key, v));
+        if new.is_none() && old.is_none() {
+            return Ok(());
+        }
+        let change = Change { new, old };
+        ctx.forward(Record {
+            key: record.key,
+            value: change,
+            timestamp: record.timestamp,
+            headers: record.headers,
+        })
+    }
+}
+
+/// Source of a table topic: a record without a value deletes its key.
+pub(crate) struct TableSource<K, V> {
+    pub key_serde: SharedSerde<K>,
+    pub value_serde: SharedSerde<V>,
+    pub children: Vec<Child<K, Option<V>>>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> TableSource<K, V> {
+    fn decode(&self, record: &ConsumedRecord) -> Result<Record<K, Option<V>>> {
+        let topic = &*record.topic;
+        let key = self
+            .key_serde
+            .deserialize(topic, record.key.as_deref().unwrap_or_default())
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.into(),
+                what: "key",
+                source,
+            })?;
+        let value =
+            match record.value.as_deref() {
+                None => None,
+                Some(bytes) => Some(self.value_serde.deserialize(topic, bytes).map_err(
+                    |source| StreamsError::Serde {
+                        topic: topic.into(),
+                        what: "value",
+                        source,
+                    },
+                )?),
+            };
+        Ok(Record {
+            key,
+            value,
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
+        })
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> RawSource for TableSource<K, V> {
+    fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
+        match self.decode(record) {
+            Ok(typed) => {
+                for child in &self.children {
+                    child.borrow_mut().process(task, typed.clone())?;
+                }
+                Ok(())
+            }
+            Err(error) => match task.deserialization {
+                DeserializationPolicy::Fail => Err(error),
+                DeserializationPolicy::DeadLetter { .. } => dead_letter(task, record, &error),
+            },
+        }
+    }
+}
+
+/// Writes table updates into the table's store and forwards them as changes.
+pub(crate) struct Materialize<K, V> {
+    store_name: String,
+    store: Option<KeyValueStore<K, V>>,
+}
+
+impl<K, V> Materialize<K, V> {
+    pub fn new(store_name: String) -> Self {
+        Self {
+            store_name,
+            store: None,
+        }
+    }
+}
+
+impl<K, V> Processor<K, Option<V>, K, Change<V>> for Materialize<K, V>
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        self.store = Some(ctx.key_value_store(&self.store_name)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        record: Record<K, Option<V>>,
+    ) -> Result<()> {
+        let Some(store) = &self.store else {
+            return Ok(());
+        };
+        let old = match &record.value {
+            Some(value) => {
+                let old = store.get(&record.key)?;
+                store.put(&record.key, value)?;
+                old
+            }
+            None => store.delete(&record.key)?,
+        };
+        let new = record.value.clone();
+        ctx.forward(record.with_value(Change { new, old }))
+    }
+}
+
+/// A table replicated in full to every task, joined by a key taken from a stream's records.
+pub struct GlobalKTable<K, V> {
+    pub(crate) store: String,
+    pub(crate) _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K, V> GlobalKTable<K, V> {
+    /// The name of the store holding it.
+    pub fn store_name(&self) -> &str {
+        &self.store
+    }
+}

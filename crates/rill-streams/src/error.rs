@@ -1,0 +1,87 @@
+//! The streams runtime's error type.
+
+use rill_log::{ErrorClass, LogError};
+
+use crate::serde::SerdeError;
+
+/// An error of the streams runtime.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StreamsError {
+    /// A log operation failed.
+    #[error("{operation}: {source}")]
+    Log {
+        /// What the runtime was doing.
+        operation: &'static str,
+        /// The log's error.
+        #[source]
+        source: LogError,
+    },
+    /// A key or value could not be (de)serialized.
+    #[error("{what} of a record of topic '{topic}': {source}")]
+    Serde {
+        /// Topic (or store changelog) of the record.
+        topic: String,
+        /// "key" or "value".
+        what: &'static str,
+        /// The serde's error.
+        #[source]
+        source: SerdeError,
+    },
+    /// A state store operation failed.
+    #[error("state store '{store}': {reason}")]
+    Store {
+        /// Store name.
+        store: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The topology is not valid (unknown store, store of another type, bad name...).
+    #[error("invalid topology: {reason}")]
+    Topology {
+        /// What is wrong.
+        reason: String,
+    },
+    /// A user processor failed.
+    #[error("processor '{node}' failed: {source}")]
+    Processor {
+        /// Node name.
+        node: String,
+        /// The processor's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The application is not running (not started yet, or closed).
+    #[error("the application is {state}")]
+    NotRunning {
+        /// Its state.
+        state: &'static str,
+    },
+}
+
+impl StreamsError {
+    /// Wraps a log error with what the runtime was doing.
+    pub fn log(operation: &'static str, source: LogError) -> Self {
+        StreamsError::Log { operation, source }
+    }
+
+    /// Whether the error means this instance lost its tasks (rejoin and continue) rather than
+    /// a failure of the application.
+    pub fn is_task_migrated(&self) -> bool {
+        matches!(self, StreamsError::Log { source, .. } if source.class() == ErrorClass::TaskMigrated)
+    }
+
+    /// Wraps a user error raised in a processor.
+    pub fn processor(
+        node: impl Into<String>,
+        source: impl Into<Box<dyn std::error::Error + Send + Sync>>,
+    ) -> Self {
+        StreamsError::Processor {
+            node: node.into(),
+            source: source.into(),
+        }
+    }
+}
+
+/// Result of a streams operation.
+pub type Result<T, E = StreamsError> = std::result::Result<T, E>;

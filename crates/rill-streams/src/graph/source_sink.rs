@@ -1,0 +1,122 @@
+//! Source nodes (bytes from a topic -> typed records) and sink nodes (typed records -> bytes
+//! to a topic).
+
+use std::sync::Arc;
+
+use rill_log::ConsumedRecord;
+
+use crate::collector::OutputRecord;
+use crate::error::{Result, StreamsError};
+use crate::record::Record;
+use crate::serde::SharedSerde;
+use crate::task::{Child, DeserializationPolicy, Node, RawSource, TaskState, dead_letter};
+
+/// Deserializes records of its topics and forwards them.
+pub(crate) struct SourceNode<K, V> {
+    pub key_serde: SharedSerde<K>,
+    pub value_serde: SharedSerde<V>,
+    pub children: Vec<Child<K, V>>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
+    fn decode(&self, record: &ConsumedRecord) -> Result<Record<K, V>> {
+        let topic = &*record.topic;
+        let key = self
+            .key_serde
+            .deserialize(topic, record.key.as_deref().unwrap_or_default())
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.into(),
+                what: "key",
+                source,
+            })?;
+        let value_bytes = record.value.as_deref().ok_or_else(|| StreamsError::Serde {
+            topic: topic.into(),
+            what: "value",
+            source: crate::serde::SerdeError {
+                format: "record",
+                reason: "value is null".into(),
+            },
+        })?;
+        let value = self
+            .value_serde
+            .deserialize(topic, value_bytes)
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.into(),
+                what: "value",
+                source,
+            })?;
+        Ok(Record {
+            key,
+            value,
+            timestamp: record.timestamp,
+            headers: record.headers.clone(),
+        })
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
+    fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
+        let typed = match self.decode(record) {
+            Ok(typed) => typed,
+            Err(error) => {
+                return match task.deserialization {
+                    DeserializationPolicy::Fail => Err(error),
+                    DeserializationPolicy::DeadLetter { .. } => dead_letter(task, record, &error),
+                };
+            }
+        };
+        if let Some((last, others)) = self.children.split_last() {
+            for child in others {
+                child.borrow_mut().process(task, typed.clone())?;
+            }
+            last.borrow_mut().process(task, typed)?;
+        }
+        Ok(())
+    }
+}
+
+/// Where a sink writes: one topic, or a topic chosen per record.
+pub(crate) enum TopicChoice<K, V> {
+    Fixed(String),
+    Dynamic(Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>),
+}
+
+/// Serializes records and hands them to the task's collector.
+pub(crate) struct SinkNode<K, V> {
+    pub topic: TopicChoice<K, V>,
+    pub key_serde: SharedSerde<K>,
+    pub value_serde: SharedSerde<V>,
+}
+
+impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
+    fn process(&mut self, task: &mut TaskState, record: Record<K, V>) -> Result<()> {
+        let topic = match &self.topic {
+            TopicChoice::Fixed(topic) => topic.clone(),
+            TopicChoice::Dynamic(choose) => choose(&record),
+        };
+        let key = self
+            .key_serde
+            .serialize(&topic, &record.key)
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.clone(),
+                what: "key",
+                source,
+            })?;
+        let value = self
+            .value_serde
+            .serialize(&topic, &record.value)
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.clone(),
+                what: "value",
+                source,
+            })?;
+        task.collector.borrow_mut().send(OutputRecord {
+            topic,
+            partition: None,
+            key: Some(key),
+            value: Some(value),
+            timestamp: record.timestamp,
+            headers: record.headers,
+        })
+    }
+}

@@ -1,0 +1,56 @@
+//! The processor API: user code with access to named state stores, forwarding records to its
+//! children, and punctuation on stream time or wall-clock time. The DSL's operators are
+//! processors too.
+//!
+//! ```
+//! use rill_streams::{Processor, ProcessorContext, Record, Result};
+//!
+//! /// Forwards each value's length.
+//! struct Lengths;
+//!
+//! impl Processor<String, String, String, usize> for Lengths {
+//!     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, usize>, record: Record<String, String>) -> Result<()> {
+//!         let length = record.value.len();
+//!         ctx.forward(record.with_value(length))
+//!     }
+//! }
+//! ```
+
+mod context;
+
+pub use context::{InitContext, ProcessorContext, PunctuationType, PunctuatorId};
+
+use crate::error::Result;
+use crate::record::Record;
+
+/// A node of a topology that receives records of `KIn`/`VIn` and forwards records of
+/// `KOut`/`VOut` to its children. One instance per task; a task calls it from one thread.
+pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
+    /// Called once before the first record: fetch stores, schedule punctuators.
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        let _ = ctx;
+        Ok(())
+    }
+
+    /// Processes one record.
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()>;
+
+    /// A punctuator scheduled in `init` is due; `timestamp` is the stream time or wall-clock
+    /// time that triggered it.
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        punctuator: PunctuatorId,
+        timestamp: i64,
+    ) -> Result<()> {
+        let _ = (ctx, punctuator, timestamp);
+        Ok(())
+    }
+
+    /// Called when the task closes.
+    fn close(&mut self) {}
+}
