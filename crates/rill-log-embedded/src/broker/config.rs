@@ -1,0 +1,93 @@
+//! Settings of an [`EmbeddedLog`](crate::EmbeddedLog).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// When appended records are fsynced before they are acknowledged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FsyncPolicy {
+    /// Fsync every group of appended records before acknowledging them and making them visible
+    /// (group commit: records sent during one fsync share the next).
+    #[default]
+    Always,
+    /// Acknowledge after the write to the OS; fsync dirty partitions this often. A power loss
+    /// may lose up to this much acknowledged data (a process crash loses none).
+    Interval(Duration),
+    /// Acknowledge after the write to the OS; fsync only at close.
+    Never,
+}
+
+/// Settings of an embedded log.
+///
+/// ```
+/// use std::time::Duration;
+/// use rill_log_embedded::{EmbeddedConfig, FsyncPolicy};
+/// let config = EmbeddedConfig::new("/var/lib/rill")
+///     .fsync(FsyncPolicy::Interval(Duration::from_millis(50)))
+///     .segment_bytes(16 << 20);
+/// assert_eq!(config.max_record_bytes, 1 << 20);
+/// ```
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct EmbeddedConfig {
+    /// The data directory (created when absent); one `EmbeddedLog` holds it at a time.
+    pub data_dir: PathBuf,
+    /// Fsync policy for produced records.
+    pub fsync: FsyncPolicy,
+    /// Segment size of topics that do not set `TopicConfig::segment_bytes`.
+    pub segment_bytes: u64,
+    /// Largest encoded record accepted by `send`.
+    pub max_record_bytes: usize,
+    /// How often the cleaner thread applies retention and compaction.
+    pub cleaner_interval: Duration,
+    /// How long compaction keeps tombstones (Kafka's `delete.retention.ms`).
+    pub delete_retention: Duration,
+    /// An offset index entry is written every this many bytes of segment.
+    pub index_interval_bytes: u32,
+}
+
+impl EmbeddedConfig {
+    /// Defaults for a log in `data_dir`: fsync always, 64 MiB segments, 1 MiB records, cleaner
+    /// every 30 s, tombstones kept 24 h.
+    pub fn new(data_dir: impl Into<PathBuf>) -> Self {
+        Self {
+            data_dir: data_dir.into(),
+            fsync: FsyncPolicy::Always,
+            segment_bytes: 64 << 20,
+            max_record_bytes: 1 << 20,
+            cleaner_interval: Duration::from_secs(30),
+            delete_retention: Duration::from_secs(24 * 3600),
+            index_interval_bytes: 4096,
+        }
+    }
+
+    /// Sets the fsync policy.
+    pub fn fsync(mut self, policy: FsyncPolicy) -> Self {
+        self.fsync = policy;
+        self
+    }
+
+    /// Sets the default segment size.
+    pub fn segment_bytes(mut self, bytes: u64) -> Self {
+        self.segment_bytes = bytes;
+        self
+    }
+
+    /// Sets the largest accepted record.
+    pub fn max_record_bytes(mut self, bytes: usize) -> Self {
+        self.max_record_bytes = bytes;
+        self
+    }
+
+    /// Sets how often the cleaner runs.
+    pub fn cleaner_interval(mut self, interval: Duration) -> Self {
+        self.cleaner_interval = interval;
+        self
+    }
+
+    /// Sets how long compaction keeps tombstones.
+    pub fn delete_retention(mut self, retention: Duration) -> Self {
+        self.delete_retention = retention;
+        self
+    }
+}

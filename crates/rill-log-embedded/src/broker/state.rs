@@ -1,0 +1,180 @@
+//! State shared by an [`EmbeddedLog`](crate::EmbeddedLog) and every client it hands out.
+//!
+//! Lock order (outer first), so no two paths can deadlock: a transactional id's commit lock,
+//! then partition append locks (sorted by topic-partition), then a group's state, then the
+//! topic map, then `meta`. The flush queue and the notifier are leaves.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use parking_lot::{Condvar, Mutex, RwLock};
+use rill_log::{LogError, Offset, Result, TopicPartition};
+
+use super::config::{EmbeddedConfig, FsyncPolicy};
+use super::flusher::FlushQueue;
+use super::group::Group;
+use super::journal::{Entry, Journal};
+use super::lock::DirLock;
+use super::topics::{Partition, Topic};
+
+/// Metadata rebuilt from the journal, guarded together with it so an entry and the state it
+/// describes change as one.
+pub(crate) struct Meta {
+    pub journal: Journal,
+    /// Committed offsets per group.
+    pub offsets: HashMap<String, HashMap<TopicPartition, Offset>>,
+    /// Current epoch per transactional id.
+    pub epochs: HashMap<String, i32>,
+    /// The next transaction id to hand out (ids start at 1; 0 means "not transactional").
+    pub next_txn_id: u64,
+}
+
+/// Wakes consumers blocked in `poll` when something they may care about changed: records
+/// became visible, a group rebalanced or a partition was released, a topic came or went.
+#[derive(Default)]
+pub(crate) struct Notifier {
+    seq: Mutex<u64>,
+    cv: Condvar,
+}
+
+impl Notifier {
+    pub(crate) fn bump(&self) {
+        *self.seq.lock() += 1;
+        self.cv.notify_all();
+    }
+
+    /// The current sequence; read it before checking for work, then wait past it, so a change
+    /// between the check and the wait is not missed.
+    pub(crate) fn current(&self) -> u64 {
+        *self.seq.lock()
+    }
+
+    /// Blocks until the sequence moves past `seen` or `deadline` passes.
+    pub(crate) fn wait_past(&self, seen: u64, deadline: Instant) {
+        let mut seq = self.seq.lock();
+        while *seq == seen {
+            if self.cv.wait_until(&mut seq, deadline).timed_out() {
+                return;
+            }
+        }
+    }
+}
+
+/// Everything an open log shares with its threads and clients.
+pub(crate) struct Inner {
+    pub config: EmbeddedConfig,
+    pub topics: RwLock<BTreeMap<String, Arc<Topic>>>,
+    pub meta: Mutex<Meta>,
+    /// Held by a transactional id across its commit and by the creation of a producer with the
+    /// same id, so fencing cannot slip between a commit's epoch check and its commit point.
+    pub txn_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    pub groups: Mutex<HashMap<String, Arc<Group>>>,
+    pub flush: FlushQueue,
+    pub notifier: Notifier,
+    pub closed: AtomicBool,
+    /// Distinguishes partitions of a topic deleted and re-created under the same name.
+    pub next_uid: AtomicU64,
+    pub dir_lock: Mutex<Option<DirLock>>,
+    pub threads: Mutex<Vec<JoinHandle<()>>>,
+    /// Set to stop the cleaner; its condvar wakes it early.
+    pub cleaner_stop: Mutex<bool>,
+    pub cleaner_cv: Condvar,
+    /// Test hook: the next transaction commit stops just before its commit point.
+    pub fail_before_commit_point: AtomicBool,
+}
+
+impl Inner {
+    pub(crate) fn check_open(&self) -> Result<()> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(LogError::Closed { what: "log" })
+        } else {
+            Ok(())
+        }
+    }
+
+    pub(crate) fn topic(&self, name: &str) -> Result<Arc<Topic>> {
+        self.topics
+            .read()
+            .get(name)
+            .cloned()
+            .ok_or_else(|| LogError::UnknownTopic {
+                topic: name.to_string(),
+            })
+    }
+
+    pub(crate) fn partition(&self, tp: &TopicPartition) -> Result<Arc<Partition>> {
+        self.topic(&tp.topic)?.partition(tp.partition)
+    }
+
+    /// The group's coordinator, created on first use.
+    pub(crate) fn group(&self, id: &str) -> Arc<Group> {
+        self.groups
+            .lock()
+            .entry(id.to_string())
+            .or_insert_with(|| Arc::new(Group::new(id)))
+            .clone()
+    }
+
+    /// The group's coordinator if it exists.
+    pub(crate) fn existing_group(&self, id: &str) -> Option<Arc<Group>> {
+        self.groups.lock().get(id).cloned()
+    }
+
+    pub(crate) fn txn_lock(&self, transactional_id: &str) -> Arc<Mutex<()>> {
+        self.txn_locks
+            .lock()
+            .entry(transactional_id.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Whether metadata writes that are not commit points are fsynced at once.
+    pub(crate) fn sync_metadata_now(&self) -> bool {
+        matches!(self.config.fsync, FsyncPolicy::Always)
+    }
+
+    /// Records committed offsets for `group` in the journal and in memory.
+    pub(crate) fn commit_offsets(
+        &self,
+        group: &str,
+        offsets: &[(TopicPartition, Offset)],
+    ) -> Result<()> {
+        if offsets.is_empty() {
+            return Ok(());
+        }
+        let sync = self.sync_metadata_now();
+        let mut meta = self.meta.lock();
+        meta.journal.append(
+            &Entry::OffsetCommit {
+                group: group.to_string(),
+                offsets: offsets.to_vec(),
+            },
+            sync,
+        )?;
+        let committed = meta.offsets.entry(group.to_string()).or_default();
+        for (tp, offset) in offsets {
+            committed.insert(tp.clone(), *offset);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<Offset> {
+        self.meta
+            .lock()
+            .offsets
+            .get(group)
+            .and_then(|offsets| offsets.get(tp))
+            .copied()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

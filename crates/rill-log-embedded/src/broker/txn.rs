@@ -1,0 +1,380 @@
+//! The transactional producer. Records and offsets are buffered in memory between `begin` and
+//! `commit`; `commit` locks the touched partitions (sorted), appends one batch per partition
+//! stamped with a fresh transaction id, fsyncs them, then appends `TxnCommit` to the journal
+//! and fsyncs it (the commit point), then applies the offsets and advances the visible ends.
+//! Until the commit point nothing is visible, and a crash leaves the batches at the partitions'
+//! tails where recovery truncates them.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rill_log::{
+    DeliveryFuture, DeliverySender, GroupMetadata, LogError, Offset, Producer, ProducerRecord,
+    RecordMetadata, Result, TopicPartition, TransactionalProducer,
+};
+
+use super::journal::Entry;
+use super::producer::route;
+use super::state::Inner;
+use super::topics::Partition;
+use crate::storage::StoredRecord;
+
+type Buffered = (Arc<Partition>, Vec<(StoredRecord, DeliverySender)>);
+
+#[derive(Default)]
+struct OpenTxn {
+    /// Sorted by partition: the order commit locks them in.
+    records: BTreeMap<TopicPartition, Buffered>,
+    offsets: BTreeMap<(String, TopicPartition), Offset>,
+}
+
+enum TxnState {
+    Ready,
+    Open(OpenTxn),
+    /// The last commit failed (nothing of it is visible); `abort` or `begin` moves on.
+    Failed,
+    Fenced,
+}
+
+/// A producer writing in transactions, with an epoch that fences older producers of the same
+/// transactional id.
+pub(crate) struct EmbeddedTxnProducer {
+    inner: Arc<Inner>,
+    transactional_id: String,
+    epoch: i32,
+    round_robin: AtomicU32,
+    state: Mutex<TxnState>,
+}
+
+impl EmbeddedTxnProducer {
+    /// Registers a producer for `transactional_id`, bumping its epoch in the journal: from
+    /// then on, older producers with this id are fenced.
+    pub(crate) fn new(inner: Arc<Inner>, transactional_id: &str) -> Result<Self> {
+        inner.check_open()?;
+        if transactional_id.is_empty() {
+            return Err(LogError::TransactionState {
+                operation: "create a transactional producer",
+                state: "the transactional id is empty",
+            });
+        }
+        let id_lock = inner.txn_lock(transactional_id);
+        // Waits for an in-flight commit of the old producer, which then lands before the fence.
+        let _id_guard = id_lock.lock();
+        let epoch = {
+            let mut meta = inner.meta.lock();
+            let epoch = meta.epochs.get(transactional_id).map_or(0, |e| e + 1);
+            meta.journal.append(
+                &Entry::ProducerEpoch {
+                    transactional_id: transactional_id.to_string(),
+                    epoch,
+                },
+                true,
+            )?;
+            meta.epochs.insert(transactional_id.to_string(), epoch);
+            epoch
+        };
+        Ok(Self {
+            inner,
+            transactional_id: transactional_id.to_string(),
+            epoch,
+            round_robin: AtomicU32::new(0),
+            state: Mutex::new(TxnState::Ready),
+        })
+    }
+
+    fn fenced(&self) -> LogError {
+        LogError::ProducerFenced {
+            transactional_id: self.transactional_id.clone(),
+        }
+    }
+
+    /// Fails with `ProducerFenced` when a newer producer took the id (and remembers it).
+    fn check_epoch(&self, state: &mut TxnState) -> Result<()> {
+        if matches!(state, TxnState::Fenced) {
+            return Err(self.fenced());
+        }
+        let current = self
+            .inner
+            .meta
+            .lock()
+            .epochs
+            .get(&self.transactional_id)
+            .copied();
+        if current == Some(self.epoch) {
+            return Ok(());
+        }
+        if let TxnState::Open(txn) = std::mem::replace(state, TxnState::Fenced) {
+            fail_txn(txn, &self.fenced());
+        }
+        Err(self.fenced())
+    }
+
+    fn commit_open(&self, txn: OpenTxn) -> Result<()> {
+        let inner = &self.inner;
+        if txn.records.is_empty() && txn.offsets.is_empty() {
+            return Ok(());
+        }
+        if let Err(err) = inner.check_open() {
+            fail_txn(txn, &err);
+            return Err(err);
+        }
+        let txn_id = if txn.records.is_empty() {
+            0
+        } else {
+            let mut meta = inner.meta.lock();
+            let id = meta.next_txn_id;
+            meta.next_txn_id += 1;
+            id
+        };
+
+        // Lock every touched partition, in sorted order (the BTreeMap's), so two commits
+        // cannot deadlock and no flusher batch lands between a transaction's batch and its
+        // commit point.
+        let guards: Vec<_> = txn
+            .records
+            .values()
+            .map(|(partition, _)| partition.append_lock.lock())
+            .collect();
+        if let Some(err) = txn
+            .records
+            .values()
+            .find_map(|(partition, _)| partition.check_writable().err())
+        {
+            drop(guards);
+            fail_txn(txn, &err);
+            return Err(err);
+        }
+
+        let mut bases = Vec::with_capacity(txn.records.len());
+        let mut outcome: Result<()> = Ok(());
+        for (partition, records) in txn.records.values() {
+            let batch: Vec<StoredRecord> = records.iter().map(|(r, _)| r.clone()).collect();
+            match partition.log.append(&batch, txn_id) {
+                Ok(base) => bases.push(base),
+                Err(err) => {
+                    // This partition may hold part of the batch: it is poisoned below too.
+                    bases.push(-1);
+                    outcome = Err(err);
+                    break;
+                }
+            }
+        }
+        if outcome.is_ok() {
+            outcome = txn
+                .records
+                .values()
+                .try_for_each(|(partition, _)| partition.log.sync());
+        }
+        if outcome.is_ok() && inner.fail_before_commit_point.swap(false, Ordering::AcqRel) {
+            outcome = Err(LogError::Closed {
+                what: "log (simulated crash before the transaction's commit point)",
+            });
+        }
+        if outcome.is_ok() {
+            // The commit point.
+            let mut meta = inner.meta.lock();
+            let offsets: Vec<(String, TopicPartition, Offset)> = txn
+                .offsets
+                .iter()
+                .map(|((group, tp), offset)| (group.clone(), tp.clone(), *offset))
+                .collect();
+            outcome = meta
+                .journal
+                .append(&Entry::TxnCommit { txn_id, offsets }, true);
+            if outcome.is_ok() {
+                for ((group, tp), offset) in &txn.offsets {
+                    meta.offsets
+                        .entry(group.clone())
+                        .or_default()
+                        .insert(tp.clone(), *offset);
+                }
+            }
+        }
+        if let Err(err) = outcome {
+            // Batches written past the visible end must never become visible, and offsets are
+            // dense, so these partitions take no more writes until reopen truncates them.
+            for (partition, _) in txn.records.values().take(bases.len()) {
+                partition.poison(&err);
+            }
+            drop(guards);
+            fail_txn(txn, &err);
+            return Err(err);
+        }
+
+        for ((partition, records), base) in txn.records.values().zip(&bases) {
+            partition.advance_visible(base + records.len() as i64);
+        }
+        drop(guards);
+        inner.notifier.bump();
+        for ((partition, records), base) in txn.records.into_values().zip(bases) {
+            for (i, (record, sender)) in records.into_iter().enumerate() {
+                sender.complete(Ok(RecordMetadata {
+                    topic: partition.tp.topic.clone(),
+                    partition: partition.tp.partition,
+                    offset: base + i as i64,
+                    timestamp: record.timestamp,
+                }));
+            }
+        }
+        Ok(())
+    }
+}
+
+fn fail_txn(txn: OpenTxn, err: &LogError) {
+    for (_, records) in txn.records.into_values() {
+        for (_, sender) in records {
+            sender.complete(Err(err.clone()));
+        }
+    }
+}
+
+impl Producer for EmbeddedTxnProducer {
+    /// Buffers the record in the open transaction; its delivery completes when the
+    /// transaction commits (or fails when it aborts).
+    fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let mut state = self.state.lock();
+        self.check_epoch(&mut state)?;
+        let TxnState::Open(txn) = &mut *state else {
+            return Err(LogError::TransactionState {
+                operation: "send",
+                state: "no transaction is open; call begin first",
+            });
+        };
+        let (partition, record) = route(&self.inner, record, &self.round_robin)?;
+        let (sender, future) = DeliveryFuture::pending();
+        txn.records
+            .entry(partition.tp.clone())
+            .or_insert_with(|| (partition.clone(), Vec::new()))
+            .1
+            .push((record, sender));
+        Ok(future)
+    }
+
+    /// Records of a transaction are written by `commit`, so there is nothing to wait for.
+    fn flush(&self, _timeout: Duration) -> Result<()> {
+        self.inner.check_open()
+    }
+}
+
+impl TransactionalProducer for EmbeddedTxnProducer {
+    fn begin(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        self.check_epoch(&mut state)?;
+        self.inner.check_open()?;
+        match &*state {
+            TxnState::Open(_) => Err(LogError::TransactionState {
+                operation: "begin",
+                state: "a transaction is already open",
+            }),
+            _ => {
+                *state = TxnState::Open(OpenTxn::default());
+                Ok(())
+            }
+        }
+    }
+
+    fn send_offsets(
+        &self,
+        offsets: &[(TopicPartition, Offset)],
+        group: &GroupMetadata,
+    ) -> Result<()> {
+        let mut state = self.state.lock();
+        self.check_epoch(&mut state)?;
+        let TxnState::Open(txn) = &mut *state else {
+            return Err(LogError::TransactionState {
+                operation: "send offsets",
+                state: "no transaction is open; call begin first",
+            });
+        };
+        // A negative generation is a consumer outside group management (manual assignment):
+        // like Kafka, its offsets are not checked against membership.
+        if group.generation >= 0 {
+            let coordinator = self.inner.existing_group(&group.group_id);
+            let current = coordinator
+                .as_ref()
+                .map(|g| g.generation_of(&group.member_id));
+            match current {
+                Some(Some(generation)) if generation == group.generation => {}
+                Some(Some(generation)) => {
+                    return Err(LogError::CommitRejected {
+                        group: group.group_id.clone(),
+                        reason: format!(
+                            "member {} is at generation {} but the group is at generation {generation}; \
+                             the group rebalanced",
+                            group.member_id, group.generation
+                        ),
+                    });
+                }
+                _ => {
+                    return Err(LogError::CommitRejected {
+                        group: group.group_id.clone(),
+                        reason: format!("member {} is not in the group", group.member_id),
+                    });
+                }
+            }
+        }
+        for (tp, offset) in offsets {
+            self.inner.partition(tp)?;
+            txn.offsets
+                .insert((group.group_id.clone(), tp.clone()), *offset);
+        }
+        Ok(())
+    }
+
+    fn commit(&self) -> Result<()> {
+        let id_lock = self.inner.txn_lock(&self.transactional_id);
+        // Held to the commit point, so a new producer for this id fences us either before we
+        // start (we fail) or after we commit (we won), never in between.
+        let _id_guard = id_lock.lock();
+        let mut state = self.state.lock();
+        self.check_epoch(&mut state)?;
+        match std::mem::replace(&mut *state, TxnState::Ready) {
+            TxnState::Open(txn) => {
+                let result = self.commit_open(txn);
+                if result.is_err() {
+                    *state = TxnState::Failed;
+                }
+                result
+            }
+            other => {
+                *state = other;
+                Err(LogError::TransactionState {
+                    operation: "commit",
+                    state: "no transaction is open",
+                })
+            }
+        }
+    }
+
+    fn abort(&self) -> Result<()> {
+        let mut state = self.state.lock();
+        self.check_epoch(&mut state)?;
+        match std::mem::replace(&mut *state, TxnState::Ready) {
+            TxnState::Open(txn) => {
+                fail_txn(
+                    txn,
+                    &LogError::TransactionState {
+                        operation: "deliver",
+                        state: "the transaction was aborted",
+                    },
+                );
+                Ok(())
+            }
+            TxnState::Failed => Ok(()),
+            other => {
+                *state = other;
+                Err(LogError::TransactionState {
+                    operation: "abort",
+                    state: "no transaction is open",
+                })
+            }
+        }
+    }
+
+    fn transactional_id(&self) -> &str {
+        &self.transactional_id
+    }
+}
