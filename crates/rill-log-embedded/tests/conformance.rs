@@ -77,7 +77,7 @@ impl EmbeddedHarness {
         let garbage: Vec<u8> = if bytes.len() >= 4 {
             let length = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) as usize;
             let batch = &bytes[..(4 + length).min(bytes.len())];
-            if self.tears % 2 == 0 {
+            if self.tears.is_multiple_of(2) {
                 batch[..batch.len() - 1].to_vec()
             } else {
                 let mut copy = batch.to_vec();
