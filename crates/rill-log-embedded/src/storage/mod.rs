@@ -3,6 +3,21 @@
 //!
 //! A [`PartitionLog`] is internally synchronized: one appender at a time (the broker serializes
 //! appends per partition), any number of concurrent readers.
+//!
+//! Layout of the implementation: `batch` (the on-disk batch format), `index` (the sparse
+//! offset/time index), `segment` (segment files and scanning), `partition` (open and recovery,
+//! append, read), `clean` (retention and compaction).
+
+// Until the broker layer calls into it, parts of this API are unused outside tests.
+#![cfg_attr(not(test), allow(dead_code))]
+
+mod batch;
+mod clean;
+mod index;
+mod partition;
+mod segment;
+#[cfg(test)]
+mod tests;
 
 use std::path::Path;
 use std::time::Duration;
@@ -61,7 +76,7 @@ pub(crate) struct CleanStats {
 
 /// One partition's durable log.
 pub(crate) struct PartitionLog {
-    _private: (),
+    inner: partition::Inner,
 }
 
 impl PartitionLog {
@@ -73,55 +88,57 @@ impl PartitionLog {
         config: PartitionConfig,
         txn_committed: &dyn Fn(u64) -> bool,
     ) -> Result<(PartitionLog, RecoveryReport)> {
-        let _ = (dir, config, txn_committed);
-        todo!("storage layer")
+        let (inner, report) = partition::Inner::open(dir, config, txn_committed)?;
+        Ok((PartitionLog { inner }, report))
     }
 
     /// Appends `records` as one batch (transactional when `txn_id` is non-zero) with
     /// consecutive offsets; returns the base offset. Written to the OS, not yet fsynced.
     pub fn append(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
-        let _ = (records, txn_id);
-        todo!("storage layer")
+        self.inner.append(records, txn_id)
     }
 
-    /// Encoded size a record will take in a batch, to enforce the maximum record size.
+    /// Encoded size a record will take in a batch, to enforce the maximum record size: the
+    /// size of a batch holding only this record (header included).
     pub fn encoded_len(record: &StoredRecord) -> usize {
-        let _ = record;
-        todo!("storage layer")
+        batch::HEADER_LEN + batch::record_encoded_len(record)
     }
 
     /// Fsyncs everything appended so far.
     pub fn sync(&self) -> Result<()> {
-        todo!("storage layer")
+        self.inner.sync()
     }
 
     /// Reads records with offsets in `from..upto`, stopping after about `max_bytes` of batches
     /// (at least one batch when any record is in range). An offset below the log start reads from
     /// the log start; the caller checks ranges first when it must report `OffsetOutOfRange`.
     pub fn read(&self, from: Offset, upto: Offset, max_bytes: usize) -> Result<ReadBatch> {
-        let _ = (from, upto, max_bytes);
-        todo!("storage layer")
+        self.inner.read(from, upto, max_bytes)
     }
 
     /// First offset still stored.
     pub fn start_offset(&self) -> Offset {
-        todo!("storage layer")
+        self.inner.state.read().start_offset
     }
 
     /// Offset the next appended record gets.
     pub fn end_offset(&self) -> Offset {
-        todo!("storage layer")
+        self.inner.state.read().end_offset
     }
 
     /// Bytes on disk (all segments).
     pub fn size_bytes(&self) -> u64 {
-        todo!("storage layer")
+        let st = self.inner.state.read();
+        if st.closed {
+            st.closed_size
+        } else {
+            st.segments.iter().map(|s| s.size).sum()
+        }
     }
 
     /// First offset whose record has a timestamp at or after `timestamp`; `None` if none.
     pub fn offset_for_timestamp(&self, timestamp: i64) -> Result<Option<Offset>> {
-        let _ = timestamp;
-        todo!("storage layer")
+        self.inner.offset_for_timestamp(timestamp)
     }
 
     /// Deletes closed segments whose newest record is older than `now_ms - retention`, then the
@@ -132,20 +149,19 @@ impl PartitionLog {
         retention: Option<Duration>,
         retention_bytes: Option<u64>,
     ) -> Result<CleanStats> {
-        let _ = (now_ms, retention, retention_bytes);
-        todo!("storage layer")
+        self.inner
+            .enforce_retention(now_ms, retention, retention_bytes)
     }
 
     /// Rewrites closed segments keeping only the latest record per key; tombstones whose
     /// timestamp is older than `now_ms - delete_retention` are dropped too. Records without a key
     /// are dropped (Kafka refuses them on compacted topics).
     pub fn compact(&self, now_ms: i64, delete_retention: Duration) -> Result<CleanStats> {
-        let _ = (now_ms, delete_retention);
-        todo!("storage layer")
+        self.inner.compact(now_ms, delete_retention)
     }
 
     /// Syncs, writes the clean-shutdown marker and closes files. Further calls fail.
     pub fn close(&self) -> Result<()> {
-        todo!("storage layer")
+        self.inner.close()
     }
 }
