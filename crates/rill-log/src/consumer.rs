@@ -36,6 +36,18 @@ pub enum OffsetReset {
     None,
 }
 
+/// How a group divides the partitions of its topics among members.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum AssignmentStrategy {
+    /// Even spread, moving as few partitions as possible when members come and go (Kafka's
+    /// `cooperative-sticky`).
+    #[default]
+    Balanced,
+    /// Partition `p` of every subscribed topic with the same partition count goes to the same
+    /// member (Kafka's `range`), so co-partitioned topics can be joined by one member.
+    CoPartitioned,
+}
+
 /// Settings for a consumer. Offsets are committed only by explicit calls (no auto-commit), so
 /// processing code decides what "done" means.
 #[derive(Debug, Clone, Default)]
@@ -52,6 +64,8 @@ pub struct ConsumerConfig {
     pub max_poll_records: Option<usize>,
     /// A member that does not poll for this long is removed from its group.
     pub session_timeout: Option<Duration>,
+    /// How the group assigns partitions (every member of a group must use the same).
+    pub assignment: AssignmentStrategy,
     /// Backend settings passed through untouched (e.g. librdkafka properties).
     pub extra: Vec<(String, String)>,
 }

@@ -42,7 +42,7 @@ mod topic;
 
 pub use admin::{Admin, TopicDescription};
 pub use consumer::{
-    Consumer, ConsumerConfig, GroupMetadata, IsolationLevel, OffsetReset, RebalanceListener,
+    AssignmentStrategy, Consumer, ConsumerConfig, GroupMetadata, IsolationLevel, OffsetReset, RebalanceListener,
     SeekTo, Watermarks,
 };
 pub use error::{ErrorClass, LogError};
