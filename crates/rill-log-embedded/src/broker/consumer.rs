@@ -151,8 +151,13 @@ impl EmbeddedConsumer {
                     } => m.clone(),
                     Mode::Subscribed { topics, member } => {
                         // Removed earlier: join again, as a Kafka consumer does.
-                        let id =
-                            group.join(self.client_id(), topics, self.session_timeout(), &info);
+                        let id = group.join(
+                            self.client_id(),
+                            topics,
+                            self.session_timeout(),
+                            self.config.assignment,
+                            &info,
+                        );
                         *member = Some(id.clone());
                         *generation = -1;
                         self.inner.notifier.bump();
@@ -366,8 +371,15 @@ impl Consumer for EmbeddedConsumer {
             }
         };
         // Join at once rather than at the first poll, so the group starts moving partitions.
-        let member = member
-            .unwrap_or_else(|| group.join(self.client_id(), topics, self.session_timeout(), &info));
+        let member = member.unwrap_or_else(|| {
+            group.join(
+                self.client_id(),
+                topics,
+                self.session_timeout(),
+                self.config.assignment,
+                &info,
+            )
+        });
         state.mode = Mode::Subscribed {
             topics: topics.to_vec(),
             member: Some(member),

@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rill_log::{LogError, Result, TopicPartition};
+use rill_log::{AssignmentStrategy, LogError, Result, TopicPartition};
 
 /// Incarnation (partition 0's uid) and partition count of a topic, `None` when it does not
 /// exist.
@@ -53,6 +53,8 @@ struct GroupState {
     next_member: u64,
     /// Subscribed topics as they were when targets were last computed.
     seen: BTreeMap<String, Option<(u64, i32)>>,
+    /// Set by the first member to join an empty group (all members must use the same).
+    strategy: AssignmentStrategy,
 }
 
 /// One group's coordinator.
@@ -75,10 +77,16 @@ impl Group {
         client_id: &str,
         topics: &[String],
         session_timeout: Duration,
+        strategy: AssignmentStrategy,
         info: TopicInfo<'_>,
     ) -> String {
         let mut state = self.state.lock();
         expire(&mut state, Instant::now());
+        if state.members.is_empty() {
+            state.strategy = strategy;
+        } else if state.strategy != strategy {
+            tracing::warn!(group = %self.id, ?strategy, group_strategy = ?state.strategy, "member asks for a different assignment strategy than its group; using the group's");
+        }
         state.next_member += 1;
         let member_id = format!("{client_id}-{}", state.next_member);
         state.members.insert(
@@ -252,84 +260,113 @@ fn rebalance(state: &mut GroupState, info: TopicInfo<'_>) {
             (t, i)
         })
         .collect();
-    assign_sticky(&mut state.members, &state.seen);
+    assign_sticky(&mut state.members, &state.seen, state.strategy);
 }
 
-/// Sticky, balanced assignment: members keep their previous targets where still valid, free
-/// partitions go to the least-loaded eligible member, then partitions move from a member to an
-/// eligible one with at least two fewer until no such move remains.
+/// Sticky, balanced assignment of *units* (partitions that must go to one member together):
+/// each member keeps the units it had where still eligible, free units go to the least-loaded
+/// eligible member, then units move from a member to an eligible one with at least two fewer
+/// until no such move remains. With `Balanced` every partition is its own unit; with
+/// `CoPartitioned` partition `p` of every subscribed topic with `n` partitions forms one unit,
+/// so co-partitioned topics are joined by one member.
 fn assign_sticky(
     members: &mut BTreeMap<String, Member>,
     topics: &BTreeMap<String, Option<(u64, i32)>>,
+    strategy: AssignmentStrategy,
 ) {
-    let exists = |tp: &TopicPartition| {
-        topics
-            .get(&tp.topic)
-            .copied()
-            .flatten()
-            .is_some_and(|(_, n)| tp.partition < n)
-    };
-    for member in members.values_mut() {
-        let topics = &member.topics;
-        member
-            .target
-            .retain(|tp| topics.contains(&tp.topic) && exists(tp));
-    }
-    let all: Vec<TopicPartition> = topics
+    let existing: Vec<(String, i32)> = topics
         .iter()
-        .filter_map(|(t, i)| i.map(|(_, n)| (t, n)))
-        .flat_map(|(t, n)| (0..n).map(move |p| TopicPartition::new(t.clone(), p)))
+        .filter_map(|(t, i)| i.map(|(_, n)| (t.clone(), n)))
         .collect();
-    let mut taken: HashSet<TopicPartition> = HashSet::new();
-    for member in members.values_mut() {
-        // A partition can only have one target owner; drop duplicates defensively.
-        member.target.retain(|tp| taken.insert(tp.clone()));
+    let eligible =
+        |m: &Member, unit: &[TopicPartition]| unit.iter().all(|tp| m.topics.contains(&tp.topic));
+    let mut units: Vec<Vec<TopicPartition>> = Vec::new();
+    match strategy {
+        AssignmentStrategy::Balanced => {
+            for (t, n) in &existing {
+                units.extend((0..*n).map(|p| vec![TopicPartition::new(t.clone(), p)]));
+            }
+        }
+        AssignmentStrategy::CoPartitioned => {
+            let mut by_shape: BTreeMap<(i32, i32), Vec<TopicPartition>> = BTreeMap::new();
+            for (t, n) in &existing {
+                for p in 0..*n {
+                    by_shape
+                        .entry((*n, p))
+                        .or_default()
+                        .push(TopicPartition::new(t.clone(), p));
+                }
+            }
+            for unit in by_shape.into_values() {
+                // Members with different subscriptions cannot take a unit whole: split it.
+                if members.values().any(|m| eligible(m, &unit)) {
+                    units.push(unit);
+                } else {
+                    units.extend(unit.into_iter().map(|tp| vec![tp]));
+                }
+            }
+        }
     }
-    let least_loaded = |members: &BTreeMap<String, Member>, topic: &str| -> Option<String> {
+
+    // The previous holder of a unit keeps it when still eligible.
+    let mut owner: Vec<Option<String>> = units
+        .iter()
+        .map(|unit| {
+            members
+                .iter()
+                .find(|(_, m)| m.target.contains(&unit[0]) && eligible(m, unit))
+                .map(|(id, _)| id.clone())
+        })
+        .collect();
+    let mut load: BTreeMap<String, usize> = members.keys().map(|id| (id.clone(), 0)).collect();
+    for id in owner.iter().flatten() {
+        *load.entry(id.clone()).or_default() += 1;
+    }
+    let least_loaded = |load: &BTreeMap<String, usize>, unit: &[TopicPartition]| {
         members
             .iter()
-            .filter(|(_, m)| m.topics.contains(topic))
-            .min_by_key(|(id, m)| (m.target.len(), (*id).clone()))
+            .filter(|(_, m)| eligible(m, unit))
+            .min_by_key(|(id, _)| (load.get(*id).copied().unwrap_or(0), (*id).clone()))
             .map(|(id, _)| id.clone())
     };
-    for tp in &all {
-        if taken.contains(tp) {
-            continue;
-        }
-        if let Some(id) = least_loaded(members, &tp.topic)
-            && let Some(member) = members.get_mut(&id)
+    for (u, unit) in units.iter().enumerate() {
+        if owner[u].is_none()
+            && let Some(id) = least_loaded(&load, unit)
         {
-            member.target.insert(tp.clone());
+            *load.entry(id.clone()).or_default() += 1;
+            owner[u] = Some(id);
         }
     }
-    // Each move lowers the spread between two members, so this ends; the bound is a guard.
-    for _ in 0..=all.len() * members.len().max(1) {
+    // Each move narrows the spread between two members, so this ends; the bound is a guard.
+    for _ in 0..=units.len() * members.len().max(1) {
         let mut moved = false;
-        for tp in all.iter().rev() {
-            let Some(owner) = members
-                .iter()
-                .find(|(_, m)| m.target.contains(tp))
-                .map(|(id, m)| (id.clone(), m.target.len()))
-            else {
+        for u in (0..units.len()).rev() {
+            let Some(from) = owner[u].clone() else {
                 continue;
             };
-            let Some(candidate) = least_loaded(members, &tp.topic) else {
+            let Some(to) = least_loaded(&load, &units[u]) else {
                 continue;
             };
-            let candidate_len = members.get(&candidate).map_or(0, |m| m.target.len());
-            if owner.1 > candidate_len + 1 {
-                if let Some(m) = members.get_mut(&owner.0) {
-                    m.target.remove(tp);
-                }
-                if let Some(m) = members.get_mut(&candidate) {
-                    m.target.insert(tp.clone());
-                }
+            let from_load = load.get(&from).copied().unwrap_or(0);
+            let to_load = load.get(&to).copied().unwrap_or(0);
+            if from_load > to_load + 1 {
+                *load.entry(from).or_default() -= 1;
+                *load.entry(to.clone()).or_default() += 1;
+                owner[u] = Some(to);
                 moved = true;
                 break;
             }
         }
         if !moved {
             break;
+        }
+    }
+    for member in members.values_mut() {
+        member.target.clear();
+    }
+    for (unit, id) in units.into_iter().zip(owner) {
+        if let Some(member) = id.and_then(|id| members.get_mut(&id)) {
+            member.target.extend(unit);
         }
     }
 }
@@ -367,9 +404,21 @@ mod tests {
     fn second_member_gets_half_after_revocation() {
         let group = Group::new("g");
         let topics = vec!["a".to_string()];
-        let m1 = group.join("c", &topics, Duration::from_secs(60), &info);
+        let m1 = group.join(
+            "c",
+            &topics,
+            Duration::from_secs(60),
+            AssignmentStrategy::Balanced,
+            &info,
+        );
         assert_eq!(take_all(&group, &m1).len(), 6);
-        let m2 = group.join("c", &topics, Duration::from_secs(60), &info);
+        let m2 = group.join(
+            "c",
+            &topics,
+            Duration::from_secs(60),
+            AssignmentStrategy::Balanced,
+            &info,
+        );
         // m2 can take nothing until m1 revokes.
         assert!(
             matches!(group.sync(&m2, &info), Sync::Active { ref assign, .. } if assign.is_empty())
@@ -389,7 +438,15 @@ mod tests {
         let group = Group::new("g");
         let both = vec!["a".to_string(), "b".to_string()];
         let ids: Vec<String> = (0..3)
-            .map(|_| group.join("c", &both, Duration::from_secs(60), &info))
+            .map(|_| {
+                group.join(
+                    "c",
+                    &both,
+                    Duration::from_secs(60),
+                    AssignmentStrategy::Balanced,
+                    &info,
+                )
+            })
             .collect();
         let counts: Vec<usize> = ids.iter().map(|id| take_all(&group, id).len()).collect();
         assert_eq!(counts.iter().sum::<usize>(), 7);
@@ -400,8 +457,20 @@ mod tests {
     fn silent_member_is_removed() {
         let group = Group::new("g");
         let topics = vec!["a".to_string()];
-        let quiet = group.join("c", &topics, Duration::ZERO, &info);
-        let m2 = group.join("c", &topics, Duration::from_secs(60), &info);
+        let quiet = group.join(
+            "c",
+            &topics,
+            Duration::ZERO,
+            AssignmentStrategy::Balanced,
+            &info,
+        );
+        let m2 = group.join(
+            "c",
+            &topics,
+            Duration::from_secs(60),
+            AssignmentStrategy::Balanced,
+            &info,
+        );
         std::thread::yield_now();
         // Any elapsed time exceeds a zero timeout.
         let mut got = Vec::new();
@@ -411,5 +480,57 @@ mod tests {
         }
         assert_eq!(got.len(), 6);
         assert_eq!(group.sync(&quiet, &info), Sync::Removed);
+    }
+}
+
+#[cfg(test)]
+mod co_partitioned_tests {
+    use super::*;
+
+    fn info(topic: &str) -> Option<(u64, i32)> {
+        match topic {
+            "left" | "right" => Some((1, 4)),
+            "other" => Some((2, 3)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn partition_p_of_co_partitioned_topics_goes_to_one_member() {
+        let group = Group::new("g");
+        let topics: Vec<String> = ["left", "right", "other"].map(String::from).to_vec();
+        let ids: Vec<String> = (0..2)
+            .map(|_| {
+                group.join(
+                    "c",
+                    &topics,
+                    Duration::from_secs(60),
+                    AssignmentStrategy::CoPartitioned,
+                    &info,
+                )
+            })
+            .collect();
+        let state = group.state.lock();
+        let mut total = 0;
+        for id in &ids {
+            let target = &state.members[id].target;
+            total += target.len();
+            for p in 0..4 {
+                assert_eq!(
+                    target.contains(&TopicPartition::new("left", p)),
+                    target.contains(&TopicPartition::new("right", p)),
+                    "left-{p} and right-{p} are split"
+                );
+            }
+        }
+        assert_eq!(total, 11);
+        let units: Vec<usize> = ids
+            .iter()
+            .map(|id| {
+                let t = &state.members[id].target;
+                t.iter().filter(|tp| tp.topic != "right").count()
+            })
+            .collect();
+        assert!(units.iter().all(|u| (3..=4).contains(u)), "{units:?}");
     }
 }
