@@ -340,3 +340,52 @@ impl Log for EmbeddedLog {
         )?))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use rill_log::TopicPartition;
+
+    use super::*;
+
+    #[test]
+    fn a_snapshot_replays_to_the_same_state() {
+        let tp = |t: &str, p| TopicPartition::new(t, p);
+        let entries = vec![
+            Entry::TopicCreated { name: "a".into() },
+            Entry::TopicCreated { name: "b".into() },
+            Entry::OffsetCommit {
+                group: "g".into(),
+                offsets: vec![(tp("a", 0), 1), (tp("b", 0), 2)],
+            },
+            Entry::TxnCommit {
+                txn_id: 4,
+                offsets: vec![("g".into(), tp("a", 0), 9)],
+            },
+            Entry::ProducerEpoch {
+                transactional_id: "t".into(),
+                epoch: 2,
+            },
+            Entry::TopicDeleted { name: "b".into() },
+            Entry::TxnCommit {
+                txn_id: 7,
+                offsets: vec![],
+            },
+        ];
+        let before = replay(entries);
+        assert_eq!(before.max_txn_id, 7);
+        let after = replay(snapshot(&before, before.max_txn_id));
+        assert_eq!(after.live, before.live);
+        assert_eq!(after.offsets, before.offsets);
+        assert_eq!(after.epochs, before.epochs);
+        assert_eq!(after.max_txn_id, 7);
+        assert_eq!(after.txn_floor, 7);
+        assert!(after.committed_txns.is_empty());
+        // The deleted topic's offsets went with it.
+        assert_eq!(
+            after.offsets.get("g").map(|o| o.len()),
+            Some(1),
+            "{:?}",
+            after.offsets
+        );
+    }
+}
