@@ -51,6 +51,16 @@ pub enum StreamsError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// An interactive query for a key held by another instance.
+    #[error("key of store '{store}' (partition {partition}) is held by {}", owner.as_deref().unwrap_or("an unknown instance"))]
+    KeyNotLocal {
+        /// Store name.
+        store: String,
+        /// The key's partition.
+        partition: i32,
+        /// `host:port` of the owner, when known.
+        owner: Option<String>,
+    },
     /// The application is not running (not started yet, or closed).
     #[error("the application is {state}")]
     NotRunning {

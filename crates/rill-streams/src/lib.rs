@@ -31,6 +31,7 @@ mod error;
 mod graph;
 mod processor;
 mod record;
+mod runtime;
 mod serde;
 mod store;
 mod task;

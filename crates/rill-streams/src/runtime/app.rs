@@ -1,0 +1,428 @@
+//! The application: starts stream threads and the global reader, stops them, and answers
+//! interactive queries from local stores plus "who owns this key" from the instance registry.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::marker::PhantomData;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::thread::JoinHandle;
+
+use parking_lot::{Mutex, RwLock};
+use rill_log::{Log, Producer, ProducerConfig, ProducerRecord, partition_for_key};
+
+use crate::error::{Result, StreamsError};
+use crate::graph::Topology;
+use crate::serde::{DefaultSerde, SharedSerde};
+use crate::store::KeyValueBytesStore;
+use crate::task::TaskId;
+
+use super::config::StreamsConfig;
+use super::global::{self, GlobalReader};
+use super::instances::InstanceInfo;
+use super::thread::{self, ThreadSetup};
+use super::topics::{self, TopicLayout, instances_topic};
+
+/// Lifecycle of an application.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AppState {
+    /// Built, not started.
+    Created,
+    /// Threads are running.
+    Running,
+    /// A thread stopped with an error (see [`StreamsApp::close`]'s result).
+    Error,
+    /// Closed.
+    NotRunning,
+}
+
+/// State shared by the threads of an application and its query side.
+pub(crate) struct Shared {
+    pub application_id: String,
+    pub instance_id: String,
+    pub application_server: Option<String>,
+    pub layout: TopicLayout,
+    pub running: AtomicBool,
+    pub failed: AtomicBool,
+    pub records_processed: AtomicU64,
+    pub listener_errors: Mutex<Vec<StreamsError>>,
+    /// Engines of local tasks: store -> partition -> engine.
+    pub local_stores: RwLock<HashMap<String, BTreeMap<i32, Arc<dyn KeyValueBytesStore>>>>,
+    /// (thread index, task) of every local task.
+    pub local_tasks: RwLock<BTreeSet<(usize, TaskId)>>,
+    /// Every instance's registry entry, read from the registry topic.
+    pub instances: RwLock<HashMap<String, InstanceInfo>>,
+    pub publisher: Mutex<Option<Box<dyn Producer>>>,
+}
+
+impl Shared {
+    /// Publishes this instance's tasks to the registry topic.
+    pub fn tasks_changed(&self) {
+        let info = InstanceInfo {
+            host: self.application_server.clone(),
+            tasks: self
+                .local_tasks
+                .read()
+                .iter()
+                .map(|(_, t)| (t.subtopology, t.partition))
+                .collect(),
+        };
+        self.instances
+            .write()
+            .insert(self.instance_id.clone(), info.clone());
+        if let Some(publisher) = self.publisher.lock().as_ref() {
+            let record = ProducerRecord::new(instances_topic(&self.application_id))
+                .key(self.instance_id.clone().into_bytes())
+                .value(info.encode());
+            if let Err(error) = publisher.send(record) {
+                tracing::warn!(%error, "could not publish this instance's tasks");
+            }
+        }
+    }
+}
+
+/// A topology running on a log: Kafka Streams' `KafkaStreams`.
+///
+/// ```no_run
+/// use std::sync::Arc;
+/// use rill_streams::{StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig};
+/// # fn demo(log: Arc<dyn rill_log::Log>) -> rill_streams::Result<()> {
+/// let builder = StreamsBuilder::new();
+/// builder.stream::<String, String>("words").group_by_key().count(StoreOptions::in_memory("counts"));
+/// let mut app = StreamsApp::new(builder.build()?, log, StreamsConfig::new("counter", "/tmp/state"));
+/// app.start()?;
+/// let counts = app.store::<String, i64>("counts")?;
+/// let _ = counts.get(&"hello".to_string());
+/// app.close()?;
+/// # Ok(()) }
+/// ```
+pub struct StreamsApp {
+    topology: Arc<Topology>,
+    log: Arc<dyn Log>,
+    config: Arc<StreamsConfig>,
+    state: AppState,
+    shared: Option<Arc<Shared>>,
+    threads: Vec<JoinHandle<Result<()>>>,
+    global: Option<GlobalReader>,
+}
+
+impl StreamsApp {
+    /// An application of `topology` on `log`; nothing runs until [`start`](Self::start).
+    pub fn new(topology: Topology, log: Arc<dyn Log>, config: StreamsConfig) -> Self {
+        StreamsApp {
+            topology: Arc::new(topology),
+            log,
+            config: Arc::new(config),
+            state: AppState::Created,
+            shared: None,
+            threads: Vec::new(),
+            global: None,
+        }
+    }
+
+    /// Creates internal topics, loads global tables and starts the stream threads.
+    pub fn start(&mut self) -> Result<()> {
+        if self.state != AppState::Created {
+            return Err(StreamsError::NotRunning {
+                state: "already started",
+            });
+        }
+        let config = self.config.clone();
+        let layout = topics::prepare(
+            self.log.as_ref(),
+            &self.topology,
+            &config.application_id,
+            &config.deserialization,
+        )?;
+        let publisher = self
+            .log
+            .producer(&ProducerConfig::default())
+            .map_err(|e| StreamsError::log("creating the registry producer", e))?;
+        let shared = Arc::new(Shared {
+            application_id: config.application_id.clone(),
+            instance_id: instance_id(&config.state_dir.join(&config.application_id))?,
+            application_server: config.application_server.clone(),
+            layout,
+            running: AtomicBool::new(true),
+            failed: AtomicBool::new(false),
+            records_processed: AtomicU64::new(0),
+            listener_errors: Mutex::new(Vec::new()),
+            local_stores: RwLock::new(HashMap::new()),
+            local_tasks: RwLock::new(BTreeSet::new()),
+            instances: RwLock::new(HashMap::new()),
+            publisher: Mutex::new(Some(publisher)),
+        });
+        let (globals, reader) = global::start(self.log.as_ref(), &self.topology, shared.clone())?;
+        self.global = Some(reader);
+        for index in 0..config.threads.max(1) {
+            let setup = ThreadSetup {
+                index,
+                log: self.log.clone(),
+                topology: self.topology.clone(),
+                config: config.clone(),
+                shared: shared.clone(),
+                globals: globals.clone(),
+            };
+            let thread_shared = shared.clone();
+            let handle = std::thread::Builder::new()
+                .name(format!("rill-stream-{index}"))
+                .spawn(move || {
+                    let result = thread::run(setup);
+                    if let Err(error) = &result {
+                        tracing::error!(%error, "stream thread stopped");
+                        thread_shared.failed.store(true, Ordering::Release);
+                    }
+                    result
+                })
+                .map_err(|e| StreamsError::Store {
+                    store: "thread".into(),
+                    reason: e.to_string(),
+                })?;
+            self.threads.push(handle);
+        }
+        self.shared = Some(shared);
+        self.state = AppState::Running;
+        Ok(())
+    }
+
+    /// The application's state.
+    pub fn state(&self) -> AppState {
+        match &self.shared {
+            Some(shared)
+                if self.state == AppState::Running && shared.failed.load(Ordering::Acquire) =>
+            {
+                AppState::Error
+            }
+            _ => self.state,
+        }
+    }
+
+    /// Records processed by all threads so far.
+    pub fn records_processed(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.records_processed.load(Ordering::Relaxed))
+    }
+
+    /// Stops the threads (committing their work) and the global reader; answers the first
+    /// error a thread stopped with.
+    pub fn close(&mut self) -> Result<()> {
+        if let Some(shared) = &self.shared {
+            shared.running.store(false, Ordering::Release);
+        }
+        let mut first_error = None;
+        for handle in self.threads.drain(..) {
+            let outcome = handle.join().unwrap_or_else(|_| {
+                Err(StreamsError::NotRunning {
+                    state: "stopped by a panicking thread",
+                })
+            });
+            if let Err(error) = outcome {
+                first_error.get_or_insert(error);
+            }
+        }
+        if let Some(mut reader) = self.global.take() {
+            reader.stop();
+        }
+        if let Some(shared) = &self.shared {
+            shared.tasks_changed();
+            if let Some(publisher) = shared.publisher.lock().take() {
+                let _ = publisher.flush(std::time::Duration::from_secs(5));
+            }
+        }
+        self.state = AppState::NotRunning;
+        first_error.map_or(Ok(()), Err)
+    }
+
+    fn shared(&self) -> Result<&Arc<Shared>> {
+        self.shared.as_ref().ok_or(StreamsError::NotRunning {
+            state: "not started",
+        })
+    }
+
+    /// Read access to the local instances of a key-value store, with the types' default serdes.
+    pub fn store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+    ) -> Result<QueryableStore<K, V>> {
+        let shared = self.shared()?.clone();
+        let partitions =
+            *shared
+                .layout
+                .store_partitions
+                .get(name)
+                .ok_or_else(|| StreamsError::Topology {
+                    reason: format!("no store named '{name}' in this topology"),
+                })?;
+        Ok(QueryableStore {
+            shared,
+            name: name.to_string(),
+            partitions,
+            key_serde: K::default_serde(),
+            value_serde: V::default_serde(),
+            _types: PhantomData,
+        })
+    }
+}
+
+impl Drop for StreamsApp {
+    fn drop(&mut self) {
+        if self.state == AppState::Running {
+            let _ = self.close();
+        }
+    }
+}
+
+/// Where a key of a store lives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyQueryMetadata {
+    /// The partition of the key.
+    pub partition: i32,
+    /// Whether this instance holds it.
+    pub local: bool,
+    /// The `host:port` of the instance holding it, when known.
+    pub owner: Option<String>,
+}
+
+/// Read-only access to a store across the local tasks, and the owner of any key.
+pub struct QueryableStore<K, V> {
+    shared: Arc<Shared>,
+    name: String,
+    partitions: i32,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    _types: PhantomData<fn() -> (K, V)>,
+}
+
+impl<K: 'static, V: 'static> QueryableStore<K, V> {
+    fn key_bytes(&self, key: &K) -> Result<bytes::Bytes> {
+        self.key_serde
+            .serialize(&self.name, key)
+            .map_err(|source| StreamsError::Serde {
+                topic: self.name.clone(),
+                what: "key",
+                source,
+            })
+    }
+
+    /// Which partition and instance hold `key`.
+    pub fn metadata_for_key(&self, key: &K) -> Result<KeyQueryMetadata> {
+        let partition = partition_for_key(&self.key_bytes(key)?, self.partitions);
+        let local = self
+            .shared
+            .local_stores
+            .read()
+            .get(&self.name)
+            .is_some_and(|parts| parts.contains_key(&partition));
+        let task = self
+            .shared
+            .layout
+            .store_subtopology
+            .get(&self.name)
+            .map(|&subtopology| TaskId {
+                subtopology,
+                partition,
+            });
+        let owner = task.and_then(|task| {
+            self.shared
+                .instances
+                .read()
+                .values()
+                .find(|info| info.owns(task))
+                .and_then(|info| info.host.clone())
+        });
+        Ok(KeyQueryMetadata {
+            partition,
+            local,
+            owner,
+        })
+    }
+
+    /// The value of `key` if this instance holds its partition; otherwise
+    /// [`StreamsError::KeyNotLocal`] naming the owner to forward to.
+    pub fn get(&self, key: &K) -> Result<Option<V>> {
+        let key_bytes = self.key_bytes(key)?;
+        let partition = partition_for_key(&key_bytes, self.partitions);
+        let engine = self
+            .shared
+            .local_stores
+            .read()
+            .get(&self.name)
+            .and_then(|p| p.get(&partition).cloned());
+        let Some(engine) = engine else {
+            let owner = self.metadata_for_key(key)?.owner;
+            return Err(StreamsError::KeyNotLocal {
+                store: self.name.clone(),
+                partition,
+                owner,
+            });
+        };
+        match engine.get(&key_bytes)? {
+            None => Ok(None),
+            Some(bytes) => self
+                .value_serde
+                .deserialize(&self.name, &bytes)
+                .map(Some)
+                .map_err(|source| StreamsError::Serde {
+                    topic: self.name.clone(),
+                    what: "value",
+                    source,
+                }),
+        }
+    }
+
+    /// Every pair held by this instance (all its partitions of the store).
+    pub fn all_local(&self) -> Result<Vec<(K, V)>> {
+        let engines: Vec<Arc<dyn KeyValueBytesStore>> = self
+            .shared
+            .local_stores
+            .read()
+            .get(&self.name)
+            .map(|p| p.values().cloned().collect())
+            .unwrap_or_default();
+        let mut out = Vec::new();
+        for engine in engines {
+            for (key, value) in
+                engine.range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?
+            {
+                let decode = |what, source| StreamsError::Serde {
+                    topic: self.name.clone(),
+                    what,
+                    source,
+                };
+                out.push((
+                    self.key_serde
+                        .deserialize(&self.name, &key)
+                        .map_err(|e| decode("key", e))?,
+                    self.value_serde
+                        .deserialize(&self.name, &value)
+                        .map_err(|e| decode("value", e))?,
+                ));
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// This instance's id, kept in the state directory so a restarted instance reuses its
+/// transactional ids and so fences a zombie predecessor.
+fn instance_id(dir: &Path) -> Result<String> {
+    let file = dir.join("instance-id");
+    let io_error = |e: std::io::Error| StreamsError::Store {
+        store: "state directory".into(),
+        reason: format!("{}: {e}", file.display()),
+    };
+    if let Ok(existing) = std::fs::read_to_string(&file) {
+        let existing = existing.trim();
+        if !existing.is_empty() {
+            return Ok(existing.to_string());
+        }
+    }
+    std::fs::create_dir_all(dir).map_err(io_error)?;
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let id = format!("{:x}", nanos ^ u128::from(std::process::id()));
+    std::fs::write(&file, &id).map_err(io_error)?;
+    Ok(id)
+}

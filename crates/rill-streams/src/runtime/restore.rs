@@ -1,0 +1,67 @@
+//! Fills a store from its changelog partition before its task processes anything.
+
+use std::time::{Duration, Instant};
+
+use rill_log::{ConsumerConfig, IsolationLevel, Log, Offset, SeekTo, TopicPartition};
+
+use crate::error::{Result, StreamsError};
+use crate::store::KeyValueBytesStore;
+
+/// How long a restore may go without progress before it is reported as stuck.
+const STALL_LIMIT: Duration = Duration::from_secs(60);
+
+/// Applies `changelog` from `from` (or the beginning) to its end; answers the records applied
+/// and the offset after the last one.
+pub(crate) fn restore(
+    log: &dyn Log,
+    engine: &dyn KeyValueBytesStore,
+    changelog: &TopicPartition,
+    from: Option<Offset>,
+) -> Result<(u64, Offset)> {
+    let config = ConsumerConfig {
+        isolation: IsolationLevel::ReadCommitted,
+        max_poll_records: Some(10_000),
+        client_id: Some(format!("restore-{changelog}")),
+        ..ConsumerConfig::default()
+    };
+    let consumer = log
+        .consumer(&config, None)
+        .map_err(|e| StreamsError::log("creating a restore consumer", e))?;
+    let failed = |e| StreamsError::log("restoring a store", e);
+    consumer
+        .assign(std::slice::from_ref(changelog))
+        .map_err(failed)?;
+    consumer
+        .seek(changelog, from.map_or(SeekTo::Beginning, SeekTo::Offset))
+        .map_err(failed)?;
+    let end = consumer.watermarks(changelog).map_err(failed)?.high;
+    let mut applied = 0;
+    let mut last_progress = Instant::now();
+    while consumer.position(changelog).map_err(failed)? < end {
+        let records = consumer.poll(Duration::from_millis(100)).map_err(failed)?;
+        if records.is_empty() {
+            if last_progress.elapsed() > STALL_LIMIT {
+                return Err(StreamsError::Store {
+                    store: engine.name().to_string(),
+                    reason: format!(
+                        "restoring from {changelog} made no progress before offset {end}"
+                    ),
+                });
+            }
+            continue;
+        }
+        last_progress = Instant::now();
+        for record in records {
+            let Some(key) = record.key else { continue };
+            match record.value {
+                Some(value) => engine.put(key, value)?,
+                None => {
+                    engine.delete(&key)?;
+                }
+            }
+            applied += 1;
+        }
+    }
+    consumer.close().map_err(failed)?;
+    Ok((applied, end))
+}

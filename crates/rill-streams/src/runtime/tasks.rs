@@ -1,0 +1,302 @@
+//! The tasks of one stream thread: created when their partitions are assigned (stores restored
+//! first), fed records in timestamp order, committed together, closed when revoked.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use rill_log::{ConsumedRecord, Consumer, ErrorClass, Log, Offset, SeekTo, TopicPartition};
+
+use crate::error::{Result, StreamsError};
+use crate::graph::{InMemoryStores, TaskStateTemplate, Topology};
+use crate::store::KeyValueBytesStore;
+use crate::task::{Task, TaskId};
+
+use super::app::Shared;
+use super::collector::ProducerCollector;
+use super::config::StreamsConfig;
+use super::restore::restore;
+
+/// A task with its input buffered per partition.
+struct RunningTask {
+    task: Task,
+    queues: BTreeMap<TopicPartition, VecDeque<ConsumedRecord>>,
+}
+
+impl RunningTask {
+    /// The buffered record with the smallest timestamp, so that records of several input
+    /// partitions are processed in event-time order.
+    fn next_record(&mut self) -> Option<ConsumedRecord> {
+        let (_, queue) = self
+            .queues
+            .iter_mut()
+            .filter(|(_, q)| !q.is_empty())
+            .min_by_key(|(_, q)| q.front().map_or(i64::MAX, |r| r.timestamp))?;
+        queue.pop_front()
+    }
+}
+
+/// Milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64)
+}
+
+pub(crate) struct ThreadTasks {
+    pub thread_index: usize,
+    pub log: Arc<dyn Log>,
+    pub topology: Arc<Topology>,
+    pub config: Arc<StreamsConfig>,
+    pub shared: Arc<Shared>,
+    pub globals: HashMap<String, Arc<dyn KeyValueBytesStore>>,
+    pub collector: Rc<RefCell<ProducerCollector>>,
+    tasks: BTreeMap<TaskId, RunningTask>,
+    /// Next input offset per partition, processed but not yet committed.
+    uncommitted: BTreeMap<TopicPartition, Offset>,
+    /// Source topic -> sub-topology.
+    topic_owner: HashMap<String, usize>,
+}
+
+impl ThreadTasks {
+    pub fn new(
+        thread_index: usize,
+        log: Arc<dyn Log>,
+        topology: Arc<Topology>,
+        config: Arc<StreamsConfig>,
+        shared: Arc<Shared>,
+        globals: HashMap<String, Arc<dyn KeyValueBytesStore>>,
+        collector: Rc<RefCell<ProducerCollector>>,
+    ) -> Self {
+        let mut topic_owner = HashMap::new();
+        for sub in topology.subtopologies() {
+            for topic in topology.source_topics(sub.id, &config.application_id) {
+                topic_owner.insert(topic, sub.id);
+            }
+        }
+        ThreadTasks {
+            thread_index,
+            log,
+            topology,
+            config,
+            shared,
+            globals,
+            collector,
+            tasks: BTreeMap::new(),
+            uncommitted: BTreeMap::new(),
+            topic_owner,
+        }
+    }
+
+    fn task_id(&self, partition: &TopicPartition) -> Option<TaskId> {
+        self.topic_owner
+            .get(&partition.topic)
+            .map(|&subtopology| TaskId {
+                subtopology,
+                partition: partition.partition,
+            })
+    }
+
+    /// Creates the tasks of newly assigned partitions, restoring their stores.
+    pub fn assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+        let ids: BTreeSet<TaskId> = partitions.iter().filter_map(|p| self.task_id(p)).collect();
+        for id in ids {
+            if !self.tasks.contains_key(&id) {
+                let task = self.create_task(id)?;
+                self.tasks.insert(
+                    id,
+                    RunningTask {
+                        task,
+                        queues: BTreeMap::new(),
+                    },
+                );
+            }
+        }
+        self.publish_local_tasks();
+        Ok(())
+    }
+
+    fn create_task(&mut self, id: TaskId) -> Result<Task> {
+        let template = TaskStateTemplate {
+            application_id: Arc::from(self.config.application_id.as_str()),
+            collector: self.collector.clone(),
+            deserialization: self.config.deserialization.clone(),
+            wall_clock: now_ms(),
+        };
+        let task = self
+            .topology
+            .instantiate(template, id, &mut InMemoryStores, &self.globals)?;
+        for (name, store) in &task.state.stores {
+            let Some(changelog) = &store.changelog_topic else {
+                continue;
+            };
+            let partition = TopicPartition::new(changelog.clone(), id.partition);
+            store.engine.clear()?;
+            let (applied, _) = restore(self.log.as_ref(), store.engine.as_ref(), &partition, None)?;
+            tracing::info!(task = %id, store = %name, records = applied, "restored store");
+        }
+        let mut local = self.shared.local_stores.write();
+        for (name, store) in &task.state.stores {
+            if !self.globals.contains_key(name) {
+                local
+                    .entry(name.clone())
+                    .or_default()
+                    .insert(id.partition, store.engine.clone());
+            }
+        }
+        Ok(task)
+    }
+
+    fn publish_local_tasks(&self) {
+        let mut local = self.shared.local_tasks.write();
+        local.retain(|(thread, _)| *thread != self.thread_index);
+        for id in self.tasks.keys() {
+            local.insert((self.thread_index, *id));
+        }
+        drop(local);
+        self.shared.tasks_changed();
+    }
+
+    /// Commits, then closes the tasks of revoked partitions.
+    pub fn revoked(
+        &mut self,
+        consumer: &dyn Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
+        self.commit(consumer)?;
+        let ids: BTreeSet<TaskId> = partitions.iter().filter_map(|p| self.task_id(p)).collect();
+        for id in ids {
+            self.close_task(id);
+        }
+        self.uncommitted.retain(|p, _| !partitions.contains(p));
+        self.publish_local_tasks();
+        Ok(())
+    }
+
+    fn close_task(&mut self, id: TaskId) {
+        if let Some(mut running) = self.tasks.remove(&id) {
+            running.task.close();
+            let mut local = self.shared.local_stores.write();
+            for name in running.task.state.stores.keys() {
+                if let Some(partitions) = local.get_mut(name) {
+                    partitions.remove(&id.partition);
+                }
+            }
+        }
+    }
+
+    /// Buffers polled records in their tasks' queues.
+    pub fn add_records(&mut self, records: Vec<ConsumedRecord>) {
+        for record in records {
+            let partition = TopicPartition::new(record.topic.to_string(), record.partition);
+            let Some(id) = self.task_id(&partition) else {
+                continue;
+            };
+            if let Some(task) = self.tasks.get_mut(&id) {
+                task.queues.entry(partition).or_default().push_back(record);
+            }
+        }
+    }
+
+    /// Processes every buffered record; answers how many.
+    pub fn process(&mut self) -> Result<u64> {
+        let mut processed = 0;
+        for running in self.tasks.values_mut() {
+            while let Some(record) = running.next_record() {
+                running.task.process(&record)?;
+                self.uncommitted.insert(
+                    TopicPartition::new(record.topic.to_string(), record.partition),
+                    record.offset + 1,
+                );
+                processed += 1;
+            }
+        }
+        Ok(processed)
+    }
+
+    /// Fires due wall-clock punctuators.
+    pub fn punctuate(&mut self) -> Result<()> {
+        let now = now_ms();
+        self.tasks
+            .values_mut()
+            .try_for_each(|running| running.task.advance_wall_clock(now))
+    }
+
+    /// Commits outputs, store changes and input offsets of every task of the thread.
+    pub fn commit(&mut self, consumer: &dyn Consumer) -> Result<()> {
+        for running in self.tasks.values() {
+            running.task.flush_stores()?;
+        }
+        let offsets: Vec<(TopicPartition, Offset)> = self
+            .uncommitted
+            .iter()
+            .map(|(p, o)| (p.clone(), *o))
+            .collect();
+        let group = consumer.group_metadata();
+        let committed = self
+            .collector
+            .borrow_mut()
+            .producer
+            .commit(&offsets, group.as_ref())?;
+        if !committed && !offsets.is_empty() {
+            consumer
+                .commit(&offsets)
+                .map_err(|e| StreamsError::log("committing offsets", e))?;
+        }
+        self.uncommitted.clear();
+        Ok(())
+    }
+
+    /// After a failed commit or lost partitions: drops all uncommitted work and rebuilds the
+    /// tasks of the current assignment from their changelogs and committed offsets.
+    pub fn reset(&mut self, consumer: &dyn Consumer) -> Result<()> {
+        self.collector.borrow_mut().producer.abort();
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.close_task(id);
+        }
+        self.uncommitted.clear();
+        let assignment = consumer
+            .assignment()
+            .map_err(|e| StreamsError::log("reading the assignment", e))?;
+        let committed = consumer
+            .committed(&assignment)
+            .map_err(|e| StreamsError::log("reading committed offsets", e))?;
+        for (partition, offset) in assignment.iter().zip(committed) {
+            let to = offset.map_or(SeekTo::Beginning, SeekTo::Offset);
+            consumer
+                .seek(partition, to)
+                .map_err(|e| StreamsError::log("rewinding an input", e))?;
+        }
+        self.assigned(&assignment)
+    }
+
+    /// Commits (when `clean`) and closes every task.
+    pub fn close(&mut self, consumer: &dyn Consumer, clean: bool) -> Result<()> {
+        let result = if clean { self.commit(consumer) } else { Ok(()) };
+        if result.is_err() || !clean {
+            self.collector.borrow_mut().producer.abort();
+        }
+        let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
+        for id in ids {
+            self.close_task(id);
+        }
+        self.publish_local_tasks();
+        result
+    }
+
+    /// Whether an error means this thread lost ownership and should rebuild rather than stop.
+    pub fn is_recoverable(error: &StreamsError) -> bool {
+        match error {
+            StreamsError::Log { source, .. } => {
+                matches!(
+                    source.class(),
+                    ErrorClass::TaskMigrated | ErrorClass::Retriable
+                )
+            }
+            _ => false,
+        }
+    }
+}

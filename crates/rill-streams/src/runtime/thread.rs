@@ -1,0 +1,192 @@
+//! A stream thread: one group member that polls, processes, punctuates and commits.
+//!
+//! Rebalance notifications arrive inside `poll`, on this thread, through the consumer's
+//! listener. Tasks hold `Rc` state and never leave their thread, so the listener reaches them
+//! through a thread-local rather than owning them.
+
+use std::cell::RefCell;
+use std::collections::HashMap;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Instant;
+
+use rill_log::{
+    AssignmentStrategy, Consumer, ConsumerConfig, IsolationLevel, Log, OffsetReset, ProducerConfig,
+    RebalanceListener, TopicPartition,
+};
+
+use crate::error::{Result, StreamsError};
+use crate::graph::Topology;
+use crate::store::KeyValueBytesStore;
+
+use super::app::Shared;
+use super::collector::{ProducerCollector, ThreadProducer};
+use super::config::{ProcessingGuarantee, StreamsConfig};
+use super::tasks::ThreadTasks;
+
+thread_local! {
+    static TASKS: RefCell<Option<ThreadTasks>> = const { RefCell::new(None) };
+}
+
+fn with_tasks<R>(f: impl FnOnce(&mut ThreadTasks) -> Result<R>) -> Result<R> {
+    TASKS.with(|cell| match cell.borrow_mut().as_mut() {
+        Some(tasks) => f(tasks),
+        None => Err(StreamsError::NotRunning {
+            state: "without tasks on this thread",
+        }),
+    })
+}
+
+/// Hands rebalance notifications to this thread's tasks; a failure is kept for the loop.
+struct TaskListener {
+    shared: Arc<Shared>,
+}
+
+impl TaskListener {
+    fn record(&self, result: Result<()>) {
+        if let Err(error) = result {
+            self.shared.listener_errors.lock().push(error);
+        }
+    }
+}
+
+impl RebalanceListener for TaskListener {
+    fn on_assigned(&mut self, _consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.record(with_tasks(|tasks| tasks.assigned(partitions)));
+    }
+
+    fn on_revoked(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.record(with_tasks(|tasks| tasks.revoked(consumer, partitions)));
+    }
+
+    fn on_lost(&mut self, consumer: &dyn Consumer, _partitions: &[TopicPartition]) {
+        self.record(with_tasks(|tasks| tasks.reset(consumer)));
+    }
+}
+
+/// Everything a stream thread is started with.
+pub(crate) struct ThreadSetup {
+    pub index: usize,
+    pub log: Arc<dyn Log>,
+    pub topology: Arc<Topology>,
+    pub config: Arc<StreamsConfig>,
+    pub shared: Arc<Shared>,
+    pub globals: HashMap<String, Arc<dyn KeyValueBytesStore>>,
+}
+
+/// Runs a stream thread until the application stops; returns the error that stopped it.
+pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
+    let ThreadSetup {
+        index,
+        log,
+        topology,
+        config,
+        shared,
+        globals,
+    } = setup;
+    let client = format!(
+        "{}-{}-thread-{index}",
+        config.application_id, shared.instance_id
+    );
+    let producer = match config.guarantee {
+        ProcessingGuarantee::ExactlyOnce => ThreadProducer::Transactional {
+            producer: log
+                .transactional_producer(&ProducerConfig::default(), &client)
+                .map_err(|e| StreamsError::log("creating the transactional producer", e))?,
+            open: false,
+        },
+        ProcessingGuarantee::AtLeastOnce => ThreadProducer::Plain {
+            producer: log
+                .producer(&ProducerConfig::default())
+                .map_err(|e| StreamsError::log("creating the producer", e))?,
+            pending: Vec::new(),
+        },
+    };
+    let collector = Rc::new(RefCell::new(ProducerCollector { producer }));
+    TASKS.with(|cell| {
+        *cell.borrow_mut() = Some(ThreadTasks::new(
+            index,
+            log.clone(),
+            topology.clone(),
+            config.clone(),
+            shared.clone(),
+            globals,
+            collector,
+        ));
+    });
+    let consumer_config = ConsumerConfig {
+        group_id: Some(config.application_id.clone()),
+        client_id: Some(client),
+        isolation: IsolationLevel::ReadCommitted,
+        offset_reset: OffsetReset::Earliest,
+        max_poll_records: Some(2_000),
+        assignment: AssignmentStrategy::CoPartitioned,
+        ..ConsumerConfig::default()
+    };
+    let listener = Box::new(TaskListener {
+        shared: shared.clone(),
+    });
+    let consumer = log
+        .consumer(&consumer_config, Some(listener))
+        .map_err(|e| StreamsError::log("creating the consumer", e))?;
+    let mut topics: Vec<String> = (0..topology.subtopologies().len())
+        .flat_map(|sub| topology.source_topics(sub, &config.application_id))
+        .collect();
+    topics.sort();
+    topics.dedup();
+    consumer
+        .subscribe(&topics)
+        .map_err(|e| StreamsError::log("subscribing", e))?;
+
+    let result = run_loop(consumer.as_ref(), &config, &shared);
+    let clean = result.is_ok();
+    let closed = with_tasks(|tasks| tasks.close(consumer.as_ref(), clean));
+    // Leaving the group revokes what is left; the tasks are closed already.
+    let left = consumer
+        .close()
+        .map_err(|e| StreamsError::log("leaving the group", e));
+    TASKS.with(|cell| cell.borrow_mut().take());
+    result.and(closed).and(left)
+}
+
+fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) -> Result<()> {
+    let mut last_commit = Instant::now();
+    while shared.running.load(Ordering::Acquire) {
+        let records = consumer
+            .poll(config.poll_timeout)
+            .map_err(|e| StreamsError::log("polling", e))?;
+        let listener_errors: Vec<StreamsError> = shared.listener_errors.lock().drain(..).collect();
+        if let Some(error) = listener_errors.into_iter().next() {
+            recover_or_fail(consumer, error)?;
+            continue;
+        }
+        let step = with_tasks(|tasks| {
+            tasks.add_records(records);
+            let processed = tasks.process()?;
+            shared
+                .records_processed
+                .fetch_add(processed, Ordering::Relaxed);
+            tasks.punctuate()?;
+            if last_commit.elapsed() >= config.commit_interval {
+                tasks.commit(consumer)?;
+                last_commit = Instant::now();
+            }
+            Ok(())
+        });
+        if let Err(error) = step {
+            recover_or_fail(consumer, error)?;
+        }
+    }
+    Ok(())
+}
+
+/// Rebuilds the thread's tasks after an error that means lost ownership; other errors stop it.
+fn recover_or_fail(consumer: &dyn Consumer, error: StreamsError) -> Result<()> {
+    if ThreadTasks::is_recoverable(&error) {
+        tracing::warn!(%error, "rebuilding tasks after losing ownership");
+        with_tasks(|tasks| tasks.reset(consumer))
+    } else {
+        Err(error)
+    }
+}

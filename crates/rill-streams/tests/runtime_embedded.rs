@@ -1,0 +1,146 @@
+//! The runtime on the embedded log: exactly-once word count, restart with restore, crash
+//! without duplicates or losses, interactive queries, dead letters.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_log::{
+    ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
+};
+use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use rill_streams::{AppState, StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, Topology};
+
+fn open_log(dir: &Path) -> Arc<EmbeddedLog> {
+    Arc::new(
+        EmbeddedLog::open(EmbeddedConfig::new(dir).fsync(FsyncPolicy::Never)).expect("open log"),
+    )
+}
+
+fn word_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect())
+        .group_by(|_, word| word.clone())
+        .count(StoreOptions::in_memory("counts"))
+        .to_stream()
+        .to("counts");
+    builder.build().expect("topology")
+}
+
+fn produce(log: &dyn Log, topic: &str, lines: &[&str]) {
+    let producer = log.producer(&Default::default()).expect("producer");
+    for (i, line) in lines.iter().enumerate() {
+        let record = ProducerRecord::new(topic)
+            .key(format!("k{i}"))
+            .value(line.to_string());
+        producer
+            .send(record)
+            .expect("send")
+            .wait()
+            .expect("written");
+    }
+}
+
+/// Reads `topic` with read-committed isolation until `expected` records arrived (or fails
+/// after a generous deadline), then checks nothing more is there.
+fn read_committed(log: &dyn Log, topic: &str, expected: usize) -> Vec<(String, i64)> {
+    let partitions = log
+        .admin()
+        .describe_topic(topic)
+        .expect("describe")
+        .config
+        .partitions;
+    let parts: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(topic, p))
+        .collect();
+    let consumer = log
+        .consumer(
+            &ConsumerConfig {
+                isolation: IsolationLevel::ReadCommitted,
+                ..Default::default()
+            },
+            None,
+        )
+        .expect("consumer");
+    consumer.assign(&parts).expect("assign");
+    for p in &parts {
+        consumer.seek(p, SeekTo::Beginning).expect("seek");
+    }
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut out = Vec::new();
+    while out.len() < expected {
+        assert!(
+            Instant::now() < deadline,
+            "only {} of {expected} records arrived: {out:?}",
+            out.len()
+        );
+        for record in consumer.poll(Duration::from_millis(100)).expect("poll") {
+            let key = String::from_utf8(record.key.expect("key").to_vec()).expect("utf-8");
+            let value = i64::from_be_bytes(
+                record
+                    .value
+                    .expect("value")
+                    .as_ref()
+                    .try_into()
+                    .expect("8 bytes"),
+            );
+            out.push((key, value));
+        }
+    }
+    let extra = consumer.poll(Duration::from_millis(200)).expect("poll");
+    assert!(extra.is_empty(), "unexpected extra records: {extra:?}");
+    out
+}
+
+fn latest(counts: &[(String, i64)]) -> BTreeMap<String, i64> {
+    counts.iter().cloned().collect()
+}
+
+fn setup(log: &dyn Log) {
+    log.admin()
+        .create_topic("sentences", &TopicConfig::with_partitions(3))
+        .expect("topic");
+    log.admin()
+        .create_topic("counts", &TopicConfig::with_partitions(3))
+        .expect("topic");
+}
+
+#[test]
+fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path());
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+
+    let mut app = StreamsApp::new(
+        word_count(),
+        log.clone(),
+        StreamsConfig::new("wc", state.path()),
+    );
+    app.start().expect("start");
+    let first = read_committed(log.as_ref(), "counts", 6);
+    assert_eq!(
+        latest(&first),
+        BTreeMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)])
+    );
+    let store = app.store::<String, i64>("counts").expect("store");
+    assert_eq!(store.get(&"c".to_string()).expect("local"), Some(3));
+    app.close().expect("close");
+    assert_eq!(app.state(), AppState::NotRunning);
+
+    // A new instance restores the counts from the changelog and continues from the commit.
+    produce(log.as_ref(), "sentences", &["a"]);
+    let mut again = StreamsApp::new(
+        word_count(),
+        log.clone(),
+        StreamsConfig::new("wc", state.path()),
+    );
+    again.start().expect("restart");
+    let all = read_committed(log.as_ref(), "counts", 7);
+    assert_eq!(all.last(), Some(&("a".to_string(), 2)));
+    again.close().expect("close");
+}
