@@ -8,9 +8,6 @@
 //! offset/time index), `segment` (segment files and scanning), `partition` (open and recovery,
 //! append, read), `clean` (retention and compaction).
 
-// Until the broker layer calls into it, parts of this API are unused outside tests.
-#![cfg_attr(not(test), allow(dead_code))]
-
 mod batch;
 mod clean;
 mod index;
@@ -69,8 +66,11 @@ pub(crate) struct RecoveryReport {
 /// Outcome of a retention or compaction pass.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
 pub(crate) struct CleanStats {
+    /// Segment files deleted (by retention, or emptied by compaction).
     pub segments_deleted: u32,
+    /// Records removed by compaction; for retention, how far the start offset moved.
     pub records_removed: u64,
+    /// Segment bytes freed.
     pub bytes_reclaimed: u64,
 }
 
