@@ -133,6 +133,7 @@ pub(crate) fn encode_batch(
     records: &[StoredRecord],
     offset_deltas: Option<&[u32]>,
 ) -> BatchHeader {
+    debug_assert!(offset_deltas.is_none_or(|d| d.len() == records.len()));
     let start = out.len();
     out.resize(start + HEADER_LEN, 0);
     let first_ts = records.first().map_or(0, |r| r.timestamp);

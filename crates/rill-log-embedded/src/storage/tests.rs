@@ -779,3 +779,29 @@ fn encoded_len_is_what_a_single_record_append_takes() {
     );
     assert!(PartitionLog::encoded_len(&r) > 1000);
 }
+
+#[test]
+fn recovery_of_random_bytes_keeps_nothing_and_does_not_panic() {
+    let cfg = config(1 << 20, 4096);
+    let mut seed = 0x9E37_79B9_7F4A_7C15u64;
+    for round in 0..20 {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (log, _) = open(dir.path(), &cfg);
+        drop(log);
+        let len = 1 + round * 97;
+        let bytes: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 33) as u8
+            })
+            .collect();
+        std::fs::write(last_segment(dir.path()), &bytes).expect("write");
+        let (log, report) = open(dir.path(), &cfg);
+        assert_eq!(report.truncated_bytes, len as u64);
+        assert_eq!((log.start_offset(), log.end_offset()), (0, 0));
+        assert_eq!(log.append(&[numbered(0)], 0).expect("append"), 0);
+        assert_numbered(&read_all(&log), 0..1);
+    }
+}
