@@ -13,7 +13,7 @@ use std::sync::Arc;
 
 use parking_lot::{Mutex, RwLock};
 use rill_log::{ErrorClass, LogError, Offset, Result};
-use tracing::{info, warn};
+use tracing::warn;
 
 use super::batch::{self, Select};
 use super::index::{self, ENTRY_LEN, IndexEntry};
@@ -168,7 +168,7 @@ impl Inner {
             buf: Vec::new(),
         };
         if !report.clean {
-            info!(
+            tracing::debug!(
                 dir = %dir.display(),
                 truncated_bytes = report.truncated_bytes,
                 uncommitted_batches = report.uncommitted_batches,

@@ -1,0 +1,28 @@
+//! `rill bench ...`: reproducible benchmarks whose figures go into BENCHMARKS.md.
+
+mod log;
+
+use clap::Subcommand;
+
+/// Benchmark subcommands.
+#[derive(Debug, Subcommand)]
+pub enum BenchCommand {
+    /// The embedded log: append, read, append-to-durable latency and recovery, beside `dd`.
+    Log(log::LogBenchArgs),
+    /// Fill a data directory and wait to be killed (used by the recovery benchmark).
+    #[command(hide = true)]
+    LogFill(log::LogFillArgs),
+}
+
+pub fn execute(command: BenchCommand) -> anyhow::Result<()> {
+    match command {
+        BenchCommand::Log(args) => log::run(&args),
+        BenchCommand::LogFill(args) => log::fill(&args),
+    }
+}
+
+/// Median of measurements (upper median for an even count).
+pub(crate) fn median(values: &mut [f64]) -> f64 {
+    values.sort_by(f64::total_cmp);
+    values.get(values.len() / 2).copied().unwrap_or(f64::NAN)
+}

@@ -1,0 +1,31 @@
+//! The `rill` binary: parses flags into typed settings and calls the libraries.
+//!
+//! **Owns:** the command line, choosing a log backend, mapping errors to exit codes.
+//! **May depend on:** every rill crate; nothing depends on it.
+
+mod bench;
+mod cli;
+mod embedded;
+mod tools;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+fn main() -> ExitCode {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let cli = cli::Cli::parse();
+    match cli::execute(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
