@@ -125,6 +125,20 @@ impl ConsumerCtx {
     }
 }
 
+/// A group id no other consumer uses.
+fn private_group() -> String {
+    use std::sync::atomic::AtomicU32;
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    format!(
+        "rill-private-{}-{}-{nanos}",
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
 fn poisoned() -> LogError {
     LogError::Backend {
         operation: "consumer",
@@ -184,9 +198,11 @@ impl KafkaConsumer {
         listener: Option<Box<dyn RebalanceListener>>,
     ) -> Result<Self> {
         let mut client = cluster.client_config();
-        if let Some(group) = &config.group_id {
-            client.set("group.id", group);
-        }
+        // librdkafka's consumer cannot even `assign` without a group id; a consumer without
+        // one gets a private group that it never joins and never commits to (commit and
+        // committed fail with `NoGroup`, as the contract says).
+        let group_id = config.group_id.clone().unwrap_or_else(private_group);
+        client.set("group.id", group_id);
         if let Some(id) = &config.client_id {
             client.set("client.id", id);
         }
