@@ -45,12 +45,17 @@ pub use error::{Result, StreamsError};
 pub use graph::{InternalTopicKind, StoreKind, Subtopology, Topology, changelog_topic};
 pub use processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Record, RecordContext};
+pub use runtime::{
+    AppState, FaultInjector, FaultPoint, KeyQueryMetadata, ProcessingGuarantee, QueryableStore,
+    StreamsApp, StreamsConfig,
+};
 pub use serde::{
     BytesSerde, DefaultSerde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,
     StringSerde, UnitSerde,
 };
 pub use store::{
-    InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues, ReadOnlyKeyValueStore,
+    InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues, PersistentKeyValueStore,
+    ReadOnlyKeyValueStore,
 };
 pub use task::{DeserializationPolicy, TaskId, TaskMetrics};
 pub use test_driver::TopologyTestDriver;

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 
-use parking_lot::{Mutex, RwLock};
+use parking_lot::{Condvar, Mutex, RwLock};
 use rill_log::{Log, Producer, ProducerConfig, ProducerRecord, partition_for_key};
 
 use crate::error::{Result, StreamsError};
@@ -43,7 +43,9 @@ pub(crate) struct Shared {
     pub application_server: Option<String>,
     pub layout: TopicLayout,
     pub running: AtomicBool,
-    pub failed: AtomicBool,
+    /// Set (and announced) when a stream thread stops with an error.
+    pub failed: Mutex<bool>,
+    pub failed_changed: Condvar,
     pub records_processed: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,
     /// Engines of local tasks: store -> partition -> engine.
@@ -144,7 +146,8 @@ impl StreamsApp {
             application_server: config.application_server.clone(),
             layout,
             running: AtomicBool::new(true),
-            failed: AtomicBool::new(false),
+            failed: Mutex::new(false),
+            failed_changed: Condvar::new(),
             records_processed: AtomicU64::new(0),
             listener_errors: Mutex::new(Vec::new()),
             local_stores: RwLock::new(HashMap::new()),
@@ -170,7 +173,8 @@ impl StreamsApp {
                     let result = thread::run(setup);
                     if let Err(error) = &result {
                         tracing::error!(%error, "stream thread stopped");
-                        thread_shared.failed.store(true, Ordering::Release);
+                        *thread_shared.failed.lock() = true;
+                        thread_shared.failed_changed.notify_all();
                     }
                     result
                 })
@@ -188,13 +192,23 @@ impl StreamsApp {
     /// The application's state.
     pub fn state(&self) -> AppState {
         match &self.shared {
-            Some(shared)
-                if self.state == AppState::Running && shared.failed.load(Ordering::Acquire) =>
-            {
+            Some(shared) if self.state == AppState::Running && *shared.failed.lock() => {
                 AppState::Error
             }
             _ => self.state,
         }
+    }
+
+    /// Waits up to `timeout` for a stream thread to stop with an error; answers whether one did.
+    pub fn wait_for_error(&self, timeout: std::time::Duration) -> bool {
+        let Some(shared) = &self.shared else {
+            return false;
+        };
+        let mut failed = shared.failed.lock();
+        if !*failed {
+            let _ = shared.failed_changed.wait_for(&mut failed, timeout);
+        }
+        *failed
     }
 
     /// Records processed by all threads so far.

@@ -25,7 +25,7 @@ pub enum ProcessingGuarantee {
 /// config.commit_interval = Duration::from_millis(50);
 /// assert_eq!(config.guarantee, ProcessingGuarantee::ExactlyOnce);
 /// ```
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 #[non_exhaustive]
 pub struct StreamsConfig {
     /// The application id: the consumer group, and the prefix of internal topics.
@@ -45,6 +45,42 @@ pub struct StreamsConfig {
     pub application_server: Option<String>,
     /// Longest wait for records in one poll.
     pub poll_timeout: Duration,
+    /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
+    pub max_poll_records: usize,
+    /// Test hook: asked at each [`FaultPoint`]; answering `true` stops the thread there as if
+    /// the process died (no commit, no clean shutdown).
+    #[doc(hidden)]
+    pub fault_injector: Option<FaultInjector>,
+}
+
+/// Where a stream thread asks the fault injector whether to die.
+#[doc(hidden)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FaultPoint {
+    /// Records were processed; nothing of them is committed.
+    AfterProcess,
+    /// Stores are flushed; the commit is next.
+    BeforeCommit,
+    /// The commit finished.
+    AfterCommit,
+}
+
+/// Decides whether a thread dies at a fault point.
+#[doc(hidden)]
+pub type FaultInjector = std::sync::Arc<dyn Fn(FaultPoint) -> bool + Send + Sync>;
+
+impl std::fmt::Debug for StreamsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StreamsConfig")
+            .field("application_id", &self.application_id)
+            .field("state_dir", &self.state_dir)
+            .field("threads", &self.threads)
+            .field("guarantee", &self.guarantee)
+            .field("commit_interval", &self.commit_interval)
+            .field("deserialization", &self.deserialization)
+            .field("application_server", &self.application_server)
+            .finish_non_exhaustive()
+    }
 }
 
 impl StreamsConfig {
@@ -62,6 +98,8 @@ impl StreamsConfig {
             commit_interval: Duration::from_millis(100),
             application_server: None,
             poll_timeout: Duration::from_millis(50),
+            max_poll_records: 2_000,
+            fault_injector: None,
         }
     }
 }

@@ -20,4 +20,4 @@ mod thread;
 mod topics;
 
 pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
-pub use config::{ProcessingGuarantee, StreamsConfig};
+pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, StreamsConfig};

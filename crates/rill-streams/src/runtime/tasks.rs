@@ -277,7 +277,10 @@ impl ThreadTasks {
     pub fn close(&mut self, consumer: &dyn Consumer, clean: bool) -> Result<()> {
         let result = if clean { self.commit(consumer) } else { Ok(()) };
         if result.is_err() || !clean {
+            // What was processed since the last commit is given up with the transaction;
+            // its offsets must not be committed later (e.g. by a revocation on leaving).
             self.collector.borrow_mut().producer.abort();
+            self.uncommitted.clear();
         }
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {

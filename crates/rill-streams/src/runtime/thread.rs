@@ -22,7 +22,7 @@ use crate::store::KeyValueBytesStore;
 
 use super::app::Shared;
 use super::collector::{ProducerCollector, ThreadProducer};
-use super::config::{ProcessingGuarantee, StreamsConfig};
+use super::config::{FaultPoint, ProcessingGuarantee, StreamsConfig};
 use super::tasks::ThreadTasks;
 
 thread_local! {
@@ -120,7 +120,7 @@ pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
         client_id: Some(client),
         isolation: IsolationLevel::ReadCommitted,
         offset_reset: OffsetReset::Earliest,
-        max_poll_records: Some(2_000),
+        max_poll_records: Some(config.max_poll_records),
         assignment: AssignmentStrategy::CoPartitioned,
         ..ConsumerConfig::default()
     };
@@ -150,6 +150,16 @@ pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
     result.and(closed).and(left)
 }
 
+/// Asks the test hook whether to die at `point`.
+fn fault(config: &StreamsConfig, point: FaultPoint) -> Result<()> {
+    match &config.fault_injector {
+        Some(inject) if inject(point) => Err(StreamsError::NotRunning {
+            state: "stopped by an injected fault",
+        }),
+        _ => Ok(()),
+    }
+}
+
 fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) -> Result<()> {
     let mut last_commit = Instant::now();
     while shared.running.load(Ordering::Acquire) {
@@ -168,8 +178,11 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
                 .records_processed
                 .fetch_add(processed, Ordering::Relaxed);
             tasks.punctuate()?;
+            fault(config, FaultPoint::AfterProcess)?;
             if last_commit.elapsed() >= config.commit_interval {
+                fault(config, FaultPoint::BeforeCommit)?;
                 tasks.commit(consumer)?;
+                fault(config, FaultPoint::AfterCommit)?;
                 last_commit = Instant::now();
             }
             Ok(())
