@@ -1,0 +1,109 @@
+//! Two instances of one application on one log: partitions are split between them, each
+//! answers queries for its keys and names the owner of the others, and when one leaves the
+//! other takes its tasks over with their state restored.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use rill_log::{Log, ProducerRecord, TopicConfig};
+use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use rill_streams::{
+    StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, StreamsError, Topology,
+};
+
+fn counts_by_key() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("events")
+        .group_by_key()
+        .count(StoreOptions::in_memory("counts"));
+    builder.build().expect("topology")
+}
+
+fn instance(log: &Arc<EmbeddedLog>, state: &std::path::Path, host: &str) -> StreamsApp {
+    let mut config = StreamsConfig::new("shared-app", state);
+    config.application_server = Some(host.to_string());
+    let mut app = StreamsApp::new(counts_by_key(), log.clone(), config);
+    app.start().expect("start");
+    app
+}
+
+/// Polls `check` until it holds or 30 s pass.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !check() {
+        assert!(Instant::now() < deadline, "timed out waiting until {what}");
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn two_instances_split_the_keys_answer_for_their_own_and_take_over_on_leave() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(
+        EmbeddedLog::open(EmbeddedConfig::new(data.path()).fsync(FsyncPolicy::Never)).expect("log"),
+    );
+    log.admin()
+        .create_topic("events", &TopicConfig::with_partitions(4))
+        .expect("topic");
+    let keys: Vec<String> = (0..16).map(|i| format!("key-{i}")).collect();
+    let producer = log.producer(&Default::default()).expect("producer");
+    for key in &keys {
+        producer
+            .send(ProducerRecord::new("events").key(key.clone()).value("x"))
+            .expect("send");
+    }
+    producer.flush(Duration::from_secs(10)).expect("flush");
+
+    let (state_a, state_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let a = instance(&log, state_a.path(), "a:1");
+    let mut b = instance(&log, state_b.path(), "b:2");
+    let store_a = a.store::<String, i64>("counts").expect("store a");
+    let store_b = b.store::<String, i64>("counts").expect("store b");
+
+    // Once both own tasks and every key is counted, each key is local to exactly one of them
+    // and the other names it as the owner.
+    eventually(
+        "both instances own partitions and all keys are counted",
+        || {
+            keys.iter().all(|key| {
+                let (ma, mb) = (
+                    store_a.metadata_for_key(key).expect("meta"),
+                    store_b.metadata_for_key(key).expect("meta"),
+                );
+                let counted = match (ma.local, mb.local) {
+                    (true, false) => store_a.get(key).ok().flatten() == Some(1),
+                    (false, true) => store_b.get(key).ok().flatten() == Some(1),
+                    _ => false,
+                };
+                counted && ma.owner == mb.owner && ma.owner.is_some()
+            }) && keys
+                .iter()
+                .any(|k| store_a.metadata_for_key(k).expect("meta").local)
+                && keys
+                    .iter()
+                    .any(|k| store_b.metadata_for_key(k).expect("meta").local)
+        },
+    );
+    let remote = keys
+        .iter()
+        .find(|k| !store_a.metadata_for_key(k).expect("meta").local)
+        .expect("a key held by b");
+    match store_a.get(remote) {
+        Err(StreamsError::KeyNotLocal { owner, .. }) => assert_eq!(owner.as_deref(), Some("b:2")),
+        other => panic!("expected KeyNotLocal naming b, got {other:?}"),
+    }
+
+    // b leaves: a restores b's partitions from the changelog and answers for every key.
+    b.close().expect("close b");
+    eventually("a holds every key after b left", || {
+        keys.iter()
+            .all(|key| store_a.get(key).ok().flatten() == Some(1))
+    });
+    let metadata = store_a.metadata_for_key(remote).expect("meta");
+    assert!(metadata.local);
+    assert_eq!(metadata.owner.as_deref(), Some("a:1"));
+}
