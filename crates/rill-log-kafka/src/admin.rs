@@ -122,13 +122,9 @@ impl KafkaAdmin {
         if self.partition_count(name)?.is_some() {
             return Err(LogError::TopicExists { topic: name.into() });
         }
-        let mock = self
-            .client
-            .inner()
-            .mock_cluster()
-            .ok_or(LogError::Closed {
-                what: "mock cluster",
-            })?;
+        let mock = self.client.inner().mock_cluster().ok_or(LogError::Closed {
+            what: "mock cluster",
+        })?;
         mock.create_topic(name, config.partitions, 1)
             .map_err(|e| error::map("create topic", e, &Ctx::topic(name)))?;
         self.settle(name, Some(config.partitions), "create topic")
@@ -206,6 +202,12 @@ fn apply_described(config: &mut TopicConfig, resource: &ConfigResource) {
 
 impl Admin for KafkaAdmin {
     fn create_topic(&self, name: &str, config: &TopicConfig) -> Result<()> {
+        if let Some(reason) = invalid_topic_name(name) {
+            return Err(LogError::InvalidTopicConfig {
+                topic: name.into(),
+                reason,
+            });
+        }
         if config.partitions < 1 {
             return Err(LogError::InvalidTopicConfig {
                 topic: name.into(),
@@ -236,6 +238,9 @@ impl Admin for KafkaAdmin {
 
     fn delete_topic(&self, name: &str) -> Result<()> {
         if self.mock {
+            if self.partition_count(name)?.is_none() {
+                return Err(LogError::UnknownTopic { topic: name.into() });
+            }
             return Err(LogError::Backend {
                 operation: "delete topic",
                 code: Some(error::code_name(RDKafkaErrorCode::UnsupportedVersion)),
@@ -302,6 +307,32 @@ impl Admin for KafkaAdmin {
     }
 }
 
+/// Why Kafka would refuse `name` as a topic name, if it would: empty, `.` or `..`, longer than
+/// 249 characters, or characters other than ASCII letters, digits, `.`, `_` and `-`.
+fn invalid_topic_name(name: &str) -> Option<String> {
+    if name.is_empty() {
+        return Some("the topic name is empty".into());
+    }
+    if name == "." || name == ".." {
+        return Some(format!("'{name}' is not a valid topic name"));
+    }
+    if name.len() > 249 {
+        return Some(format!(
+            "the topic name is {} characters long; at most 249 are allowed",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-')))
+    {
+        return Some(format!(
+            "the topic name contains {bad:?}; only ASCII letters, digits, '.', '_' and '-' are allowed"
+        ));
+    }
+    None
+}
+
 fn create_error(topic: &str, code: RDKafkaErrorCode) -> LogError {
     match code {
         RDKafkaErrorCode::TopicAlreadyExists => LogError::TopicExists {
@@ -364,6 +395,14 @@ mod tests {
         assert!(compact.contains(&("cleanup.policy".into(), "compact".into())));
         assert!(compact.contains(&("retention.ms".into(), "60000".into())));
         assert!(compact.contains(&("segment.bytes".into(), "1048576".into())));
+    }
+
+    #[test]
+    fn topic_names_follow_kafkas_rules() {
+        assert!(invalid_topic_name("orders.v1_x-2").is_none());
+        for bad in ["", ".", "..", "a b", "ü", &"x".repeat(250)] {
+            assert!(invalid_topic_name(bad).is_some(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -13,8 +13,9 @@ use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
 use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use rill_log::{
-    AssignmentStrategy, ConsumedRecord, Consumer, ConsumerConfig, ErrorClass, GroupMetadata, Header, IsolationLevel,
-    LogError, Offset, OffsetReset, RebalanceListener, Result, SeekTo, TopicPartition, Watermarks,
+    AssignmentStrategy, ConsumedRecord, Consumer, ConsumerConfig, ErrorClass, GroupMetadata,
+    Header, IsolationLevel, LogError, Offset, OffsetReset, RebalanceListener, Result, SeekTo,
+    TopicPartition, Watermarks,
 };
 
 use crate::KafkaConfig;
@@ -264,7 +265,10 @@ impl KafkaConsumer {
     /// Whether the group runs the cooperative (incremental) rebalance protocol; `false` before
     /// the consumer joined a group or when the eager protocol is in force.
     pub fn is_cooperative(&self) -> bool {
-        matches!(self.base.rebalance_protocol(), RebalanceProtocol::Cooperative)
+        matches!(
+            self.base.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        )
     }
 }
 
@@ -428,9 +432,7 @@ impl ConsumerView<'_> {
             let Ok(marks) = self.watermarks(tp) else {
                 continue;
             };
-            let offset = committed
-                .as_ref()
-                .and_then(|c| c.get(i).copied().flatten());
+            let offset = committed.as_ref().and_then(|c| c.get(i).copied().flatten());
             let bad = offset.is_none_or(|o| o < marks.low || o > marks.high);
             if bad {
                 return LogError::OffsetOutOfRange {
@@ -718,10 +720,7 @@ impl Consumer for ConsumerView<'_> {
             return Ok(());
         }
         if ctx.group.is_none() {
-            return self
-                .base
-                .unassign()
-                .map_err(|e| self.map("close", e, None));
+            return self.base.unassign().map_err(|e| self.map("close", e, None));
         }
         self.base
             .close_queue()

@@ -119,7 +119,11 @@ pub(crate) fn class_of(code: RDKafkaErrorCode) -> ErrorClass {
 }
 
 /// A [`LogError::Backend`] for an rdkafka error code.
-pub(crate) fn backend(operation: &'static str, code: RDKafkaErrorCode, message: String) -> LogError {
+pub(crate) fn backend(
+    operation: &'static str,
+    code: RDKafkaErrorCode,
+    message: String,
+) -> LogError {
     LogError::Backend {
         operation,
         code: Some(code_name(code)),
@@ -140,7 +144,9 @@ pub(crate) fn map(operation: &'static str, err: KafkaError, ctx: &Ctx<'_>) -> Lo
                 ErrorClass::InvalidInput
             }
             KafkaError::Canceled => {
-                return LogError::Closed { what: "kafka client" };
+                return LogError::Closed {
+                    what: "kafka client",
+                };
             }
             _ => ErrorClass::Fatal,
         };
@@ -307,7 +313,10 @@ mod tests {
             ErrorClass::InvalidInput
         );
         assert_eq!(class_of(RDKafkaErrorCode::Fatal), ErrorClass::Fatal);
-        assert_eq!(code_name(RDKafkaErrorCode::TopicAlreadyExists), "TopicAlreadyExists");
+        assert_eq!(
+            code_name(RDKafkaErrorCode::TopicAlreadyExists),
+            "TopicAlreadyExists"
+        );
     }
 
     #[test]

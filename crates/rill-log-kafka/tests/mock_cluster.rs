@@ -9,13 +9,12 @@ mod common;
 use std::time::Duration;
 
 use common::{Event, Recorder, held, poll_for, poll_until, unique};
-use rill_log::{
-    Consumer, ConsumerConfig, Header, IsolationLevel, Log, LogError, ProducerConfig,
-    ProducerRecord, SeekTo, TopicConfig, TopicPartition,
-    partition_for_key,
-};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+use rill_log::{
+    Consumer, ConsumerConfig, Header, IsolationLevel, Log, LogError, ProducerConfig,
+    ProducerRecord, SeekTo, TopicConfig, TopicPartition, partition_for_key,
+};
 use rill_log_kafka::{KafkaConfig, KafkaLog};
 
 fn mock() -> KafkaLog {
@@ -56,7 +55,8 @@ fn produce_and_consume_keyed_records_mock_cluster() {
         4
     );
     assert!(matches!(
-        log.admin().create_topic(&topic, &TopicConfig::with_partitions(4)),
+        log.admin()
+            .create_topic(&topic, &TopicConfig::with_partitions(4)),
         Err(LogError::TopicExists { .. })
     ));
 
@@ -82,7 +82,9 @@ fn produce_and_consume_keyed_records_mock_cluster() {
     producer.flush(Duration::from_secs(5)).expect("flush");
 
     let consumer = consumer(&log, &unique("g"), IsolationLevel::ReadCommitted);
-    consumer.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    consumer
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let records = poll_until(consumer.as_ref(), 20, Duration::from_secs(20));
     assert_eq!(records.len(), 20);
     for record in &records {
@@ -257,7 +259,9 @@ fn transactions_commit_and_abort_read_committed_mock_cluster() {
     producer.commit().expect("commit");
 
     let reader = consumer(&log, &unique("rc"), IsolationLevel::ReadCommitted);
-    reader.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    reader
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let mut seen = poll_until(reader.as_ref(), 3, Duration::from_secs(20));
     seen.extend(poll_for(reader.as_ref(), Duration::from_secs(1)));
     assert_eq!(values(&seen), vec!["a", "b", "d"]);
@@ -283,7 +287,9 @@ fn consumer_offsets_go_into_the_transaction_mock_cluster() {
     }
     let group = unique("eos");
     let consumer = consumer(&log, &group, IsolationLevel::ReadCommitted);
-    consumer.subscribe(std::slice::from_ref(&input)).expect("subscribe");
+    consumer
+        .subscribe(std::slice::from_ref(&input))
+        .expect("subscribe");
     let records = poll_until(consumer.as_ref(), 5, Duration::from_secs(20));
     assert_eq!(records.len(), 5);
     let metadata = consumer.group_metadata().expect("group metadata");
@@ -411,15 +417,22 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
         ..ConsumerConfig::group(&group)
     };
     if let Ok(strategy) = std::env::var("RILL_TEST_STRATEGY") {
-        member.extra.push(("partition.assignment.strategy".into(), strategy));
+        member
+            .extra
+            .push(("partition.assignment.strategy".into(), strategy));
     }
     let first = log
         .consumer(&member, Some(Box::new(first_listener)))
         .expect("first");
-    first.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    first
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let deadline = std::time::Instant::now() + Duration::from_secs(20);
     while held(&first_events.lock().expect("events")).len() < 4 {
-        assert!(std::time::Instant::now() < deadline, "first member got 4 partitions");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first member got 4 partitions"
+        );
         let _ = first.poll(Duration::from_millis(100)).expect("poll");
     }
 
@@ -427,7 +440,9 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
     let second = log
         .consumer(&member, Some(Box::new(second_listener)))
         .expect("second");
-    second.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    second
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     loop {
         let _ = first.poll(Duration::from_millis(100)).expect("poll");
@@ -466,7 +481,10 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
     assert!(held(&first_events.lock().expect("events")).is_empty());
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while held(&second_events.lock().expect("events")).len() < 4 {
-        assert!(std::time::Instant::now() < deadline, "second member took over");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second member took over"
+        );
         let _ = second.poll(Duration::from_millis(100)).expect("poll");
     }
 }

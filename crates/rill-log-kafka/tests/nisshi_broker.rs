@@ -14,8 +14,8 @@ use std::time::Duration;
 
 use common::{Event, Recorder, held, poll_for, poll_until, unique};
 use rill_log::{
-    CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError, OffsetReset,
-    ProducerConfig, ProducerRecord, SeekTo, TopicConfig, TopicPartition, partition_for_key,
+    CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError, OffsetReset, ProducerConfig,
+    ProducerRecord, SeekTo, TopicConfig, TopicPartition, partition_for_key,
 };
 use rill_log_kafka::{KafkaConfig, KafkaLog};
 
@@ -97,7 +97,11 @@ fn keyed_records_land_on_javas_partition_and_come_back_whole() {
         .collect();
     for (key, delivery) in sent {
         let meta = delivery.wait().expect("delivered");
-        assert_eq!(meta.partition, partition_for_key(key.as_bytes(), 6), "{key}");
+        assert_eq!(
+            meta.partition,
+            partition_for_key(key.as_bytes(), 6),
+            "{key}"
+        );
     }
     // A tombstone and a record without key.
     producer
@@ -114,10 +118,15 @@ fn keyed_records_land_on_javas_partition_and_come_back_whole() {
     let consumer = log
         .consumer(&ConsumerConfig::group(unique("keyed-g")), None)
         .expect("consumer");
-    consumer.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    consumer
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let records = poll_until(consumer.as_ref(), 62, Duration::from_secs(30));
     assert_eq!(records.len(), 62);
-    for r in records.iter().filter(|r| r.value.is_some() && r.key.is_some()) {
+    for r in records
+        .iter()
+        .filter(|r| r.value.is_some() && r.key.is_some())
+    {
         let key = text(r.key.as_deref());
         let i: i64 = key.trim_start_matches("customer-").parse().expect("number");
         assert_eq!(r.partition, partition_for_key(key.as_bytes(), 6));
@@ -133,7 +142,10 @@ fn keyed_records_land_on_javas_partition_and_come_back_whole() {
             ]
         );
     }
-    assert!(records.iter().any(|r| r.value.is_none()), "tombstone read back");
+    assert!(
+        records.iter().any(|r| r.value.is_none()),
+        "tombstone read back"
+    );
     assert!(records.iter().any(|r| r.key.is_none()), "keyless read back");
 }
 
@@ -148,7 +160,11 @@ fn committed_offsets_resume_the_group() {
     for i in 0..10 {
         drop(
             producer
-                .send(ProducerRecord::new(&topic).partition(i % 2).value(i.to_string()))
+                .send(
+                    ProducerRecord::new(&topic)
+                        .partition(i % 2)
+                        .value(i.to_string()),
+                )
                 .expect("send"),
         );
     }
@@ -158,7 +174,9 @@ fn committed_offsets_resume_the_group() {
     let first = log
         .consumer(&ConsumerConfig::group(&group), None)
         .expect("consumer");
-    first.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    first
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let records = poll_until(first.as_ref(), 10, Duration::from_secs(30));
     assert_eq!(records.len(), 10);
     let tp0 = TopicPartition::new(&topic, 0);
@@ -179,7 +197,9 @@ fn committed_offsets_resume_the_group() {
     let second = log
         .consumer(&ConsumerConfig::group(&group), None)
         .expect("consumer");
-    second.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    second
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let mut records = poll_until(second.as_ref(), 2, Duration::from_secs(30));
     records.extend(poll_for(second.as_ref(), Duration::from_millis(500)));
     let mut got: Vec<_> = records.iter().map(|r| (r.partition, r.offset)).collect();
@@ -263,10 +283,15 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
     let first = log
         .consumer(&config, Some(Box::new(first_listener)))
         .expect("first");
-    first.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    first
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let deadline = std::time::Instant::now() + Duration::from_secs(30);
     while held(&first_events.lock().expect("events")).len() < 6 {
-        assert!(std::time::Instant::now() < deadline, "first member got all 6");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "first member got all 6"
+        );
         let _ = first.poll(Duration::from_millis(100)).expect("poll");
     }
 
@@ -274,7 +299,9 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
     let second = log
         .consumer(&config, Some(Box::new(second_listener)))
         .expect("second");
-    second.subscribe(std::slice::from_ref(&topic)).expect("subscribe");
+    second
+        .subscribe(std::slice::from_ref(&topic))
+        .expect("subscribe");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     loop {
         let _ = first.poll(Duration::from_millis(100)).expect("poll");
@@ -297,7 +324,10 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
             _ => 0,
         })
         .sum();
-    assert_eq!(revoked, 3, "cooperative: only the moved partitions: {events:?}");
+    assert_eq!(
+        revoked, 3,
+        "cooperative: only the moved partitions: {events:?}"
+    );
     assert!(
         events.contains(&Event::CommitInRevoke(true)),
         "the listener committed from inside on_revoked: {events:?}"
@@ -306,7 +336,10 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
     first.close().expect("close");
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while held(&second_events.lock().expect("events")).len() < 6 {
-        assert!(std::time::Instant::now() < deadline, "second member took all 6");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "second member took all 6"
+        );
         let _ = second.poll(Duration::from_millis(100)).expect("poll");
     }
 }
