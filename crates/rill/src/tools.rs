@@ -87,7 +87,11 @@ pub fn topics(args: &DataDirArgs) -> anyhow::Result<()> {
     let log = embedded::open(&args.data_dir, FsyncPolicy::Always)?;
     let consumer = log.consumer(&ConsumerConfig::default(), None)?;
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{:<40} {:>10} {:>14}", "TOPIC", "PARTITIONS", "RECORDS")?;
+    writeln!(
+        out,
+        "{:<40} {:>10} {:>14}",
+        "TOPIC", "PARTITIONS", "RECORDS"
+    )?;
     for name in log.admin().list_topics()? {
         let description = log.admin().describe_topic(&name)?;
         let mut records = 0;
@@ -95,7 +99,11 @@ pub fn topics(args: &DataDirArgs) -> anyhow::Result<()> {
             let marks = consumer.watermarks(&TopicPartition::new(name.clone(), partition))?;
             records += marks.high - marks.low;
         }
-        writeln!(out, "{:<40} {:>10} {:>14}", name, description.config.partitions, records)?;
+        writeln!(
+            out,
+            "{:<40} {:>10} {:>14}",
+            name, description.config.partitions, records
+        )?;
     }
     Ok(())
 }
@@ -121,13 +129,18 @@ pub struct TailArgs {
 pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
     let log = embedded::open(&args.data.data_dir, FsyncPolicy::Always)?;
     let partitions = log.admin().describe_topic(&args.topic)?.config.partitions;
-    let assignment: Vec<TopicPartition> =
-        (0..partitions).map(|p| TopicPartition::new(args.topic.clone(), p)).collect();
+    let assignment: Vec<TopicPartition> = (0..partitions)
+        .map(|p| TopicPartition::new(args.topic.clone(), p))
+        .collect();
     let consumer = log.consumer(&ConsumerConfig::default(), None)?;
     consumer.assign(&assignment)?;
     let mut remaining = Vec::with_capacity(assignment.len());
     for partition in &assignment {
-        let start = if args.from_beginning { SeekTo::Beginning } else { SeekTo::End };
+        let start = if args.from_beginning {
+            SeekTo::Beginning
+        } else {
+            SeekTo::End
+        };
         consumer.seek(partition, start)?;
         remaining.push(consumer.watermarks(partition)?.high);
     }
@@ -178,7 +191,11 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     for delivery in deliveries {
         let written = delivery.wait()?;
-        writeln!(out, "{}", json!({"partition": written.partition, "offset": written.offset}))?;
+        writeln!(
+            out,
+            "{}",
+            json!({"partition": written.partition, "offset": written.offset})
+        )?;
     }
     Ok(())
 }

@@ -303,13 +303,9 @@ impl EmbeddedConsumer {
             if pos >= end {
                 continue;
             }
-            let mut batch = partition.log.read(pos, end, FETCH_BYTES)?;
             let room = max - out.len();
-            let mut next = batch.next_offset;
-            if batch.records.len() > room {
-                batch.records.truncate(room);
-                next = batch.records.last().map_or(pos, |r| r.offset + 1);
-            }
+            let mut batch = partition.log.read_records(pos, end, FETCH_BYTES, room)?;
+            let next = batch.next_offset;
             state.positions.insert(tp.clone(), next.max(pos));
             out.append(&mut batch.records);
         }

@@ -338,8 +338,12 @@ pub(crate) fn decode_into(
     batch: &Bytes,
     sel: &Select<'_>,
     out: &mut Vec<ConsumedRecord>,
+    limit: usize,
 ) -> Result<(), &'static str> {
     for raw in RawRecords::new(h, batch) {
+        if out.len() >= limit {
+            break;
+        }
         let raw = raw?;
         if raw.offset < sel.from {
             continue;
@@ -483,7 +487,7 @@ mod tests {
             from: 0,
             upto: i64::MAX,
         };
-        decode_into(&h, &bytes, &sel, &mut out)?;
+        decode_into(&h, &bytes, &sel, &mut out, usize::MAX)?;
         Ok(out)
     }
 

@@ -92,8 +92,9 @@ impl PartitionLog {
         Ok((PartitionLog { inner }, report))
     }
 
-    /// Appends `records` as one batch (transactional when `txn_id` is non-zero) with
-    /// consecutive offsets; returns the base offset. Written to the OS, not yet fsynced.
+    /// Appends `records` with consecutive offsets, as batches of at most about 256 KiB
+    /// (transactional when `txn_id` is non-zero); returns the base offset. Written to the OS,
+    /// not yet fsynced.
     pub fn append(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
         self.inner.append(records, txn_id)
     }
@@ -112,8 +113,20 @@ impl PartitionLog {
     /// Reads records with offsets in `from..upto`, stopping after about `max_bytes` of batches
     /// (at least one batch when any record is in range). An offset below the log start reads from
     /// the log start; the caller checks ranges first when it must report `OffsetOutOfRange`.
+    #[cfg(test)]
     pub fn read(&self, from: Offset, upto: Offset, max_bytes: usize) -> Result<ReadBatch> {
-        self.inner.read(from, upto, max_bytes)
+        self.inner.read(from, upto, max_bytes, usize::MAX)
+    }
+
+    /// Like [`read`](Self::read), stopping after `max_records` records.
+    pub fn read_records(
+        &self,
+        from: Offset,
+        upto: Offset,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<ReadBatch> {
+        self.inner.read(from, upto, max_bytes, max_records)
     }
 
     /// First offset still stored.

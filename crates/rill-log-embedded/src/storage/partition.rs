@@ -15,6 +15,9 @@ use parking_lot::{Mutex, RwLock};
 use rill_log::{ErrorClass, LogError, Offset, Result};
 use tracing::warn;
 
+/// Largest batch an append writes (about; one record may exceed it alone).
+const MAX_BATCH_BYTES: usize = 256 << 10;
+
 use super::batch::{self, Select};
 use super::index::{self, ENTRY_LEN, IndexEntry};
 use super::segment::{
@@ -195,6 +198,34 @@ impl Inner {
     }
 
     pub fn append(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
+        // Bounded batches keep a reader that starts mid-batch from decoding (and checksumming)
+        // megabytes to return a few records.
+        let mut base = None;
+        let mut start = 0;
+        let mut bytes = 0usize;
+        for (i, record) in records.iter().enumerate() {
+            let size = record.key.as_ref().map_or(0, |k| k.len())
+                + record.value.as_ref().map_or(0, |v| v.len())
+                + record
+                    .headers
+                    .iter()
+                    .map(|h| h.key.len() + h.value.as_ref().map_or(0, |v| v.len()) + 8)
+                    .sum::<usize>()
+                + 16;
+            if i > start && bytes + size > MAX_BATCH_BYTES {
+                let first = self.append_batch(&records[start..i], txn_id)?;
+                base.get_or_insert(first);
+                start = i;
+                bytes = 0;
+            }
+            bytes += size;
+        }
+        let last = self.append_batch(&records[start..], txn_id)?;
+        Ok(base.unwrap_or(last))
+    }
+
+    /// Appends `records` as exactly one batch.
+    fn append_batch(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
         if w.active.is_none() {
@@ -320,7 +351,13 @@ impl Inner {
             .map_err(|e| LogError::io("fsync segment", &file.path, e))
     }
 
-    pub fn read(&self, from: Offset, upto: Offset, max_bytes: usize) -> Result<ReadBatch> {
+    pub fn read(
+        &self,
+        from: Offset,
+        upto: Offset,
+        max_bytes: usize,
+        max_records: usize,
+    ) -> Result<ReadBatch> {
         let (start, end) = {
             let st = self.state.read();
             if st.closed {
@@ -380,9 +417,13 @@ impl Inner {
                     from: next,
                     ..sel_base
                 };
-                batch::decode_into(h, &b.bytes, &sel, &mut out.records)
+                batch::decode_into(h, &b.bytes, &sel, &mut out.records, max_records)
                     .map_err(|r| view.file.corrupt(b.pos, r))?;
                 bytes += total;
+                if out.records.len() >= max_records {
+                    next = out.records.last().map_or(next, |r| r.offset + 1);
+                    break 'segments;
+                }
                 next = (h.last_offset() + 1).min(upto);
                 if next >= upto {
                     break 'segments;

@@ -47,6 +47,7 @@ pub(crate) struct Shared {
     pub failed: Mutex<bool>,
     pub failed_changed: Condvar,
     pub records_processed: AtomicU64,
+    pub records_restored: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,
     /// Engines of local tasks: store -> partition -> engine.
     pub local_stores: RwLock<HashMap<String, BTreeMap<i32, Arc<dyn KeyValueBytesStore>>>>,
@@ -149,6 +150,7 @@ impl StreamsApp {
             failed: Mutex::new(false),
             failed_changed: Condvar::new(),
             records_processed: AtomicU64::new(0),
+            records_restored: AtomicU64::new(0),
             listener_errors: Mutex::new(Vec::new()),
             local_stores: RwLock::new(HashMap::new()),
             local_tasks: RwLock::new(BTreeSet::new()),
@@ -216,6 +218,11 @@ impl StreamsApp {
         self.shared
             .as_ref()
             .map_or(0, |s| s.records_processed.load(Ordering::Relaxed))
+    }
+
+    /// Changelog records applied to stores while restoring them so far.
+    pub fn records_restored(&self) -> u64 {
+        self.shared.as_ref().map_or(0, |s| s.records_restored.load(Ordering::Relaxed))
     }
 
     /// Stops the threads (committing their work) and the global reader; answers the first

@@ -17,6 +17,7 @@ pub(crate) fn restore(
     engine: &dyn KeyValueBytesStore,
     changelog: &TopicPartition,
     from: Option<Offset>,
+    progress: &std::sync::atomic::AtomicU64,
 ) -> Result<(u64, Offset)> {
     let config = ConsumerConfig {
         isolation: IsolationLevel::ReadCommitted,
@@ -51,6 +52,7 @@ pub(crate) fn restore(
             continue;
         }
         last_progress = Instant::now();
+        progress.fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
         for record in records {
             let Some(key) = record.key else { continue };
             match record.value {

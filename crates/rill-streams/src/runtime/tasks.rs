@@ -134,8 +134,15 @@ impl ThreadTasks {
             };
             let partition = TopicPartition::new(changelog.clone(), id.partition);
             store.engine.clear()?;
-            let (applied, _) = restore(self.log.as_ref(), store.engine.as_ref(), &partition, None)?;
-            tracing::info!(task = %id, store = %name, records = applied, "restored store");
+            let started = std::time::Instant::now();
+            let (applied, _) = restore(
+                self.log.as_ref(),
+                store.engine.as_ref(),
+                &partition,
+                None,
+                &self.shared.records_restored,
+            )?;
+            tracing::info!(task = %id, store = %name, records = applied, elapsed_ms = started.elapsed().as_millis() as u64, "restored store");
         }
         let mut local = self.shared.local_stores.write();
         for (name, store) in &task.state.stores {

@@ -54,15 +54,19 @@ pub fn run(args: &LogBenchArgs) -> anyhow::Result<()> {
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let dd = dd_bandwidth(&args.dir)?;
-    println!("disk: dd bs=1M count=1024 conv=fdatasync: {:.0} MB/s", dd / 1e6);
+    println!(
+        "disk: dd bs=1M count=1024 conv=fdatasync: {:.0} MB/s",
+        dd / 1e6
+    );
     println!();
     println!("| measurement | value size | fsync | records/s (median) | MB/s | vs dd |");
     println!("|---|---|---|---|---|---|");
     for value_size in [100usize, 1024] {
         let records = (args.bytes_per_run / value_size as u64) as usize;
-        for (label, policy) in
-            [("group commit", FsyncPolicy::Always), ("never", FsyncPolicy::Never)]
-        {
+        for (label, policy) in [
+            ("group commit", FsyncPolicy::Always),
+            ("never", FsyncPolicy::Never),
+        ] {
             let mut rates = Vec::new();
             for run in 0..args.runs {
                 let dir = scratch(&args.dir, &format!("append-{value_size}-{label}-{run}"))?;
@@ -125,19 +129,31 @@ fn scratch(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
 }
 
 fn value(size: usize) -> Bytes {
-    Bytes::from((0..size).map(|i| b'a' + (i % 26) as u8).collect::<Vec<u8>>())
+    Bytes::from(
+        (0..size)
+            .map(|i| b'a' + (i % 26) as u8)
+            .collect::<Vec<u8>>(),
+    )
 }
 
 /// One producer, every record to partition 0, deliveries awaited at the end: records/s.
-fn append(dir: &Path, policy: FsyncPolicy, value_size: usize, records: usize) -> anyhow::Result<f64> {
+fn append(
+    dir: &Path,
+    policy: FsyncPolicy,
+    value_size: usize,
+    records: usize,
+) -> anyhow::Result<f64> {
     let log = embedded::open(dir, policy)?;
-    log.admin().create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
+    log.admin()
+        .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let producer = log.producer(&Default::default())?;
     let payload = value(value_size);
     let mut deliveries = Vec::with_capacity(records);
     let started = Instant::now();
     for _ in 0..records {
-        let record = ProducerRecord::new(TOPIC).partition(0).value(payload.clone());
+        let record = ProducerRecord::new(TOPIC)
+            .partition(0)
+            .value(payload.clone());
         deliveries.push(producer.send(record)?);
     }
     producer.flush(Duration::from_secs(300))?;
@@ -153,7 +169,10 @@ fn append(dir: &Path, policy: FsyncPolicy, value_size: usize, records: usize) ->
 fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
     let log = embedded::open(dir, FsyncPolicy::Never)?;
     let consumer = log.consumer(
-        &ConsumerConfig { max_poll_records: Some(100_000), ..Default::default() },
+        &ConsumerConfig {
+            max_poll_records: Some(100_000),
+            ..Default::default()
+        },
         None,
     )?;
     let partition = TopicPartition::new(TOPIC, 0);
@@ -179,7 +198,8 @@ fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
 fn append_latency(dir: &Path, value_size: usize, rate: u64) -> anyhow::Result<Histogram<u64>> {
     const SECONDS: u64 = 3;
     let log = embedded::open(dir, FsyncPolicy::Always)?;
-    log.admin().create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
+    log.admin()
+        .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let producer = log.producer(&Default::default())?;
     let payload = value(value_size);
     let (pending_tx, pending_rx) = mpsc::channel::<(Instant, rill_log::DeliveryFuture)>();
@@ -198,11 +218,15 @@ fn append_latency(dir: &Path, value_size: usize, rate: u64) -> anyhow::Result<Hi
         while Instant::now() < due {
             std::hint::spin_loop();
         }
-        let record = ProducerRecord::new(TOPIC).partition(0).value(payload.clone());
+        let record = ProducerRecord::new(TOPIC)
+            .partition(0)
+            .value(payload.clone());
         pending_tx.send((Instant::now(), producer.send(record)?))?;
     }
     drop(pending_tx);
-    let histogram = waiter.join().map_err(|_| anyhow::anyhow!("latency waiter panicked"))??;
+    let histogram = waiter
+        .join()
+        .map_err(|_| anyhow::anyhow!("latency waiter panicked"))??;
     log.close()?;
     Ok(histogram)
 }
@@ -238,13 +262,20 @@ fn recovery_after_kill(dir: &Path, mib: u64) -> anyhow::Result<(Duration, i64)> 
 pub fn fill(args: &LogFillArgs) -> anyhow::Result<()> {
     const VALUE_SIZE: usize = 1024;
     let log = embedded::open(&args.dir, FsyncPolicy::Never)?;
-    log.admin().create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
+    log.admin()
+        .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let producer = log.producer(&Default::default())?;
     let payload = value(VALUE_SIZE);
     let records = args.mib * 1024 * 1024 / VALUE_SIZE as u64;
     for _ in 0..records {
         // Deliveries are awaited all at once by the flush below.
-        drop(producer.send(ProducerRecord::new(TOPIC).partition(0).value(payload.clone()))?);
+        drop(
+            producer.send(
+                ProducerRecord::new(TOPIC)
+                    .partition(0)
+                    .value(payload.clone()),
+            )?,
+        );
     }
     producer.flush(Duration::from_secs(600))?;
     println!("filled");

@@ -1,6 +1,7 @@
 //! `rill bench ...`: reproducible benchmarks whose figures go into BENCHMARKS.md.
 
 mod log;
+mod streams;
 
 use clap::Subcommand;
 
@@ -9,6 +10,8 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// The embedded log: append, read, append-to-durable latency and recovery, beside `dd`.
     Log(log::LogBenchArgs),
+    /// The streams runtime: stateless pipeline, count by key, restore.
+    Streams(streams::StreamsBenchArgs),
     /// Fill a data directory and wait to be killed (used by the recovery benchmark).
     #[command(hide = true)]
     LogFill(log::LogFillArgs),
@@ -18,6 +21,7 @@ pub fn execute(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => log::run(&args),
         BenchCommand::LogFill(args) => log::fill(&args),
+        BenchCommand::Streams(args) => streams::run(&args),
     }
 }
 
