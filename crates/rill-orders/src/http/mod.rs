@@ -1,0 +1,190 @@
+//! The HTTP server of an instance: the orders REST API (SPEC 2.4), the topic proxy, health and
+//! readiness, and the OpenAPI document.
+//!
+//! Every error is a JSON object `{"status": 404, "error": "Not Found", "message": "..."}`,
+//! including those axum produces itself (unknown route, body too large, bad query string):
+//! a response middleware rewrites any non-JSON error body into that shape.
+//!
+//! Request bodies are limited to [`MAX_BODY_BYTES`] (413 beyond).
+
+mod error;
+mod hub;
+mod orders;
+mod proxy;
+mod waiters;
+
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::Router;
+use axum::extract::{DefaultBodyLimit, State};
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use rill_log::{Log, Producer, ProducerConfig};
+use rill_streams::QueryableStore;
+use tokio::net::TcpListener;
+
+use crate::domain::Order;
+use crate::error::{OrdersError, Result};
+
+pub use error::ApiError;
+pub use hub::{IN_FLIGHT_RETENTION, OrdersHub};
+pub use waiters::{WaitGuard, Waiters};
+
+/// Largest request body accepted.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Default wait of a GET without `timeout`.
+pub const DEFAULT_GET_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Longest wait a GET may ask for.
+pub const MAX_GET_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// The OpenAPI description of this server, kept in the repository next to the crate.
+pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
+
+/// Answers whether the instance is ready to serve, with a line per service for the body.
+pub type Readiness = Arc<dyn Fn() -> (bool, Vec<(String, String)>) + Send + Sync>;
+
+/// The orders part of the API, present when the orders service runs in this instance.
+pub struct OrdersEndpoint {
+    /// The `orders-store` view.
+    pub view: QueryableStore<String, Order>,
+    /// Waiters and in-flight posts, shared with the view's listener.
+    pub hub: Arc<OrdersHub>,
+    /// `host:port` this instance publishes as its query address (to know a forward is to
+    /// itself).
+    pub advertised: Option<String>,
+}
+
+/// Everything the handlers use.
+pub(crate) struct ApiState {
+    pub orders: Option<OrdersEndpoint>,
+    pub log: Arc<dyn Log>,
+    pub producer: Arc<dyn Producer>,
+    pub client: reqwest::Client,
+    pub readiness: Readiness,
+}
+
+/// An instance's HTTP API, ready to serve.
+pub struct HttpApi {
+    state: Arc<ApiState>,
+}
+
+impl HttpApi {
+    /// The API over `log` (topic proxy, health), with the orders endpoints when `orders` is
+    /// given.
+    pub fn new(
+        log: Arc<dyn Log>,
+        orders: Option<OrdersEndpoint>,
+        readiness: Readiness,
+    ) -> Result<Self> {
+        let producer: Arc<dyn Producer> =
+            Arc::from(log.producer(&ProducerConfig::default()).map_err(|source| {
+                OrdersError::Log {
+                    operation: "creating the HTTP API's producer",
+                    source,
+                }
+            })?);
+        // Forwarded GETs carry their own timeout; this one only bounds connecting.
+        let client = reqwest::Client::builder()
+            .connect_timeout(Duration::from_secs(2))
+            .build()
+            .map_err(|error| OrdersError::Http {
+                addr: "client".into(),
+                source: std::io::Error::other(error),
+            })?;
+        Ok(HttpApi {
+            state: Arc::new(ApiState {
+                orders,
+                log,
+                producer,
+                client,
+                readiness,
+            }),
+        })
+    }
+
+    /// The routes.
+    pub fn router(&self) -> Router {
+        Router::new()
+            .route("/v1/orders", post(orders::post_order))
+            .route("/v1/orders/{id}", get(orders::get_order))
+            .route("/v1/orders/{id}/validated", get(orders::get_validated))
+            .route("/v1/topics", get(proxy::list_topics))
+            .route(
+                "/v1/topics/{topic}/records",
+                get(proxy::read_records).post(proxy::produce_records),
+            )
+            .route("/v1/openapi.json", get(openapi))
+            .route("/health", get(health))
+            .route("/ready", get(ready))
+            .fallback(not_found)
+            .layer(axum::middleware::map_response(error::json_errors))
+            .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
+            .with_state(self.state.clone())
+    }
+
+    /// Serves on `listener` until `shutdown` completes.
+    pub async fn serve(
+        self,
+        listener: TcpListener,
+        shutdown: impl Future<Output = ()> + Send + 'static,
+    ) -> Result<()> {
+        let addr = listener
+            .local_addr()
+            .map_or_else(|_| "?".to_string(), |a| a.to_string());
+        let sweeper = self.state.orders.as_ref().map(|orders| {
+            let hub = orders.hub.clone();
+            tokio::spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(10));
+                loop {
+                    every.tick().await;
+                    hub.sweep_in_flight();
+                }
+            })
+        });
+        let served = axum::serve(listener, self.router())
+            .with_graceful_shutdown(shutdown)
+            .await;
+        if let Some(sweeper) = sweeper {
+            sweeper.abort();
+        }
+        served.map_err(|source| OrdersError::Http { addr, source })
+    }
+}
+
+async fn openapi() -> Response {
+    ([(header::CONTENT_TYPE, "application/json")], OPENAPI_JSON).into_response()
+}
+
+async fn health() -> Response {
+    axum::Json(serde_json::json!({"status": "ok"})).into_response()
+}
+
+async fn ready(State(state): State<Arc<ApiState>>) -> Response {
+    let (ready, services) = (state.readiness)();
+    let services: serde_json::Map<String, serde_json::Value> = services
+        .into_iter()
+        .map(|(name, status)| (name, serde_json::Value::String(status)))
+        .collect();
+    let status = if ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        axum::Json(serde_json::json!({"ready": ready, "services": services})),
+    )
+        .into_response()
+}
+
+async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::new(
+        StatusCode::NOT_FOUND,
+        format!("no route for {}", uri.path()),
+    )
+}

@@ -1,0 +1,47 @@
+//! The orders service's topology: the `orders-store` view of `orders`, which serves GETs and
+//! tells a listener about every change (to wake waiting GETs), and the validation aggregator
+//! (see [`aggregator`](crate::aggregator)), which writes decided orders back to `orders`.
+//!
+//! The aggregator takes its orders from the view's updates rather than from a second reader of
+//! `orders`, so the view and the aggregator are one sub-topology: each partition's task holds
+//! both the orders and the verdicts of its keys.
+
+use std::sync::Arc;
+
+use rill_streams::{Result, StoreOptions, StreamsBuilder, Topology};
+
+use crate::aggregator::{AggregatorInput, PENDING_STORE, VERDICTS_STORE, ValidationAggregator};
+use crate::domain::{Order, OrderValidation};
+use crate::topics::{ORDER_VALIDATIONS, ORDERS};
+
+/// The view of `orders`: order id -> latest Order.
+pub const ORDERS_STORE: &str = "orders-store";
+
+/// Called from a stream thread after the view stored a new version of an order.
+pub type OrderListener = Arc<dyn Fn(&str, &Order) + Send + Sync>;
+
+/// The orders service's topology (application id
+/// [`ORDERS_SERVICE`](crate::topics::ORDERS_SERVICE)); `listener` hears each order the view
+/// stores, after it is readable from the store.
+pub fn topology(listener: OrderListener) -> Result<Topology> {
+    let builder = StreamsBuilder::new();
+    let view = builder.table::<String, Order>(ORDERS, StoreOptions::persistent(ORDERS_STORE));
+    let updates = view.to_stream();
+    updates.for_each(move |id, order| listener(id, order));
+    builder.add_state_store::<String, crate::aggregator::Verdicts>(StoreOptions::persistent(
+        VERDICTS_STORE,
+    ))?;
+    builder.add_state_store::<String, ()>(StoreOptions::persistent(PENDING_STORE))?;
+    let orders = updates.map_values(AggregatorInput::Order);
+    let verdicts = builder
+        .stream::<String, OrderValidation>(ORDER_VALIDATIONS)
+        .map_values(AggregatorInput::Verdict);
+    orders
+        .merge(&verdicts)
+        .process(
+            ValidationAggregator::default,
+            &[VERDICTS_STORE, PENDING_STORE],
+        )
+        .to(ORDERS);
+    builder.build()
+}

@@ -1,0 +1,200 @@
+//! Starting the services of the order system on a log, in one process.
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use parking_lot::Mutex;
+use rill_log::Log;
+use rill_streams::{AppState, StreamsApp, StreamsConfig, Topology};
+
+use crate::domain::Order;
+use crate::error::{OrdersError, Result};
+use crate::http::{HttpApi, OrdersEndpoint, OrdersHub, Readiness};
+use crate::orders_service::ORDERS_STORE;
+use crate::topics;
+
+/// A service of the order system.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Service {
+    /// The `orders-store` view and the validation aggregator (and the REST API's orders
+    /// endpoints).
+    Orders,
+    /// The order details validator.
+    OrderDetails,
+    /// The inventory validator.
+    Inventory,
+}
+
+impl Service {
+    /// Every service.
+    pub const ALL: [Service; 3] = [Service::Orders, Service::OrderDetails, Service::Inventory];
+
+    /// The service's application id.
+    pub fn application_id(self) -> &'static str {
+        match self {
+            Service::Orders => topics::ORDERS_SERVICE,
+            Service::OrderDetails => topics::ORDER_DETAILS_SERVICE,
+            Service::Inventory => topics::INVENTORY_SERVICE,
+        }
+    }
+
+    /// The name used in `--services` lists.
+    pub fn name(self) -> &'static str {
+        match self {
+            Service::Orders => "orders",
+            Service::OrderDetails => "order-details",
+            Service::Inventory => "inventory",
+        }
+    }
+}
+
+impl FromStr for Service {
+    type Err = OrdersError;
+
+    fn from_str(name: &str) -> Result<Self> {
+        Service::ALL
+            .into_iter()
+            .find(|service| service.name() == name.trim())
+            .ok_or_else(|| OrdersError::UnknownService {
+                name: name.to_string(),
+            })
+    }
+}
+
+/// How to run the services.
+#[derive(Debug, Clone)]
+pub struct SystemConfig {
+    /// Which services run in this instance.
+    pub services: Vec<Service>,
+    /// Where their stores live (one directory per application id inside).
+    pub state_dir: PathBuf,
+    /// The HTTP address this instance publishes for interactive queries (`host:port`).
+    pub advertised: Option<String>,
+    /// Stream threads per service.
+    pub threads: usize,
+    /// How often each service commits.
+    pub commit_interval: Duration,
+}
+
+impl SystemConfig {
+    /// Every service, one thread each, with stores under `state_dir`.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        SystemConfig {
+            services: Service::ALL.to_vec(),
+            state_dir: state_dir.into(),
+            advertised: None,
+            threads: 1,
+            commit_interval: Duration::from_millis(20),
+        }
+    }
+}
+
+type Apps = Arc<Mutex<Vec<(Service, StreamsApp)>>>;
+
+/// The running services of one instance.
+pub struct OrdersSystem {
+    log: Arc<dyn Log>,
+    config: SystemConfig,
+    hub: Arc<OrdersHub>,
+    apps: Apps,
+}
+
+impl OrdersSystem {
+    /// Starts the chosen services on `log`. The system topics must exist (see
+    /// [`topics::create_system_topics`]).
+    pub fn start(log: Arc<dyn Log>, config: SystemConfig) -> Result<Self> {
+        let hub = OrdersHub::new();
+        let apps: Apps = Arc::new(Mutex::new(Vec::new()));
+        for &service in &config.services {
+            let id = service.application_id();
+            let topology = Self::topology(service, &hub).map_err(OrdersError::service(id))?;
+            let mut streams = StreamsConfig::new(id, &config.state_dir);
+            streams.threads = config.threads;
+            streams.commit_interval = config.commit_interval;
+            streams.application_server = config.advertised.clone();
+            let mut app = StreamsApp::new(topology, log.clone(), streams);
+            app.start().map_err(OrdersError::service(id))?;
+            tracing::info!(service = id, "started");
+            apps.lock().push((service, app));
+        }
+        Ok(OrdersSystem {
+            log,
+            config,
+            hub,
+            apps,
+        })
+    }
+
+    fn topology(service: Service, hub: &Arc<OrdersHub>) -> rill_streams::Result<Topology> {
+        match service {
+            Service::Orders => {
+                let hub = hub.clone();
+                crate::orders_service::topology(Arc::new(move |id: &str, order: &Order| {
+                    hub.order_changed(id, order)
+                }))
+            }
+            Service::OrderDetails => crate::order_details::topology(),
+            Service::Inventory => crate::inventory::topology(),
+        }
+    }
+
+    /// The waiting GETs and in-flight posts.
+    pub fn hub(&self) -> &Arc<OrdersHub> {
+        &self.hub
+    }
+
+    /// This instance's HTTP API (the orders endpoints when the orders service runs here).
+    pub fn http_api(&self) -> Result<HttpApi> {
+        let orders = {
+            let apps = self.apps.lock();
+            match apps.iter().find(|(s, _)| *s == Service::Orders) {
+                Some((_, app)) => Some(OrdersEndpoint {
+                    view: app
+                        .store::<String, Order>(ORDERS_STORE)
+                        .map_err(OrdersError::service(topics::ORDERS_SERVICE))?,
+                    hub: self.hub.clone(),
+                    advertised: self.config.advertised.clone(),
+                }),
+                None => None,
+            }
+        };
+        let apps = self.apps.clone();
+        let readiness: Readiness = Arc::new(move || {
+            let apps = apps.lock();
+            let states: Vec<(String, String)> = apps
+                .iter()
+                .map(|(service, app)| (service.name().to_string(), format!("{:?}", app.state())))
+                .collect();
+            let ready = apps.iter().all(|(_, app)| app.state() == AppState::Running);
+            (ready, states)
+        });
+        HttpApi::new(self.log.clone(), orders, readiness)
+    }
+
+    /// Whether every service is running (none stopped with an error).
+    pub fn healthy(&self) -> bool {
+        self.apps
+            .lock()
+            .iter()
+            .all(|(_, app)| app.state() == AppState::Running)
+    }
+
+    /// Stops every service, committing their work; answers the first error.
+    pub fn close(self) -> Result<()> {
+        let mut first = Ok(());
+        for (service, mut app) in self.apps.lock().drain(..).rev() {
+            if let Err(source) = app.close() {
+                tracing::error!(service = service.name(), %source, "stopped with an error");
+                if first.is_ok() {
+                    first = Err(OrdersError::Service {
+                        service: service.application_id(),
+                        source,
+                    });
+                }
+            }
+        }
+        first
+    }
+}
