@@ -1,10 +1,8 @@
 //! Command-line interface: flags and subcommands.
 
-use std::path::PathBuf;
+use clap::{Parser, Subcommand};
 
-use clap::{Args, Parser, Subcommand};
-
-use crate::{bench, tools};
+use crate::{bench, feeds, run, tools};
 
 /// rill: event-driven order processing on a partitioned, replayable log.
 #[derive(Debug, Parser)]
@@ -16,11 +14,15 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Open the embedded log, create the orders system's topics, seed the inventory and serve
-    /// until interrupted.
-    Run(tools::RunArgs),
+    /// Run the order system: every service on the embedded log in this process, and the HTTP
+    /// API (orders and topic proxy) on 127.0.0.1:8080, until interrupted.
+    Run(run::RunArgs),
+    /// Set stock per product (through a running server's topic proxy).
+    AddInventory(feeds::AddInventoryArgs),
+    /// Post random orders (with a payment each) to a running server and report how they end.
+    PostOrders(feeds::PostOrdersArgs),
     /// List topics with partitions and offsets.
-    Topics(DataDirArgs),
+    Topics(tools::TopicsArgs),
     /// Print records of a topic as JSON lines.
     Tail(tools::TailArgs),
     /// Write JSON lines from stdin (`{"key":..,"value":..}`) to a topic.
@@ -30,17 +32,11 @@ enum Command {
     Bench(bench::BenchCommand),
 }
 
-/// Where the embedded log keeps its data.
-#[derive(Debug, Clone, Args)]
-pub struct DataDirArgs {
-    /// Data directory of the embedded log.
-    #[arg(long, default_value = "./rill-data", env = "RILL_DATA_DIR")]
-    pub data_dir: PathBuf,
-}
-
 pub fn execute(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
-        Command::Run(args) => tools::run(&args),
+        Command::Run(args) => run::run(&args),
+        Command::AddInventory(args) => feeds::add_inventory(&args),
+        Command::PostOrders(args) => feeds::post_orders(&args),
         Command::Topics(args) => tools::topics(&args),
         Command::Tail(args) => tools::tail(&args),
         Command::Produce(args) => tools::produce(&args),

@@ -5,7 +5,10 @@
 
 mod bench;
 mod cli;
+mod client;
 mod embedded;
+mod feeds;
+mod run;
 mod tools;
 
 use std::process::ExitCode;

@@ -1,90 +1,32 @@
-//! `run`, `topics`, `tail` and `produce` on the embedded log.
+//! `topics`, `tail` and `produce`: through the topic proxy of a running server, or on the
+//! embedded log's data directory when no server holds it.
 
 use std::io::{BufRead, Write};
-use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::Args;
-use rill_log::{
-    CleanupPolicy, ConsumedRecord, ConsumerConfig, Log, LogError, ProducerRecord, SeekTo,
-    TopicConfig, TopicPartition,
-};
+use rill_log::{ConsumedRecord, ConsumerConfig, Log, ProducerRecord, SeekTo, TopicPartition};
 use rill_log_embedded::FsyncPolicy;
+use rill_orders::json_records;
 use serde_json::{Value, json};
 
-use crate::cli::DataDirArgs;
+use crate::client::{LogAccess, Server, Target};
 use crate::embedded;
 
-/// Flags of `rill run`.
+/// Flags of `rill topics`.
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub struct TopicsArgs {
     #[command(flatten)]
-    data: DataDirArgs,
-    /// Partitions of each topic the system creates.
-    #[arg(long, default_value_t = 3)]
-    partitions: i32,
-    /// Do not seed the default inventory into a new data directory.
-    #[arg(long)]
-    no_seed: bool,
+    access: LogAccess,
 }
 
-/// Topics of the orders system (SPEC 2.2) and whether they are compacted tables.
-const SYSTEM_TOPICS: &[(&str, CleanupPolicy)] = &[
-    ("orders", CleanupPolicy::Delete),
-    ("order-validations", CleanupPolicy::Delete),
-    ("warehouse-inventory", CleanupPolicy::Compact),
-    ("payments", CleanupPolicy::Delete),
-    ("customers", CleanupPolicy::Compact),
-    ("orders-enriched", CleanupPolicy::Delete),
-    ("platinum", CleanupPolicy::Delete),
-    ("gold", CleanupPolicy::Delete),
-    ("silver", CleanupPolicy::Delete),
-    ("bronze", CleanupPolicy::Delete),
-];
-
-/// Stock seeded into a new data directory (SPEC 2.3, add-inventory defaults).
-const DEFAULT_INVENTORY: &[(&str, i64)] = &[("UNDERPANTS", 20), ("JUMPERS", 10)];
-
-pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let fresh = !args.data.data_dir.join("topics").exists();
-    let log = embedded::open(&args.data.data_dir, FsyncPolicy::Always)?;
-    for (name, policy) in SYSTEM_TOPICS {
-        let config = TopicConfig::with_partitions(args.partitions).cleanup_policy(*policy);
-        match log.admin().create_topic(name, &config) {
-            Ok(()) | Err(LogError::TopicExists { .. }) => {}
-            Err(error) => return Err(error).with_context(|| format!("creating topic {name}")),
-        }
-    }
-    if fresh && !args.no_seed {
-        let producer = log.producer(&Default::default())?;
-        for (product, stock) in DEFAULT_INVENTORY {
-            let record = ProducerRecord::new("warehouse-inventory")
-                .key(product.as_bytes().to_vec())
-                .value(stock.to_string().into_bytes());
-            producer.send(record)?.wait()?;
-        }
-        tracing::info!(?DEFAULT_INVENTORY, "seeded the default inventory");
-    }
-    tracing::info!(
-        data_dir = %args.data.data_dir.display(),
-        topics = SYSTEM_TOPICS.len(),
-        "embedded log open; the orders services and the HTTP API are not built yet. Ctrl-C stops"
-    );
-    let (stop_tx, stop_rx) = mpsc::channel();
-    ctrlc::set_handler(move || {
-        let _ = stop_tx.send(());
-    })
-    .context("installing the Ctrl-C handler")?;
-    let _ = stop_rx.recv();
-    log.close()?;
-    tracing::info!("closed cleanly");
-    Ok(())
-}
-
-pub fn topics(args: &DataDirArgs) -> anyhow::Result<()> {
-    let log = embedded::open(&args.data_dir, FsyncPolicy::Always)?;
+pub fn topics(args: &TopicsArgs) -> anyhow::Result<()> {
+    let data_dir = match args.access.resolve()? {
+        Target::Server(server) => return topics_via(&server),
+        Target::DataDir(dir) => dir,
+    };
+    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
     let consumer = log.consumer(&ConsumerConfig::default(), None)?;
     let mut out = std::io::stdout().lock();
     writeln!(
@@ -112,7 +54,7 @@ pub fn topics(args: &DataDirArgs) -> anyhow::Result<()> {
 #[derive(Debug, Args)]
 pub struct TailArgs {
     #[command(flatten)]
-    data: DataDirArgs,
+    access: LogAccess,
     /// Topic to read.
     topic: String,
     /// Start at the first record instead of the end.
@@ -127,7 +69,11 @@ pub struct TailArgs {
 }
 
 pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
-    let log = embedded::open(&args.data.data_dir, FsyncPolicy::Always)?;
+    let data_dir = match args.access.resolve()? {
+        Target::Server(server) => return tail_via(&server, args),
+        Target::DataDir(dir) => dir,
+    };
+    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
     let partitions = log.admin().describe_topic(&args.topic)?.config.partitions;
     let assignment: Vec<TopicPartition> = (0..partitions)
         .map(|p| TopicPartition::new(args.topic.clone(), p))
@@ -170,13 +116,17 @@ pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
 #[derive(Debug, Args)]
 pub struct ProduceArgs {
     #[command(flatten)]
-    data: DataDirArgs,
+    access: LogAccess,
     /// Topic to write to.
     topic: String,
 }
 
 pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
-    let log = embedded::open(&args.data.data_dir, FsyncPolicy::Always)?;
+    let data_dir = match args.access.resolve()? {
+        Target::Server(server) => return produce_via(&server, &args.topic),
+        Target::DataDir(dir) => dir,
+    };
+    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
     let producer = log.producer(&Default::default())?;
     let mut deliveries = Vec::new();
     for (number, line) in std::io::stdin().lock().lines().enumerate() {
@@ -200,31 +150,11 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Parses `{"key": K, "value": V, "partition": P}`: a string key is its UTF-8 bytes, an integer
-/// key is 8 bytes big-endian (Kafka's serializers), a value is its JSON text, `null` is absent.
+/// Parses a JSON line `{"key": K, "value": V, "partition": P}` into a record (see
+/// [`rill_orders::json_records`] for how keys and values become bytes).
 fn parse_record_line(topic: &str, line: &str) -> anyhow::Result<ProducerRecord> {
-    let Value::Object(fields) = serde_json::from_str::<Value>(line)? else {
-        bail!("expected a JSON object with \"key\" and \"value\"");
-    };
-    let mut record = ProducerRecord::new(topic);
-    record.key = match fields.get("key") {
-        None | Some(Value::Null) => None,
-        Some(Value::String(text)) => Some(Bytes::from(text.clone().into_bytes())),
-        Some(Value::Number(number)) => match number.as_i64() {
-            Some(integer) => Some(Bytes::copy_from_slice(&integer.to_be_bytes())),
-            None => bail!("an integer key must fit in i64"),
-        },
-        Some(other) => Some(Bytes::from(other.to_string().into_bytes())),
-    };
-    record.value = match fields.get("value") {
-        None | Some(Value::Null) => None,
-        Some(value) => Some(Bytes::from(value.to_string().into_bytes())),
-    };
-    if let Some(partition) = fields.get("partition") {
-        let partition = partition.as_i64().and_then(|p| i32::try_from(p).ok());
-        record.partition = Some(partition.context("\"partition\" must be a small integer")?);
-    }
-    Ok(record)
+    let value: Value = serde_json::from_str(line)?;
+    Ok(json_records::producer_record(topic, &value)?)
 }
 
 fn record_json(record: &ConsumedRecord) -> Value {
@@ -233,15 +163,118 @@ fn record_json(record: &ConsumedRecord) -> Value {
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
-        "key": record.key.as_deref().map(bytes_json),
-        "value": record.value.as_deref().map(bytes_json),
+        "key": record.key.as_deref().map(json_records::key_json),
+        "value": record.value.as_deref().map(json_records::value_json),
     })
 }
 
-/// Shows bytes as the JSON they hold, else as text.
-fn bytes_json(bytes: &[u8]) -> Value {
-    serde_json::from_slice(bytes)
-        .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(bytes).into_owned()))
+/// `rill topics` through the proxy.
+fn topics_via(server: &Server) -> anyhow::Result<()> {
+    let answer = server.get("/v1/topics")?;
+    let mut out = std::io::stdout().lock();
+    writeln!(
+        out,
+        "{:<40} {:>10} {:>14}",
+        "TOPIC", "PARTITIONS", "RECORDS"
+    )?;
+    for topic in answer["topics"].as_array().into_iter().flatten() {
+        writeln!(
+            out,
+            "{:<40} {:>10} {:>14}",
+            topic["name"].as_str().unwrap_or("?"),
+            topic["partitions"],
+            topic["records"]
+        )?;
+    }
+    Ok(())
+}
+
+/// `rill tail` through the proxy: reads each partition from its start position (the beginning
+/// or the end offsets listed at start) until caught up, or forever with `--follow`.
+fn tail_via(server: &Server, args: &TailArgs) -> anyhow::Result<()> {
+    let topics = server.get("/v1/topics")?;
+    let Some(topic) = topics["topics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .find(|t| t["name"] == args.topic.as_str())
+    else {
+        bail!("no topic '{}' on {}", args.topic, server.base());
+    };
+    let ends: Vec<i64> = topic["endOffsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_i64)
+        .collect();
+    let mut positions: Vec<i64> = if args.from_beginning {
+        vec![0; ends.len()]
+    } else {
+        ends.clone()
+    };
+    let limit = args.limit.unwrap_or(usize::MAX);
+    let mut printed = 0;
+    let mut out = std::io::stdout().lock();
+    loop {
+        let mut got_any = false;
+        for (partition, position) in positions.iter_mut().enumerate() {
+            if printed >= limit {
+                return Ok(());
+            }
+            let batch = (limit - printed).min(1000);
+            let answer = server.get(&format!(
+                "/v1/topics/{}/records?partition={partition}&offset={position}&limit={batch}",
+                args.topic
+            ))?;
+            for record in answer["records"].as_array().into_iter().flatten() {
+                let mut line = record.clone();
+                line["topic"] = Value::String(args.topic.clone());
+                writeln!(out, "{line}")?;
+                printed += 1;
+                got_any = true;
+            }
+            if let Some(next) = answer["next"][0]["offset"].as_i64() {
+                *position = next;
+            }
+        }
+        if !got_any {
+            if !args.follow {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+    }
+}
+
+/// `rill produce` through the proxy, in batches of up to 500 lines.
+fn produce_via(server: &Server, topic: &str) -> anyhow::Result<()> {
+    let mut batch = Vec::new();
+    let mut out = std::io::stdout().lock();
+    let mut send = |batch: &mut Vec<Value>| -> anyhow::Result<()> {
+        for position in server.produce(topic, std::mem::take(batch))? {
+            writeln!(out, "{position}")?;
+        }
+        Ok(())
+    };
+    for (number, line) in std::io::stdin().lock().lines().enumerate() {
+        let line = line.context("reading stdin")?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: Value =
+            serde_json::from_str(&line).with_context(|| format!("line {}: {line}", number + 1))?;
+        // Checked here too, so a bad line is named by its number.
+        json_records::producer_record(topic, &record)
+            .with_context(|| format!("line {}: {line}", number + 1))?;
+        batch.push(record);
+        if batch.len() == 500 {
+            send(&mut batch)?;
+        }
+    }
+    if !batch.is_empty() {
+        send(&mut batch)?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]
