@@ -70,6 +70,9 @@ pub struct TaskMetrics {
     pub records_in: u64,
     /// Records that failed to deserialize and went to the dead-letter topic.
     pub dead_letters: u64,
+    /// Records dropped by windowed operations because every window they belonged to had
+    /// closed (stream time past the window's end plus its grace period).
+    pub late_records_dropped: u64,
 }
 
 /// Everything of a task that processors reach through their contexts.

@@ -32,7 +32,9 @@ use crate::error::{Result, StreamsError};
 use crate::graph::{InMemoryStores, TaskStateTemplate, Topology};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
-use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore, ReadOnlyKeyValueStore};
+use crate::store::{
+    InMemoryKeyValueStore, KeyValueBytesStore, Layout, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
+};
 use crate::task::{DeserializationPolicy, Task, TaskId, TaskMetrics};
 
 #[derive(Default)]
@@ -291,6 +293,40 @@ impl TopologyTestDriver {
         ))
     }
 
+    /// A read-only view of a window store (of a windowed aggregation over time windows, or
+    /// a store added for processors).
+    pub fn window_store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+    ) -> Option<ReadOnlyWindowStore<K, V>> {
+        self.windowed_store(name, Layout::Window)
+    }
+
+    /// A read-only view of a session store (of a session-windowed aggregation).
+    pub fn session_store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+    ) -> Option<ReadOnlyWindowStore<K, V>> {
+        self.windowed_store(name, Layout::Session)
+    }
+
+    fn windowed_store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+        layout: Layout,
+    ) -> Option<ReadOnlyWindowStore<K, V>> {
+        let engine = self
+            .tasks
+            .values()
+            .find_map(|task| task.state.stores.get(name).map(|s| s.engine.clone()))?;
+        Some(ReadOnlyWindowStore::new(
+            engine,
+            K::default_serde(),
+            V::default_serde(),
+            layout,
+        ))
+    }
+
     /// Moves wall-clock time forward, firing wall-clock punctuators that become due.
     pub fn advance_wall_clock(&mut self, by: Duration) -> Result<()> {
         self.wall_clock = self
@@ -309,6 +345,8 @@ impl TopologyTestDriver {
             .fold(TaskMetrics::default(), |sum, task| TaskMetrics {
                 records_in: sum.records_in + task.state.metrics.records_in,
                 dead_letters: sum.dead_letters + task.state.metrics.dead_letters,
+                late_records_dropped: sum.late_records_dropped
+                    + task.state.metrics.late_records_dropped,
             })
     }
 }

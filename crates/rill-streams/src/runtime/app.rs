@@ -14,7 +14,9 @@ use rill_log::{Log, Producer, ProducerConfig, ProducerRecord, partition_for_key}
 use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
 use crate::serde::{DefaultSerde, SharedSerde};
-use crate::store::KeyValueBytesStore;
+use crate::store::{KeyValueBytesStore, Layout};
+
+use super::window_query::QueryableWindowStore;
 use crate::task::TaskId;
 
 use super::config::StreamsConfig;
@@ -48,6 +50,8 @@ pub(crate) struct Shared {
     pub failed_changed: Condvar,
     pub records_processed: AtomicU64,
     pub records_restored: AtomicU64,
+    /// Records windowed operations dropped as late, summed over all tasks.
+    pub late_records_dropped: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,
     /// Engines of local tasks: store -> partition -> engine.
     pub local_stores: RwLock<HashMap<String, BTreeMap<i32, Arc<dyn KeyValueBytesStore>>>>,
@@ -151,6 +155,7 @@ impl StreamsApp {
             failed_changed: Condvar::new(),
             records_processed: AtomicU64::new(0),
             records_restored: AtomicU64::new(0),
+            late_records_dropped: AtomicU64::new(0),
             listener_errors: Mutex::new(Vec::new()),
             local_stores: RwLock::new(HashMap::new()),
             local_tasks: RwLock::new(BTreeSet::new()),
@@ -222,7 +227,38 @@ impl StreamsApp {
 
     /// Changelog records applied to stores while restoring them so far.
     pub fn records_restored(&self) -> u64 {
-        self.shared.as_ref().map_or(0, |s| s.records_restored.load(Ordering::Relaxed))
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.records_restored.load(Ordering::Relaxed))
+    }
+
+    /// Records windowed operations dropped because their windows had closed (stream time
+    /// past the window end plus the grace period).
+    pub fn late_records_dropped(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.late_records_dropped.load(Ordering::Relaxed))
+    }
+
+    /// Read access to the local instances of a window store (a time-windowed aggregation's
+    /// store), with the types' default serdes.
+    pub fn window_store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+    ) -> Result<QueryableWindowStore<K, V>> {
+        Ok(QueryableWindowStore::new(self.store(name)?, Layout::Window))
+    }
+
+    /// Read access to the local instances of a session store (a session-windowed
+    /// aggregation's store), with the types' default serdes.
+    pub fn session_store<K: DefaultSerde, V: DefaultSerde>(
+        &self,
+        name: &str,
+    ) -> Result<QueryableWindowStore<K, V>> {
+        Ok(QueryableWindowStore::new(
+            self.store(name)?,
+            Layout::Session,
+        ))
     }
 
     /// Stops the threads (committing their work) and the global reader; answers the first
@@ -324,6 +360,33 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
                 what: "key",
                 source,
             })
+    }
+
+    /// The engine holding `key_bytes` on this instance, with the key's partition.
+    pub(crate) fn local_engine(
+        &self,
+        key_bytes: &[u8],
+    ) -> (i32, Option<Arc<dyn KeyValueBytesStore>>) {
+        let partition = partition_for_key(key_bytes, self.partitions);
+        let engine = self
+            .shared
+            .local_stores
+            .read()
+            .get(&self.name)
+            .and_then(|p| p.get(&partition).cloned());
+        (partition, engine)
+    }
+
+    pub(crate) fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub(crate) fn key_serde(&self) -> &SharedSerde<K> {
+        &self.key_serde
+    }
+
+    pub(crate) fn value_serde(&self) -> &SharedSerde<V> {
+        &self.value_serde
     }
 
     /// Which partition and instance hold `key`.

@@ -18,6 +18,8 @@ mod restore;
 mod tasks;
 mod thread;
 mod topics;
+mod window_query;
 
 pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
 pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, StreamsConfig};
+pub use window_query::QueryableWindowStore;

@@ -211,6 +211,7 @@ impl ThreadTasks {
     pub fn process(&mut self) -> Result<u64> {
         let mut processed = 0;
         for running in self.tasks.values_mut() {
+            let late_before = running.task.state.metrics.late_records_dropped;
             while let Some(record) = running.next_record() {
                 running.task.process(&record)?;
                 self.uncommitted.insert(
@@ -219,6 +220,10 @@ impl ThreadTasks {
                 );
                 processed += 1;
             }
+            let late = running.task.state.metrics.late_records_dropped - late_before;
+            self.shared
+                .late_records_dropped
+                .fetch_add(late, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(processed)
     }

@@ -9,6 +9,7 @@
 //! scans follow that order.
 
 mod memory;
+mod window;
 
 use std::cell::RefCell;
 use std::ops::Bound;
@@ -18,6 +19,8 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use memory::InMemoryKeyValueStore;
+pub(crate) use window::{Layout, fetch_windows, time_bytes, time_from};
+pub use window::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 
 use crate::collector::{OutputRecord, RecordCollector};
 use crate::error::{Result, StreamsError};
