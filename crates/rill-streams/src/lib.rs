@@ -41,13 +41,18 @@ pub use collector::{OutputRecord, RecordCollector};
 pub use dsl::{
     Change, GlobalKTable, KGroupedStream, KStream, KTable, StoreOptions, StreamsBuilder,
 };
+pub use dsl::{
+    CountWindows, EventIntervalWindows, EventWindowedKStream, JoinWindows, SessionWindowedKStream,
+    SessionWindows, SlidingWindows, TimeWindowedKStream, TimeWindows, WindowSpec,
+};
 pub use error::{Result, StreamsError};
-pub use graph::{InternalTopicKind, StoreKind, Subtopology, Topology, changelog_topic};
+pub use graph::{
+};
 pub use processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Record, RecordContext};
 pub use runtime::{
     AppState, FaultInjector, FaultPoint, KeyQueryMetadata, ProcessingGuarantee, QueryableStore,
-    StreamsApp, StreamsConfig,
+    QueryableWindowStore, StreamsApp, StreamsConfig,
 };
 pub use serde::{
     BytesSerde, DefaultSerde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,
@@ -57,5 +62,6 @@ pub use store::{
     InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues, PersistentKeyValueStore,
     ReadOnlyKeyValueStore,
 };
+pub use store::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 pub use task::{DeserializationPolicy, TaskId, TaskMetrics};
 pub use test_driver::TopologyTestDriver;

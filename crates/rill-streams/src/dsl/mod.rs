@@ -3,13 +3,24 @@
 //! into a [`Topology`](crate::Topology).
 
 mod builder;
+mod event_windows;
 mod grouped;
 mod join;
 mod ops;
+mod session_aggregate;
 mod stream;
+mod stream_join;
+mod suppress;
 mod table;
+mod window_aggregate;
+mod windowed;
+mod windows;
 
 pub use builder::{StoreOptions, StreamsBuilder};
 pub use grouped::KGroupedStream;
 pub use stream::KStream;
 pub use table::{Change, GlobalKTable, KTable};
+pub use windowed::{EventWindowedKStream, SessionWindowedKStream, TimeWindowedKStream, WindowSpec};
+pub use windows::{
+    CountWindows, EventIntervalWindows, JoinWindows, SessionWindows, SlidingWindows, TimeWindows,
+};

@@ -113,6 +113,9 @@ pub(crate) struct GraphBuilder {
     pub global_stores: Vec<GlobalStoreDef>,
     /// Mistakes found while building (e.g. a duplicate store name), reported by `build`.
     pub errors: Vec<StreamsError>,
+    /// Windowed tables by node: how long after its end a window closes (`None`: the node
+    /// emits only closed windows), for suppression.
+    pub window_close_after: HashMap<NodeId, Option<i64>>,
     counter: usize,
 }
 

@@ -1,0 +1,207 @@
+//! Suppression of windowed results until their window closes: only each window's final value
+//! goes downstream. Updates wait in a changelogged buffer ordered by closing time, so a
+//! restart neither loses nor repeats them.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{BufMut, Bytes, BytesMut};
+
+use crate::error::{Result, StreamsError};
+use crate::graph::StoreDef;
+use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
+use crate::record::Record;
+use crate::serde::{DefaultSerde, SharedSerde};
+use crate::store::{KeyValueStore, Windowed, time_bytes};
+
+use super::KStream;
+use super::table::{Change, KTable};
+
+impl<K, V> KTable<Windowed<K>, V>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    /// Emits only the final result of each window, once stream time has passed its end plus
+    /// the grace period. Tables of count and event-interval windows already emit only
+    /// closed windows and are returned unchanged.
+    ///
+    /// ```
+    /// use rill_streams::{StoreOptions, StreamsBuilder, TimeWindows, TopologyTestDriver, Windowed};
+    /// use std::time::Duration;
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .group_by_key()
+    ///     .windowed_by(TimeWindows::of(Duration::from_millis(10)))
+    ///     .count(StoreOptions::in_memory("clicks"))
+    ///     .suppress_until_window_closes()
+    ///     .to_stream()
+    ///     .to("final-counts");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap();
+    /// for time in [1, 2, 3, 12] {
+    ///     driver.pipe("clicks", &"ann".to_string(), &"/".to_string(), time).unwrap();
+    /// }
+    /// let out = driver.read_output::<Windowed<String>, i64>("final-counts").unwrap();
+    /// assert_eq!(out.len(), 1); // [0, 10) closed at 12; [10, 20) is still open
+    /// assert_eq!(out[0].value, 3);
+    /// ```
+    pub fn suppress_until_window_closes(&self) -> KTable<Windowed<K>, V> {
+        let close_after = self
+            .graph
+            .borrow()
+            .window_close_after
+            .get(&self.node)
+            .copied();
+        let close_after = match close_after {
+            Some(Some(after)) => after,
+            Some(None) => return self.clone(),
+            None => {
+                self.graph.borrow_mut().errors.push(StreamsError::Topology {
+                    reason: "suppress_until_window_closes needs the table of a windowed \
+                             aggregation"
+                        .into(),
+                });
+                return self.clone();
+            }
+        };
+        let changes: KStream<Windowed<K>, Change<V>> =
+            KStream::new(self.graph.clone(), self.node, false);
+        let name = self.graph.borrow_mut().next_name("KTABLE-SUPPRESS");
+        let buffer = format!("{name}-buffer");
+        let registered = self.graph.borrow_mut().add_store(StoreDef {
+            name: buffer.clone(),
+            kind: crate::graph::StoreKind::InMemory,
+            logged: true,
+            key_serde: Arc::new(Bytes::default_serde()),
+            value_serde: Arc::new(Bytes::default_serde()),
+        });
+        if let Err(error) = registered {
+            self.graph.borrow_mut().errors.push(error);
+        }
+        let node: KStream<Windowed<K>, Change<V>> =
+            changes.add("KTABLE-SUPPRESS", vec![buffer.clone()], false, move || {
+                Suppress::<K, V> {
+                    buffer_name: buffer.clone(),
+                    buffer: None,
+                    close_after,
+                    key_serde: Windowed::<K>::default_serde(),
+                    value_serde: V::default_serde(),
+                }
+            });
+        self.graph
+            .borrow_mut()
+            .window_close_after
+            .insert(node.node, None);
+        KTable::new(self.graph.clone(), node.node, None)
+    }
+}
+
+/// Buffers the latest value of each open window under `closing time ++ windowed key` and
+/// forwards the buffered values whose closing time stream time has reached.
+struct Suppress<K, V> {
+    buffer_name: String,
+    buffer: Option<KeyValueStore<Bytes, Bytes>>,
+    /// How long after a window's end it closes.
+    close_after: i64,
+    key_serde: SharedSerde<Windowed<K>>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Suppress<K, V> {
+    fn serde_error(&self, what: &'static str, source: crate::SerdeError) -> StreamsError {
+        StreamsError::Serde {
+            topic: self.buffer_name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Forwards every buffered window that has closed by `stream_time`, in closing order.
+    fn emit_closed(
+        &self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        stream_time: i64,
+    ) -> Result<()> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(());
+        };
+        // Entries closing at or before `stream_time` sort below the 8 bytes of the next ms.
+        let bound = Bytes::copy_from_slice(&time_bytes(stream_time.saturating_add(1)));
+        for (entry, value) in buffer.range(&Bytes::new(), &bound)? {
+            let key = self
+                .key_serde
+                .deserialize(&self.buffer_name, &entry[8..])
+                .map_err(|e| self.serde_error("key", e))?;
+            let value = self
+                .value_serde
+                .deserialize(&self.buffer_name, &value)
+                .map_err(|e| self.serde_error("value", e))?;
+            buffer.delete(&entry)?;
+            let timestamp = key.window.end;
+            ctx.forward(Record::new(
+                key,
+                Change {
+                    new: Some(value),
+                    old: None,
+                },
+                timestamp,
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static>
+    Processor<Windowed<K>, Change<V>, Windowed<K>, Change<V>> for Suppress<K, V>
+{
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        self.buffer = Some(ctx.key_value_store(&self.buffer_name)?);
+        // Windows close as stream time advances, whether or not this node sees a record.
+        ctx.schedule(Duration::from_millis(1), PunctuationType::StreamTime);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        record: Record<Windowed<K>, Change<V>>,
+    ) -> Result<()> {
+        let Some(buffer) = &self.buffer else {
+            return Ok(());
+        };
+        let key = self
+            .key_serde
+            .serialize(&self.buffer_name, &record.key)
+            .map_err(|e| self.serde_error("key", e))?;
+        let close = record.key.window.end.saturating_add(self.close_after);
+        let mut entry = BytesMut::with_capacity(8 + key.len());
+        entry.put_slice(&time_bytes(close));
+        entry.put_slice(&key);
+        let entry = entry.freeze();
+        match &record.value.new {
+            Some(value) => {
+                let value = self
+                    .value_serde
+                    .serialize(&self.buffer_name, value)
+                    .map_err(|e| self.serde_error("value", e))?;
+                buffer.put(&entry, &value)?;
+            }
+            // A retracted window (a session merged into another) has no final result.
+            None => {
+                buffer.delete(&entry)?;
+            }
+        }
+        self.emit_closed(ctx, ctx.stream_time())
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
+        _punctuator: PunctuatorId,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.emit_closed(ctx, timestamp)
+    }
+}
