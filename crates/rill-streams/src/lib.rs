@@ -46,8 +46,7 @@ pub use dsl::{
     SessionWindows, SlidingWindows, TimeWindowedKStream, TimeWindows, WindowSpec,
 };
 pub use error::{Result, StreamsError};
-pub use graph::{
-};
+pub use graph::{InternalTopicKind, StoreKind, Subtopology, Topology, changelog_topic};
 pub use processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Record, RecordContext};
 pub use runtime::{
