@@ -68,10 +68,7 @@ pub fn topology() -> Result<Topology> {
         .left_join(&inventory, |order, stock| {
             (order.clone(), stock.map_or(0, |stock| stock.0))
         })
-        .process(
-            InventoryCheck::default,
-            &[RESERVED_STOCKS, RESERVATIONS],
-        )
+        .process(InventoryCheck::default, &[RESERVED_STOCKS, RESERVATIONS])
         .to(ORDER_VALIDATIONS);
     builder.build()
 }

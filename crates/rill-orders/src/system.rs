@@ -140,6 +140,18 @@ impl OrdersSystem {
         }
     }
 
+    /// The `orders-store` view, when the orders service runs in this instance.
+    pub fn view(&self) -> Result<Option<rill_streams::QueryableStore<String, Order>>> {
+        let apps = self.apps.lock();
+        apps.iter()
+            .find(|(service, _)| *service == Service::Orders)
+            .map(|(_, app)| {
+                app.store::<String, Order>(ORDERS_STORE)
+                    .map_err(OrdersError::service(topics::ORDERS_SERVICE))
+            })
+            .transpose()
+    }
+
     /// The waiting GETs and in-flight posts.
     pub fn hub(&self) -> &Arc<OrdersHub> {
         &self.hub
@@ -147,19 +159,11 @@ impl OrdersSystem {
 
     /// This instance's HTTP API (the orders endpoints when the orders service runs here).
     pub fn http_api(&self) -> Result<HttpApi> {
-        let orders = {
-            let apps = self.apps.lock();
-            match apps.iter().find(|(s, _)| *s == Service::Orders) {
-                Some((_, app)) => Some(OrdersEndpoint {
-                    view: app
-                        .store::<String, Order>(ORDERS_STORE)
-                        .map_err(OrdersError::service(topics::ORDERS_SERVICE))?,
-                    hub: self.hub.clone(),
-                    advertised: self.config.advertised.clone(),
-                }),
-                None => None,
-            }
-        };
+        let orders = self.view()?.map(|view| OrdersEndpoint {
+            view,
+            hub: self.hub.clone(),
+            advertised: self.config.advertised.clone(),
+        });
         let apps = self.apps.clone();
         let readiness: Readiness = Arc::new(move || {
             let apps = apps.lock();
