@@ -349,8 +349,7 @@ async fn an_order_for_a_product_without_inventory_ends_failed_and_stock_is_not_l
             .as_array()
             .expect("records")
             .iter()
-            .filter(|r| r["key"] == "JUMPERS")
-            .last()
+            .rfind(|r| r["key"] == "JUMPERS")
             .cloned();
         // The changelog holds i64s (8 bytes), shown as text; zero is eight NUL bytes.
         if latest.is_some_and(|r| r["value"] == json!("\u{0}".repeat(8))) {
