@@ -2,8 +2,8 @@
 //!
 //! **Owns:** the domain types of SPEC 2.1 ([`domain`]), the topic names and application ids
 //! ([`topics`]), one module per service, each a pure `topology(..) -> Result<Topology>` with
-//! its own application id ([`order_details`], [`inventory`], [`orders_service`] with the
-//! [`aggregator`]), starting them in one process ([`system`]), and the HTTP server: the REST
+//! its own application id ([`order_details`], [`inventory`], [`fraud`], [`email`],
+//! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), and the HTTP server: the REST
 //! API and the topic proxy ([`http`]).
 //!
 //! **Is not:** a log backend. It depends on `rill-streams` and `rill-log` only; the binary
@@ -27,7 +27,9 @@
 
 pub mod aggregator;
 pub mod domain;
+pub mod email;
 mod error;
+pub mod fraud;
 pub mod http;
 pub mod inventory;
 pub mod json_records;

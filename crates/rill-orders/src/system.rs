@@ -10,6 +10,7 @@ use rill_log::Log;
 use rill_streams::{AppState, StreamsApp, StreamsConfig, Topology};
 
 use crate::domain::Order;
+use crate::email::{Emailer, OutboxEmailer};
 use crate::error::{OrdersError, Result};
 use crate::http::{HttpApi, OrdersEndpoint, OrdersHub, Readiness};
 use crate::orders_service::ORDERS_STORE;
@@ -25,11 +26,21 @@ pub enum Service {
     OrderDetails,
     /// The inventory validator.
     Inventory,
+    /// The fraud validator.
+    Fraud,
+    /// The email service.
+    Email,
 }
 
 impl Service {
     /// Every service.
-    pub const ALL: [Service; 3] = [Service::Orders, Service::OrderDetails, Service::Inventory];
+    pub const ALL: [Service; 5] = [
+        Service::Orders,
+        Service::OrderDetails,
+        Service::Inventory,
+        Service::Fraud,
+        Service::Email,
+    ];
 
     /// The service's application id.
     pub fn application_id(self) -> &'static str {
@@ -37,6 +48,8 @@ impl Service {
             Service::Orders => topics::ORDERS_SERVICE,
             Service::OrderDetails => topics::ORDER_DETAILS_SERVICE,
             Service::Inventory => topics::INVENTORY_SERVICE,
+            Service::Fraud => topics::FRAUD_SERVICE,
+            Service::Email => topics::EMAIL_SERVICE,
         }
     }
 
@@ -46,6 +59,8 @@ impl Service {
             Service::Orders => "orders",
             Service::OrderDetails => "order-details",
             Service::Inventory => "inventory",
+            Service::Fraud => "fraud",
+            Service::Email => "email",
         }
     }
 }
@@ -64,7 +79,7 @@ impl FromStr for Service {
 }
 
 /// How to run the services.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SystemConfig {
     /// Which services run in this instance.
     pub services: Vec<Service>,
@@ -76,6 +91,8 @@ pub struct SystemConfig {
     pub threads: usize,
     /// How often each service commits.
     pub commit_interval: Duration,
+    /// What the email service sends emails with.
+    pub emailer: Arc<dyn Emailer>,
 }
 
 impl SystemConfig {
@@ -87,6 +104,7 @@ impl SystemConfig {
             advertised: None,
             threads: 1,
             commit_interval: Duration::from_millis(20),
+            emailer: Arc::new(OutboxEmailer),
         }
     }
 }
@@ -109,7 +127,8 @@ impl OrdersSystem {
         let apps: Apps = Arc::new(Mutex::new(Vec::new()));
         for &service in &config.services {
             let id = service.application_id();
-            let topology = Self::topology(service, &hub).map_err(OrdersError::service(id))?;
+            let topology =
+                Self::topology(service, &hub, &config).map_err(OrdersError::service(id))?;
             let mut streams = StreamsConfig::new(id, &config.state_dir);
             streams.threads = config.threads;
             streams.commit_interval = config.commit_interval;
@@ -127,7 +146,11 @@ impl OrdersSystem {
         })
     }
 
-    fn topology(service: Service, hub: &Arc<OrdersHub>) -> rill_streams::Result<Topology> {
+    fn topology(
+        service: Service,
+        hub: &Arc<OrdersHub>,
+        config: &SystemConfig,
+    ) -> rill_streams::Result<Topology> {
         match service {
             Service::Orders => {
                 let hub = hub.clone();
@@ -137,6 +160,8 @@ impl OrdersSystem {
             }
             Service::OrderDetails => crate::order_details::topology(),
             Service::Inventory => crate::inventory::topology(),
+            Service::Fraud => crate::fraud::topology(),
+            Service::Email => crate::email::topology(config.emailer.clone()),
         }
     }
 

@@ -117,7 +117,7 @@ fn body(order: &Order) -> Value {
     serde_json::to_value(order).expect("json")
 }
 
-const ALL: &[Service] = &[Service::Orders, Service::OrderDetails, Service::Inventory];
+const ALL: &[Service] = &Service::ALL;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_posted_order_is_201_with_location_and_can_be_read_back() {

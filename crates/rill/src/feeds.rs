@@ -9,8 +9,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
-use rill_orders::domain::{Order, OrderState, Payment, Product};
-use rill_orders::topics::{PAYMENTS, WAREHOUSE_INVENTORY};
+use rill_orders::domain::{Customer, Order, OrderState, Payment, Product};
+use rill_orders::topics::{CUSTOMERS, LEVELS, PAYMENTS, WAREHOUSE_INVENTORY};
 use serde_json::{Value, json};
 
 use crate::client::{Server, ServerArgs};
@@ -62,8 +62,8 @@ pub struct PostOrdersArgs {
     /// Orders per second offered.
     #[arg(long, default_value_t = 50.0)]
     rate: f64,
-    /// Customers to pick from (ids 0..N).
-    #[arg(long, default_value_t = 10)]
+    /// Customers to pick from (ids 0..N; written to `customers` first).
+    #[arg(long, default_value_t = 100)]
     customers: i64,
     /// Longest wait for an order's final state, in milliseconds.
     #[arg(long, default_value_t = 30_000)]
@@ -125,6 +125,7 @@ pub fn post_orders(args: &PostOrdersArgs) -> anyhow::Result<()> {
             .map_or(0, |d| d.as_millis())
     );
     let mut random = Random::seeded();
+    seed_customers(&base, args.customers, &mut random)?;
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     runtime.block_on(async {
@@ -196,6 +197,29 @@ pub fn post_orders(args: &PostOrdersArgs) -> anyhow::Result<()> {
             histogram.max() as f64 / 1000.0
         );
     }
+    Ok(())
+}
+
+/// Writes customers `0..count` to `customers` (the customers feed), so the email service can
+/// find them; levels are picked at random.
+fn seed_customers(base: &str, count: i64, random: &mut Random) -> anyhow::Result<()> {
+    const NAMES: [&str; 6] = ["Ann", "Bo", "Cy", "Di", "Ed", "Flo"];
+    let server = Server::new(base)?;
+    let records = (0..count.max(1))
+        .map(|id| {
+            let name = NAMES[random.below(NAMES.len() as u64) as usize];
+            let customer = Customer {
+                id,
+                first_name: name.to_string(),
+                last_name: format!("Customer{id}"),
+                email: format!("customer{id}@example.com"),
+                address: format!("{id} Example Street"),
+                level: LEVELS[random.below(LEVELS.len() as u64) as usize].to_string(),
+            };
+            json!({"key": id, "value": customer})
+        })
+        .collect();
+    server.produce(CUSTOMERS, records)?;
     Ok(())
 }
 

@@ -25,11 +25,11 @@ pub struct RunArgs {
     /// Address other instances use to reach this one's API (default: the --http address).
     #[arg(long)]
     advertise: Option<String>,
-    /// Services to run, comma-separated (orders, order-details, inventory).
+    /// Services to run, comma-separated (orders, order-details, inventory, fraud, email).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "orders,order-details,inventory"
+        default_value = "orders,order-details,inventory,fraud,email"
     )]
     services: Vec<String>,
     /// Partitions of each topic the system creates.

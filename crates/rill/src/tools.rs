@@ -182,8 +182,8 @@ fn topics_via(server: &Server) -> anyhow::Result<()> {
             out,
             "{:<40} {:>10} {:>14}",
             topic["name"].as_str().unwrap_or("?"),
-            topic["partitions"],
-            topic["records"]
+            topic["partitions"].as_i64().unwrap_or(0),
+            topic["records"].as_i64().unwrap_or(0)
         )?;
     }
     Ok(())
