@@ -488,3 +488,67 @@ async fn two_instances_answer_for_each_others_orders_and_an_unreachable_owner_gi
     let message = error["message"].as_str().expect("message");
     assert!(message.contains(&b.addr.to_string()), "{message}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_fraud_and_inventory_scenarios_end_to_end() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = open_log(dir.path());
+    stock(&log, Product::Stockings, 10_000);
+    stock(&log, Product::Underpants, 75);
+    stock(&log, Product::Jumpers, 1);
+    let instance = Instance::start(&log, ALL).await;
+    let client = reqwest::Client::new();
+    // Each order is decided before the next is posted: a customer's orders reach the fraud
+    // check in the order they were placed.
+    let place = async |id: &str, customer: i64, product: Product, quantity: i32, price: f64| {
+        let placed = order(id, customer, product, quantity, price);
+        assert_eq!(
+            post(&client, &instance, &body(&placed)).await.0,
+            StatusCode::CREATED
+        );
+        let (status, decided) = get(
+            &client,
+            instance.url(&format!("/v1/orders/{id}/validated?timeout=20000")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::OK, "{decided}");
+        decided["state"].as_str().expect("state").to_string()
+    };
+    let fraud = [
+        (0, 3, 5.0, "VALIDATED"),
+        (0, 1, 75.0, "VALIDATED"),
+        (1, 1, 75.0, "VALIDATED"),
+        (1, 1, 75.0, "VALIDATED"),
+        (1, 50, 75.0, "FAILED"),
+        (2, 10, 100.0, "VALIDATED"),
+        (2, 10, 100.0, "FAILED"),
+        (2, 1, 5.0, "FAILED"),
+    ];
+    for (i, (customer, quantity, price, expected)) in fraud.into_iter().enumerate() {
+        let state = place(
+            &format!("fraud-{i}"),
+            customer,
+            Product::Stockings,
+            quantity,
+            price,
+        )
+        .await;
+        assert_eq!(state, expected, "fraud scenario order {i}");
+    }
+    let inventory = [
+        (Product::Underpants, 3, "VALIDATED"),
+        (Product::Jumpers, 1, "VALIDATED"),
+        (Product::Jumpers, 1, "FAILED"),
+    ];
+    for (i, (product, quantity, expected)) in inventory.into_iter().enumerate() {
+        let state = place(
+            &format!("inventory-{i}"),
+            100 + i as i64,
+            product,
+            quantity,
+            1.0,
+        )
+        .await;
+        assert_eq!(state, expected, "inventory scenario order {i}");
+    }
+}
