@@ -28,6 +28,7 @@
 mod collector;
 mod dsl;
 mod error;
+mod functions;
 mod graph;
 mod processor;
 mod record;
@@ -39,14 +40,17 @@ mod test_driver;
 
 pub use collector::{OutputRecord, RecordCollector};
 pub use dsl::{
-    Change, GlobalKTable, KGroupedStream, KStream, KTable, StoreOptions, StreamsBuilder,
+    BoxedPredicate, Change, GlobalKTable, KGroupedStream, KStream, KTable, StoreOptions,
+    StreamsBuilder,
 };
 pub use dsl::{
     CountWindows, EventIntervalWindows, EventWindowedKStream, JoinWindows, SessionWindowedKStream,
     SessionWindows, SlidingWindows, TimeWindowedKStream, TimeWindows, WindowSpec,
 };
 pub use error::{Result, StreamsError};
-pub use graph::{InternalTopicKind, StoreKind, Subtopology, Topology, changelog_topic};
+pub use graph::{
+    InternalTopicKind, PersistentStores, StoreKind, Subtopology, Topology, changelog_topic,
+};
 pub use processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 pub use record::{Record, RecordContext};
 pub use runtime::{

@@ -142,35 +142,6 @@ impl Serde<()> for UnitSerde {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn integers_are_big_endian_like_kafka() {
-        assert_eq!(
-            I64Serde.serialize("t", &1).unwrap().as_ref(),
-            &[0, 0, 0, 0, 0, 0, 0, 1]
-        );
-        assert_eq!(
-            I64Serde
-                .deserialize("t", &[0, 0, 0, 0, 0, 0, 1, 0])
-                .unwrap(),
-            256
-        );
-        let error = I32Serde.deserialize("t", &[1, 2]).unwrap_err();
-        assert!(error.reason.contains("expected 4 bytes"), "{error}");
-    }
-
-    #[test]
-    fn json_round_trips_and_names_bad_input() {
-        let serde = JsonSerde::<Vec<u32>>::new();
-        let bytes = serde.serialize("t", &vec![1, 2]).unwrap();
-        assert_eq!(bytes.as_ref(), b"[1,2]");
-        assert_eq!(serde.deserialize("t", &bytes).unwrap(), vec![1, 2]);
-        assert_eq!(serde.deserialize("t", b"{").unwrap_err().format, "json");
-    }
-}
 
 /// The serde a type uses when a DSL call does not name one: Kafka's formats for strings and
 /// integers, JSON for your own types (declare those with [`json_serde!`](crate::json_serde)).
@@ -225,4 +196,34 @@ macro_rules! json_serde {
             }
         })+
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn integers_are_big_endian_like_kafka() {
+        assert_eq!(
+            I64Serde.serialize("t", &1).unwrap().as_ref(),
+            &[0, 0, 0, 0, 0, 0, 0, 1]
+        );
+        assert_eq!(
+            I64Serde
+                .deserialize("t", &[0, 0, 0, 0, 0, 0, 1, 0])
+                .unwrap(),
+            256
+        );
+        let error = I32Serde.deserialize("t", &[1, 2]).unwrap_err();
+        assert!(error.reason.contains("expected 4 bytes"), "{error}");
+    }
+
+    #[test]
+    fn json_round_trips_and_names_bad_input() {
+        let serde = JsonSerde::<Vec<u32>>::new();
+        let bytes = serde.serialize("t", &vec![1, 2]).unwrap();
+        assert_eq!(bytes.as_ref(), b"[1,2]");
+        assert_eq!(serde.deserialize("t", &bytes).unwrap(), vec![1, 2]);
+        assert_eq!(serde.deserialize("t", b"{").unwrap_err().format, "json");
+    }
 }

@@ -49,9 +49,11 @@ fn two_instances_split_the_keys_answer_for_their_own_and_take_over_on_leave() {
     let keys: Vec<String> = (0..16).map(|i| format!("key-{i}")).collect();
     let producer = log.producer(&Default::default()).expect("producer");
     for key in &keys {
-        producer
-            .send(ProducerRecord::new("events").key(key.clone()).value("x"))
-            .expect("send");
+        drop(
+            producer
+                .send(ProducerRecord::new("events").key(key.clone()).value("x"))
+                .expect("send"),
+        );
     }
     producer.flush(Duration::from_secs(10)).expect("flush");
 

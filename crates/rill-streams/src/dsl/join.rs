@@ -1,5 +1,6 @@
 //! Stream-table, stream-global-table and table-table joins.
 
+use crate::functions::KeySelector;
 use std::sync::Arc;
 
 use crate::error::{Result, StreamsError};
@@ -111,7 +112,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     fn join_global_with<KG, VG, VR>(
         &self,
         global: &GlobalKTable<KG, VG>,
-        key: Arc<dyn Fn(&K, &V) -> KG + Send + Sync>,
+        key: KeySelector<K, V, KG>,
         joiner: Joiner<V, VG, VR>,
     ) -> KStream<K, VR>
     where
@@ -138,7 +139,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 struct StreamLookupJoin<K, V, KT, VT, VR> {
     store_name: String,
     store: Option<KeyValueStore<KT, VT>>,
-    key: Arc<dyn Fn(&K, &V) -> KT + Send + Sync>,
+    key: KeySelector<K, V, KT>,
     joiner: Joiner<V, VT, VR>,
 }
 
@@ -261,7 +262,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
 struct TableSideJoin<K, VM, VT, VR> {
     other_name: String,
     other: Option<KeyValueStore<K, VT>>,
-    joiner: Arc<dyn Fn(Option<&VM>, Option<&VT>) -> Option<VR> + Send + Sync>,
+    joiner: Joiner<VM, VT, VR>,
 }
 
 impl<K, VM, VT, VR> Processor<K, Change<VM>, K, Change<VR>> for TableSideJoin<K, VM, VT, VR>

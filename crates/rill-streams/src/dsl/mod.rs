@@ -18,7 +18,7 @@ mod windows;
 
 pub use builder::{StoreOptions, StreamsBuilder};
 pub use grouped::KGroupedStream;
-pub use stream::KStream;
+pub use stream::{BoxedPredicate, KStream};
 pub use table::{Change, GlobalKTable, KTable};
 pub use windowed::{EventWindowedKStream, SessionWindowedKStream, TimeWindowedKStream, WindowSpec};
 pub use windows::{

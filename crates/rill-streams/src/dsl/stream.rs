@@ -1,3 +1,4 @@
+use crate::functions::{Action, FlatMapper, KeyValueMapper, Predicate, TopicExtractor};
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -15,6 +16,9 @@ use crate::task::Child;
 use super::builder::add_source;
 use super::grouped::KGroupedStream;
 use super::ops::{Branch, Filter, FlatMap, Map, Peek};
+
+/// A predicate given to [`KStream::branch`].
+pub type BoxedPredicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// An unbounded stream of key-value records.
 pub struct KStream<K, V> {
@@ -65,7 +69,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Keeps the records the predicate accepts.
     pub fn filter(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
-        let predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(predicate);
+        let predicate: Predicate<K, V> = Arc::new(predicate);
         self.add("KSTREAM-FILTER", vec![], false, move || Filter {
             predicate: predicate.clone(),
             keep: true,
@@ -74,7 +78,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Drops the records the predicate accepts.
     pub fn filter_not(&self, predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static) -> Self {
-        let predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync> = Arc::new(predicate);
+        let predicate: Predicate<K, V> = Arc::new(predicate);
         self.add("KSTREAM-FILTER", vec![], false, move || Filter {
             predicate: predicate.clone(),
             keep: false,
@@ -86,7 +90,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         mapper: impl Fn(K, V) -> (K2, V2) + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
-        let mapper: Arc<dyn Fn(K, V) -> (K2, V2) + Send + Sync> = Arc::new(mapper);
+        let mapper: KeyValueMapper<K, V, K2, V2> = Arc::new(mapper);
         self.add("KSTREAM-MAP", vec![], true, move || Map {
             mapper: mapper.clone(),
         })
@@ -97,8 +101,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         mapper: impl Fn(V) -> V2 + Send + Sync + 'static,
     ) -> KStream<K, V2> {
-        let mapper: Arc<dyn Fn(K, V) -> (K, V2) + Send + Sync> =
-            Arc::new(move |key, value| (key, mapper(value)));
+        let mapper: KeyValueMapper<K, V, K, V2> = Arc::new(move |key, value| (key, mapper(value)));
         self.add("KSTREAM-MAPVALUES", vec![], false, move || Map {
             mapper: mapper.clone(),
         })
@@ -109,7 +112,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
     ) -> KStream<K2, V> {
-        let mapper: Arc<dyn Fn(K, V) -> (K2, V) + Send + Sync> =
+        let mapper: KeyValueMapper<K, V, K2, V> =
             Arc::new(move |key, value| (selector(&key, &value), value));
         self.add("KSTREAM-KEY-SELECT", vec![], true, move || Map {
             mapper: mapper.clone(),
@@ -121,7 +124,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         mapper: impl Fn(K, V) -> Vec<(K2, V2)> + Send + Sync + 'static,
     ) -> KStream<K2, V2> {
-        let mapper: Arc<dyn Fn(K, V) -> Vec<(K2, V2)> + Send + Sync> = Arc::new(mapper);
+        let mapper: FlatMapper<K, V, K2, V2> = Arc::new(mapper);
         self.add("KSTREAM-FLATMAP", vec![], true, move || FlatMap {
             mapper: mapper.clone(),
         })
@@ -132,13 +135,12 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         &self,
         mapper: impl Fn(V) -> Vec<V2> + Send + Sync + 'static,
     ) -> KStream<K, V2> {
-        let mapper: Arc<dyn Fn(K, V) -> Vec<(K, V2)> + Send + Sync> =
-            Arc::new(move |key: K, value| {
-                mapper(value)
-                    .into_iter()
-                    .map(|v| (key.clone(), v))
-                    .collect()
-            });
+        let mapper: FlatMapper<K, V, K, V2> = Arc::new(move |key: K, value| {
+            mapper(value)
+                .into_iter()
+                .map(|v| (key.clone(), v))
+                .collect()
+        });
         self.add("KSTREAM-FLATMAPVALUES", vec![], false, move || FlatMap {
             mapper: mapper.clone(),
         })
@@ -146,7 +148,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Calls `action` on each record and passes it on.
     pub fn peek(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) -> Self {
-        let action: Arc<dyn Fn(&K, &V) + Send + Sync> = Arc::new(action);
+        let action: Action<K, V> = Arc::new(action);
         self.add("KSTREAM-PEEK", vec![], false, move || Peek {
             action: action.clone(),
         })
@@ -154,7 +156,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Calls `action` on each record; the end of this branch.
     pub fn for_each(&self, action: impl Fn(&K, &V) + Send + Sync + 'static) {
-        let action: Arc<dyn Fn(&K, &V) + Send + Sync> = Arc::new(action);
+        let action: Action<K, V> = Arc::new(action);
         let _: KStream<K, V> = self.add("KSTREAM-FOREACH", vec![], false, move || Peek {
             action: action.clone(),
         });
@@ -182,10 +184,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 
     /// Splits the stream: each record goes to the first branch whose predicate accepts it
     /// (records no predicate accepts are dropped; end with `|_, _| true` for a default branch).
-    pub fn branch(&self, predicates: Vec<Box<dyn Fn(&K, &V) -> bool + Send + Sync>>) -> Vec<Self> {
+    pub fn branch(&self, predicates: Vec<BoxedPredicate<K, V>>) -> Vec<Self> {
         let count = predicates.len();
-        let predicates: Vec<Arc<dyn Fn(&K, &V) -> bool + Send + Sync>> =
-            predicates.into_iter().map(Arc::from).collect();
+        let predicates: Vec<Predicate<K, V>> = predicates.into_iter().map(Arc::from).collect();
         let splitter: KStream<K, V> = self.add("KSTREAM-BRANCH", vec![], false, move || Branch {
             predicates: predicates.clone(),
         });
@@ -238,7 +239,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
-        let extractor: Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync> = Arc::new(extractor);
+        let extractor: TopicExtractor<K, V> = Arc::new(extractor);
         let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SINK");

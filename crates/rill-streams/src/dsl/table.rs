@@ -109,9 +109,12 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
     }
 }
 
+/// Maps a row's value, or drops the row (`None`).
+type RowMapper<K, V, V2> = Arc<dyn Fn(&K, V) -> Option<V2> + Send + Sync>;
+
 /// Applies a value function to both sides of a change (`None` result: the row is absent).
 struct TableMap<K, V, V2> {
-    mapper: Arc<dyn Fn(&K, V) -> Option<V2> + Send + Sync>,
+    mapper: RowMapper<K, V, V2>,
 }
 
 impl<K, V, V2> Processor<K, Change<V>, K, Change<V2>> for TableMap<K, V, V2>

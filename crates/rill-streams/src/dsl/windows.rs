@@ -176,7 +176,7 @@ impl CountWindows {
     }
 }
 
-type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+type Predicate<K, V> = std::sync::Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// Event-interval windows: a key's window opens at an event the `initiator` accepts and
 /// closes at the next event the `terminator` accepts (which is not part of it), when stream

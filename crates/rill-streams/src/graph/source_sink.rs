@@ -1,7 +1,7 @@
 //! Source nodes (bytes from a topic -> typed records) and sink nodes (typed records -> bytes
 //! to a topic).
 
-use std::sync::Arc;
+use crate::functions::TopicExtractor;
 
 use rill_log::ConsumedRecord;
 
@@ -78,7 +78,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
 /// Where a sink writes: one topic, or a topic chosen per record.
 pub(crate) enum TopicChoice<K, V> {
     Fixed(String),
-    Dynamic(Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>),
+    Dynamic(TopicExtractor<K, V>),
 }
 
 /// Serializes records and hands them to the task's collector.

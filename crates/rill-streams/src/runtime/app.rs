@@ -38,6 +38,9 @@ pub enum AppState {
     NotRunning,
 }
 
+/// Engines of local tasks: store -> partition -> engine.
+pub(crate) type StoreRegistry = HashMap<String, BTreeMap<i32, Arc<dyn KeyValueBytesStore>>>;
+
 /// State shared by the threads of an application and its query side.
 pub(crate) struct Shared {
     pub application_id: String,
@@ -54,7 +57,7 @@ pub(crate) struct Shared {
     pub late_records_dropped: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,
     /// Engines of local tasks: store -> partition -> engine.
-    pub local_stores: RwLock<HashMap<String, BTreeMap<i32, Arc<dyn KeyValueBytesStore>>>>,
+    pub local_stores: RwLock<StoreRegistry>,
     /// (thread index, task) of every local task.
     pub local_tasks: RwLock<BTreeSet<(usize, TaskId)>>,
     /// Every instance's registry entry, read from the registry topic.

@@ -124,9 +124,11 @@ impl RecordCollector for ProducerCollector {
         match &mut self.producer {
             ThreadProducer::Transactional { producer, .. } => {
                 // Errors of a transactional send surface at commit, which then fails whole.
-                let _ = producer
-                    .send(record)
-                    .map_err(|e| StreamsError::log("sending an output", e))?;
+                drop(
+                    producer
+                        .send(record)
+                        .map_err(|e| StreamsError::log("sending an output", e))?,
+                );
             }
             ThreadProducer::Plain { producer, pending } => {
                 pending.push(

@@ -18,6 +18,9 @@ use super::app::Shared;
 use super::instances::InstanceInfo;
 use super::topics::instances_topic;
 
+/// Global store engines by store name.
+pub(crate) type GlobalStores = HashMap<String, Arc<dyn KeyValueBytesStore>>;
+
 /// The running background reader.
 pub(crate) struct GlobalReader {
     stop: Arc<AtomicBool>,
@@ -46,7 +49,7 @@ pub(crate) fn start(
     log: &dyn Log,
     topology: &Topology,
     shared: Arc<Shared>,
-) -> Result<(HashMap<String, Arc<dyn KeyValueBytesStore>>, GlobalReader)> {
+) -> Result<(GlobalStores, GlobalReader)> {
     let failed = |e| StreamsError::log("reading global tables", e);
     let mut stores: HashMap<String, Arc<dyn KeyValueBytesStore>> = HashMap::new();
     let mut by_topic: HashMap<String, Vec<Arc<dyn KeyValueBytesStore>>> = HashMap::new();

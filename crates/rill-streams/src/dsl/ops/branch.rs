@@ -1,11 +1,9 @@
-use std::sync::Arc;
-
 use crate::error::Result;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 
 /// A predicate of a branch.
-pub(crate) type Predicate<K, V> = Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
+pub(crate) type Predicate<K, V> = std::sync::Arc<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
 /// Sends each record to the first branch whose predicate accepts it. Branch `i` is the `i`-th
 /// child; branches are attached in predicate order.

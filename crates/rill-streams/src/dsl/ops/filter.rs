@@ -1,12 +1,11 @@
-use std::sync::Arc;
-
 use crate::error::Result;
+use crate::functions::Predicate;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 
 /// Forwards records for which the predicate answers `keep`.
 pub(crate) struct Filter<K, V> {
-    pub predicate: Arc<dyn Fn(&K, &V) -> bool + Send + Sync>,
+    pub predicate: Predicate<K, V>,
     pub keep: bool,
 }
 

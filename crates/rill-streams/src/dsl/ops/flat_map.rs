@@ -1,12 +1,11 @@
-use std::sync::Arc;
-
 use crate::error::Result;
+use crate::functions::FlatMapper;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 
 /// Turns each record into any number of records.
 pub(crate) struct FlatMap<K, V, K2, V2> {
-    pub mapper: Arc<dyn Fn(K, V) -> Vec<(K2, V2)> + Send + Sync>,
+    pub mapper: FlatMapper<K, V, K2, V2>,
 }
 
 impl<K, V, K2, V2> Processor<K, V, K2, V2> for FlatMap<K, V, K2, V2>

@@ -1,12 +1,11 @@
-use std::sync::Arc;
-
 use crate::error::Result;
+use crate::functions::KeyValueMapper;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 
 /// Turns each record into one record of other types (map, map-values, select-key).
 pub(crate) struct Map<K, V, K2, V2> {
-    pub mapper: Arc<dyn Fn(K, V) -> (K2, V2) + Send + Sync>,
+    pub mapper: KeyValueMapper<K, V, K2, V2>,
 }
 
 impl<K, V, K2, V2> Processor<K, V, K2, V2> for Map<K, V, K2, V2>

@@ -1,13 +1,12 @@
-use std::sync::Arc;
-
 use crate::error::Result;
+use crate::functions::Action;
 use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 
 /// Calls an action on each record and forwards it unchanged (peek; for-each when it has no
 /// children).
 pub(crate) struct Peek<K, V> {
-    pub action: Arc<dyn Fn(&K, &V) + Send + Sync>,
+    pub action: Action<K, V>,
 }
 
 impl<K: Clone + 'static, V: Clone + 'static> Processor<K, V, K, V> for Peek<K, V> {
