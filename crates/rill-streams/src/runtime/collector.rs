@@ -81,6 +81,14 @@ impl ThreadProducer {
         }
     }
 
+    /// Whether outputs were sent since the last commit.
+    pub fn has_uncommitted(&self) -> bool {
+        match self {
+            ThreadProducer::Transactional { open, .. } => *open,
+            ThreadProducer::Plain { pending, .. } => !pending.is_empty(),
+        }
+    }
+
     /// Drops uncommitted outputs where the log allows it (aborts the transaction).
     pub fn abort(&mut self) {
         match self {

@@ -45,6 +45,10 @@ pub struct StreamsConfig {
     pub application_server: Option<String>,
     /// Longest wait for records in one poll.
     pub poll_timeout: Duration,
+    /// Also commit as soon as a poll finds no more input waiting, not only every
+    /// `commit_interval`: the lowest latency when lightly loaded, larger transactions under
+    /// load (default on).
+    pub commit_when_caught_up: bool,
     /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
     pub max_poll_records: usize,
     /// Test hook: asked at each [`FaultPoint`]; answering `true` stops the thread there as if
@@ -99,6 +103,7 @@ impl StreamsConfig {
             application_server: None,
             poll_timeout: Duration::from_millis(50),
             max_poll_records: 2_000,
+            commit_when_caught_up: true,
             fault_injector: None,
         }
     }

@@ -236,6 +236,11 @@ impl ThreadTasks {
             .try_for_each(|running| running.task.advance_wall_clock(now))
     }
 
+    /// Whether anything processed or produced awaits a commit.
+    pub fn has_pending_work(&self) -> bool {
+        !self.uncommitted.is_empty() || self.collector.borrow().producer.has_uncommitted()
+    }
+
     /// Commits outputs, store changes and input offsets of every task of the thread.
     pub fn commit(&mut self, consumer: &dyn Consumer) -> Result<()> {
         for running in self.tasks.values() {

@@ -9,7 +9,7 @@ use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use rill_log::{
     AssignmentStrategy, Consumer, ConsumerConfig, IsolationLevel, Log, OffsetReset, ProducerConfig,
@@ -162,10 +162,18 @@ fn fault(config: &StreamsConfig, point: FaultPoint) -> Result<()> {
 
 fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) -> Result<()> {
     let mut last_commit = Instant::now();
+    let mut pending = false;
     while shared.running.load(Ordering::Acquire) {
+        // With work to commit, only look for more input that is already there.
+        let timeout = if pending && config.commit_when_caught_up {
+            Duration::ZERO
+        } else {
+            config.poll_timeout
+        };
         let records = consumer
-            .poll(config.poll_timeout)
+            .poll(timeout)
             .map_err(|e| StreamsError::log("polling", e))?;
+        let caught_up = records.is_empty();
         let listener_errors: Vec<StreamsError> = shared.listener_errors.lock().drain(..).collect();
         if let Some(error) = listener_errors.into_iter().next() {
             recover_or_fail(consumer, error)?;
@@ -179,11 +187,15 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
                 .fetch_add(processed, Ordering::Relaxed);
             tasks.punctuate()?;
             fault(config, FaultPoint::AfterProcess)?;
-            if last_commit.elapsed() >= config.commit_interval {
+            pending = tasks.has_pending_work();
+            let due = last_commit.elapsed() >= config.commit_interval;
+            let idle = caught_up && config.commit_when_caught_up;
+            if pending && (due || idle) {
                 fault(config, FaultPoint::BeforeCommit)?;
                 tasks.commit(consumer)?;
                 fault(config, FaultPoint::AfterCommit)?;
                 last_commit = Instant::now();
+                pending = false;
             }
             Ok(())
         });
