@@ -64,13 +64,16 @@ fn produce_sentences(log: &dyn Log) {
     let producer = log.producer(&Default::default()).expect("producer");
     for i in 0..SENTENCES {
         let line = format!("w{} w{}", i % WORDS, (i + 1) % WORDS);
-        producer
-            .send(
-                ProducerRecord::new("sentences")
-                    .key(format!("s{i}"))
-                    .value(line),
-            )
-            .expect("send");
+        // Acknowledgements are awaited all at once by the flush below.
+        drop(
+            producer
+                .send(
+                    ProducerRecord::new("sentences")
+                        .key(format!("s{i}"))
+                        .value(line),
+                )
+                .expect("send"),
+        );
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
