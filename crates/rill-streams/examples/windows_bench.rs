@@ -63,12 +63,15 @@ fn produce(log: &dyn Log, topic: &str, count: usize) -> Result<(), Box<dyn std::
         .create_topic(topic, &TopicConfig::with_partitions(PARTITIONS))?;
     let producer = log.producer(&Default::default())?;
     for i in 0..count {
-        let _ = producer.send(
-            ProducerRecord::new(topic)
-                .key(format!("k{}", i % KEYS))
-                .value(1i64.to_be_bytes().to_vec())
-                .timestamp((i / 10) as i64),
-        )?;
+        // Acknowledgements are awaited all at once by the flush below.
+        drop(
+            producer.send(
+                ProducerRecord::new(topic)
+                    .key(format!("k{}", i % KEYS))
+                    .value(1i64.to_be_bytes().to_vec())
+                    .timestamp((i / 10) as i64),
+            )?,
+        );
     }
     producer.flush(Duration::from_secs(120))?;
     Ok(())

@@ -164,14 +164,17 @@ fn produce_amounts(log: &dyn Log) {
     }
     let producer = log.producer(&Default::default()).expect("producer");
     for (key, amount, time) in &records {
-        let _ = producer
-            .send(
-                ProducerRecord::new("amounts")
-                    .key(key.clone())
-                    .value(amount.to_be_bytes().to_vec())
-                    .timestamp(*time),
-            )
-            .expect("send");
+        // Acknowledgements are awaited all at once by the flush below.
+        drop(
+            producer
+                .send(
+                    ProducerRecord::new("amounts")
+                        .key(key.clone())
+                        .value(amount.to_be_bytes().to_vec())
+                        .timestamp(*time),
+                )
+                .expect("send"),
+        );
     }
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
