@@ -1,6 +1,7 @@
 //! `rill bench ...`: reproducible benchmarks whose figures go into BENCHMARKS.md.
 
 mod log;
+mod orders;
 mod streams;
 
 use clap::Subcommand;
@@ -12,6 +13,9 @@ pub enum BenchCommand {
     Log(log::LogBenchArgs),
     /// The streams runtime: stateless pipeline, count by key, restore.
     Streams(streams::StreamsBenchArgs),
+    /// The order system: every service on the embedded log, orders/s to the final state,
+    /// latency at a fixed rate, peak RSS, and the REST API's POST/s and GET/s.
+    Orders(orders::OrdersBenchArgs),
     /// Fill a data directory and wait to be killed (used by the recovery benchmark).
     #[command(hide = true)]
     LogFill(log::LogFillArgs),
@@ -22,6 +26,7 @@ pub fn execute(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Log(args) => log::run(&args),
         BenchCommand::LogFill(args) => log::fill(&args),
         BenchCommand::Streams(args) => streams::run(&args),
+        BenchCommand::Orders(args) => orders::run(&args),
     }
 }
 

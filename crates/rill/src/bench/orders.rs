@@ -1,0 +1,882 @@
+//! The order pipeline benchmark: every service of the order system in this process on the
+//! embedded log, exactly-once, as `rill run` starts them.
+//!
+//! - **throughput**: N orders (with a payment each) produced straight into `orders`, stock for
+//!   about half of them, spread over many customers so that the fraud check passes most; orders/s
+//!   from the first CREATED sent to the last order's final state, read back from `orders`.
+//! - **latency**: orders produced at a fixed rate; time from the produce acknowledgement (the
+//!   record is durable) to its final state appearing in `orders`.
+//! - **memory**: the process's peak resident set (`VmHWM`) after each phase.
+//! - **http**: the REST API on a loopback port, driven by an in-process HTTP/1.1 client over a
+//!   number of keep-alive connections: POST /v1/orders (201 = durable in the log) per second,
+//!   then GET /v1/orders/{id} per second of orders already in the view.
+//!
+//! Each phase starts from a fresh data directory, so they do not disturb each other.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use bytes::Bytes;
+use clap::{Args, ValueEnum};
+use hdrhistogram::Histogram;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper::header::{CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use rill_log::{ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicPartition};
+use rill_log_embedded::{EmbeddedLog, FsyncPolicy};
+use rill_orders::domain::{Customer, Email, Order, OrderState, Payment, Product};
+use rill_orders::email::{EmailError, Emailer};
+use rill_orders::system::{OrdersSystem, SystemConfig};
+use rill_orders::topics::{self, CUSTOMERS, ORDERS, PAYMENTS, WAREHOUSE_INVENTORY};
+
+use crate::embedded;
+
+/// The parts of `rill bench orders`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Phase {
+    /// N orders as fast as they can be produced: orders/s to the final state.
+    Throughput,
+    /// A fixed offered rate: acknowledged-to-final latency.
+    Latency,
+    /// The REST API: POST/s and GET/s over loopback.
+    Http,
+}
+
+/// Flags of `rill bench orders`.
+#[derive(Debug, Args)]
+pub struct OrdersBenchArgs {
+    /// Scratch directory (each phase uses a fresh sub-directory, removed afterwards).
+    #[arg(long, default_value = "./target/bench-orders")]
+    dir: PathBuf,
+    /// Which phases to run, comma-separated.
+    #[arg(
+        long,
+        value_enum,
+        value_delimiter = ',',
+        default_value = "throughput,latency,http"
+    )]
+    phases: Vec<Phase>,
+    /// Orders of the throughput phase.
+    #[arg(long, default_value_t = 1_000_000)]
+    orders: u64,
+    /// Customers the orders are spread over (each also written to `customers`).
+    #[arg(long, default_value_t = 100_000)]
+    customers: u64,
+    /// Partitions of each system topic (as `rill run --partitions`).
+    #[arg(long, default_value_t = 3)]
+    partitions: i32,
+    /// Stream threads per service.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Commit interval of every service, ms (the order system's default is 20).
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
+    /// Do not write a payment per order (the email service then joins nothing).
+    #[arg(long)]
+    no_payments: bool,
+    /// Offered rate of the latency phase, orders/s.
+    #[arg(long, default_value_t = 5_000)]
+    rate: u64,
+    /// Length of the latency phase, seconds.
+    #[arg(long, default_value_t = 10)]
+    latency_seconds: u64,
+    /// Most POSTs of the HTTP phase.
+    #[arg(long, default_value_t = 200_000)]
+    http_posts: u64,
+    /// Most GETs of the HTTP phase.
+    #[arg(long, default_value_t = 500_000)]
+    http_gets: u64,
+    /// Longest time of each HTTP measurement (POST, GET), seconds.
+    #[arg(long, default_value_t = 20)]
+    http_seconds: u64,
+    /// Concurrent HTTP connections of the load generator.
+    #[arg(long, default_value_t = 64)]
+    connections: usize,
+    /// Give up a phase that has not finished after this many seconds.
+    #[arg(long, default_value_t = 900)]
+    timeout_s: u64,
+}
+
+pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
+    if args.orders == 0 || args.customers == 0 || args.rate == 0 || args.connections == 0 {
+        bail!("--orders, --customers, --rate and --connections must be above 0");
+    }
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let mut report = Vec::new();
+    if args.phases.contains(&Phase::Throughput) {
+        let t = throughput(args)?;
+        report.push(format!(
+            "throughput: {} orders, {:.1} s from the first CREATED sent to the last final state: \
+             **{:.0} orders/s** (VALIDATED {}, FAILED {}; produced in {:.1} s); peak RSS {} MiB",
+            args.orders,
+            t.seconds,
+            args.orders as f64 / t.seconds,
+            t.validated,
+            t.failed,
+            t.produce_seconds,
+            t.peak_rss_kib / 1024
+        ));
+    }
+    if args.phases.contains(&Phase::Latency) {
+        let l = latency(args)?;
+        report.push(format!(
+            "latency at {} orders/s offered for {} s ({} orders, VALIDATED {}, FAILED {}): \
+             acknowledged to final state p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
+            args.rate,
+            args.latency_seconds,
+            l.histogram.len(),
+            l.validated,
+            l.failed,
+            ms(l.histogram.value_at_quantile(0.5)),
+            ms(l.histogram.value_at_quantile(0.99)),
+            ms(l.histogram.value_at_quantile(0.999)),
+            ms(l.histogram.max()),
+        ));
+    }
+    if args.phases.contains(&Phase::Http) {
+        let h = http(args)?;
+        report.push(format!(
+            "http, {} connections: **{:.0} POST/s** ({} answered 201 in {:.1} s, {} other; \
+             p50 {:.2} ms, p99 {:.2} ms), **{:.0} GET/s** ({} answered 200 in {:.1} s, {} other; \
+             p50 {:.2} ms, p99 {:.2} ms)",
+            args.connections,
+            h.posts.ok as f64 / h.posts.seconds,
+            h.posts.ok,
+            h.posts.seconds,
+            h.posts.other,
+            ms(h.posts.latency.value_at_quantile(0.5)),
+            ms(h.posts.latency.value_at_quantile(0.99)),
+            h.gets.ok as f64 / h.gets.seconds,
+            h.gets.ok,
+            h.gets.seconds,
+            h.gets.other,
+            ms(h.gets.latency.value_at_quantile(0.5)),
+            ms(h.gets.latency.value_at_quantile(0.99)),
+        ));
+    }
+    println!();
+    for line in report {
+        println!("{line}");
+    }
+    println!("peak RSS of the process: {} MiB", peak_rss_kib() / 1024);
+    std::fs::remove_dir_all(&args.dir).ok();
+    Ok(())
+}
+
+fn ms(micros: u64) -> f64 {
+    micros as f64 / 1000.0
+}
+
+/// `VmHWM` of this process in KiB (0 where /proc is not there).
+fn peak_rss_kib() -> u64 {
+    proc_status_kib("VmHWM:")
+}
+
+fn rss_kib() -> u64 {
+    proc_status_kib("VmRSS:")
+}
+
+fn proc_status_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find_map(|line| line.strip_prefix(field))
+                .and_then(|rest| rest.split_whitespace().next()?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+/// Emails nothing (the email service still writes each email to its outbox topic): the
+/// default emailer logs a line per email, which would measure the terminal.
+struct QuietEmailer;
+
+impl Emailer for QuietEmailer {
+    fn send(
+        &self,
+        _email: &Email,
+        _order: &Order,
+        _payment: &Payment,
+        _customer: &Customer,
+    ) -> Result<(), EmailError> {
+        Ok(())
+    }
+}
+
+/// The workload: order `i` of a run, deterministic so that stock can be sized for half.
+struct Workload {
+    prefix: &'static str,
+    customers: u64,
+}
+
+impl Workload {
+    fn id(&self, i: u64) -> String {
+        format!("{}{i:09}", self.prefix)
+    }
+
+    /// The index of an order id of this workload.
+    fn index(&self, key: &[u8]) -> Option<u64> {
+        std::str::from_utf8(key.strip_prefix(self.prefix.as_bytes())?)
+            .ok()?
+            .parse()
+            .ok()
+    }
+
+    fn product(i: u64) -> Product {
+        Product::ALL[(i % 3) as usize]
+    }
+
+    fn quantity(i: u64) -> i32 {
+        1 + ((i / 3) % 3) as i32
+    }
+
+    fn order(&self, i: u64) -> Order {
+        let customer = i % self.customers;
+        // One customer in a hundred buys dear and crosses the fraud limit within a few orders,
+        // so the fraud FAIL path and the release of reservations are exercised; the others
+        // spend at most 30 per order, well below the limit over a session.
+        let price = if customer % 100 == 99 {
+            400.0
+        } else {
+            1.0 + (i % 10) as f64
+        };
+        Order {
+            id: self.id(i),
+            customer_id: customer as i64,
+            state: OrderState::Created,
+            product: Self::product(i),
+            quantity: Self::quantity(i),
+            price,
+        }
+    }
+
+    /// Stock per product for about half of `orders` orders (by quantity).
+    fn stock_for_half(orders: u64) -> Vec<(Product, i64)> {
+        Product::ALL
+            .iter()
+            .enumerate()
+            .map(|(p, product)| {
+                let wanted: i64 = (0..orders)
+                    .filter(|i| i % 3 == p as u64)
+                    .map(|i| i64::from(Self::quantity(i)))
+                    .sum();
+                (*product, wanted / 2)
+            })
+            .collect()
+    }
+}
+
+fn order_record(order: &Order) -> anyhow::Result<ProducerRecord> {
+    Ok(ProducerRecord::new(ORDERS)
+        .key(order.id.clone().into_bytes())
+        .value(serde_json::to_vec(order)?))
+}
+
+fn payment_record(order: &Order) -> anyhow::Result<ProducerRecord> {
+    let payment = Payment {
+        id: format!("p{}", order.id),
+        order_id: order.id.clone(),
+        ccy: "EUR".into(),
+        amount: order.value(),
+    };
+    Ok(ProducerRecord::new(PAYMENTS)
+        .key(payment.id.clone().into_bytes())
+        .value(serde_json::to_vec(&payment)?))
+}
+
+/// A fresh log with the system's topics, stock, customers, and every service started.
+struct Running {
+    log: Arc<EmbeddedLog>,
+    system: OrdersSystem,
+}
+
+fn start(args: &OrdersBenchArgs, name: &str, stock: &[(Product, i64)]) -> anyhow::Result<Running> {
+    let dir = args.dir.join(name);
+    if dir.exists() {
+        std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
+    }
+    let log = embedded::open(&dir.join("log"), FsyncPolicy::Always)?;
+    topics::create_system_topics(log.admin(), args.partitions)?;
+    let producer = log.producer(&Default::default())?;
+    for (product, count) in stock {
+        drop(
+            producer.send(
+                ProducerRecord::new(WAREHOUSE_INVENTORY)
+                    .key(product.name().as_bytes().to_vec())
+                    .value(count.to_string().into_bytes()),
+            )?,
+        );
+    }
+    for id in 0..args.customers {
+        let customer = Customer {
+            id: id as i64,
+            first_name: format!("First{id}"),
+            last_name: format!("Last{id}"),
+            email: format!("customer{id}@example.com"),
+            address: format!("{id} Bench Street"),
+            level: rill_orders::topics::LEVELS[(id % 4) as usize].to_string(),
+        };
+        drop(
+            producer.send(
+                ProducerRecord::new(CUSTOMERS)
+                    .key((id as i64).to_be_bytes().to_vec())
+                    .value(serde_json::to_vec(&customer)?),
+            )?,
+        );
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let mut config = SystemConfig::new(dir.join("state"));
+    config.threads = args.threads.max(1);
+    if let Some(ms) = args.commit_interval_ms {
+        config.commit_interval = Duration::from_millis(ms);
+    }
+    config.emailer = Arc::new(QuietEmailer);
+    let shared: Arc<dyn Log> = log.clone();
+    let system = OrdersSystem::start(shared, config).context("starting the services")?;
+    Ok(Running { log, system })
+}
+
+impl Running {
+    fn close(self) -> anyhow::Result<()> {
+        self.system.close().context("stopping the services")?;
+        self.log.close().context("closing the log")?;
+        Ok(())
+    }
+}
+
+/// Reads `orders` from the beginning and notes, per order of the workload, when its final
+/// state appeared (ns since `epoch`) and which it was; counts final states seen twice.
+struct FinalStates {
+    /// Per order: ns since the epoch + 1 when its final state was seen (0: not yet).
+    seen_at: Vec<AtomicU64>,
+    validated: AtomicU64,
+    failed: AtomicU64,
+    duplicates: AtomicU64,
+    stop: AtomicBool,
+}
+
+impl FinalStates {
+    fn new(orders: u64) -> Arc<Self> {
+        Arc::new(FinalStates {
+            seen_at: (0..orders).map(|_| AtomicU64::new(0)).collect(),
+            validated: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            duplicates: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+        })
+    }
+
+    fn decided(&self) -> u64 {
+        self.validated.load(Ordering::Relaxed) + self.failed.load(Ordering::Relaxed)
+    }
+
+    /// Starts the reader thread.
+    fn watch(
+        self: &Arc<Self>,
+        log: &Arc<EmbeddedLog>,
+        partitions: i32,
+        workload: Workload,
+        epoch: Instant,
+    ) -> anyhow::Result<std::thread::JoinHandle<anyhow::Result<()>>> {
+        let consumer = log.consumer(
+            &ConsumerConfig {
+                isolation: IsolationLevel::ReadCommitted,
+                max_poll_records: Some(20_000),
+                ..Default::default()
+            },
+            None,
+        )?;
+        let parts: Vec<TopicPartition> = (0..partitions)
+            .map(|p| TopicPartition::new(ORDERS, p))
+            .collect();
+        consumer.assign(&parts)?;
+        for part in &parts {
+            consumer.seek(part, SeekTo::Beginning)?;
+        }
+        let states = self.clone();
+        Ok(std::thread::Builder::new()
+            .name("bench-reader".into())
+            .spawn(move || -> anyhow::Result<()> {
+                // Only the state matters, so look for it in the bytes rather than decode.
+                const VALIDATED: &[u8] = br#""state":"VALIDATED""#;
+                const FAILED: &[u8] = br#""state":"FAILED""#;
+                while !states.stop.load(Ordering::Acquire) {
+                    for record in consumer.poll(Duration::from_millis(50))? {
+                        let (Some(key), Some(value)) = (&record.key, &record.value) else {
+                            continue;
+                        };
+                        let validated = contains(value, VALIDATED);
+                        if !validated && !contains(value, FAILED) {
+                            continue;
+                        }
+                        let Some(slot) = workload
+                            .index(key)
+                            .and_then(|i| states.seen_at.get(i as usize))
+                        else {
+                            continue;
+                        };
+                        let at = epoch.elapsed().as_nanos() as u64 + 1;
+                        if slot.compare_exchange(0, at, Ordering::AcqRel, Ordering::Relaxed)
+                            != Ok(0)
+                        {
+                            states.duplicates.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        if validated {
+                            states.validated.fetch_add(1, Ordering::Relaxed);
+                        } else {
+                            states.failed.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                }
+                Ok(())
+            })?)
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+struct ThroughputResult {
+    seconds: f64,
+    produce_seconds: f64,
+    validated: u64,
+    failed: u64,
+    peak_rss_kib: u64,
+}
+
+fn throughput(args: &OrdersBenchArgs) -> anyhow::Result<ThroughputResult> {
+    let n = args.orders;
+    eprintln!("throughput: starting the services ({n} orders)");
+    let stock = Workload::stock_for_half(n);
+    let running = start(args, "throughput", &stock)?;
+    let workload = || Workload {
+        prefix: "t",
+        customers: args.customers,
+    };
+    let states = FinalStates::new(n);
+    let epoch = Instant::now();
+    let reader = states.watch(&running.log, args.partitions, workload(), epoch)?;
+    let produced = Arc::new(AtomicU64::new(0));
+    let producer_thread = {
+        let log = running.log.clone();
+        let produced = produced.clone();
+        let payments = !args.no_payments;
+        let workload = workload();
+        std::thread::Builder::new()
+            .name("bench-producer".into())
+            .spawn(move || -> anyhow::Result<f64> {
+                let producer = log.producer(&Default::default())?;
+                let started = Instant::now();
+                for i in 0..n {
+                    let order = workload.order(i);
+                    // Acknowledgements are awaited in bulk by the flushes below.
+                    drop(producer.send(order_record(&order)?)?);
+                    if payments {
+                        drop(producer.send(payment_record(&order)?)?);
+                    }
+                    // Bounds what the log holds in memory for the flusher.
+                    if i % 10_000 == 9_999 {
+                        producer.flush(Duration::from_secs(120))?;
+                        produced.store(i + 1, Ordering::Relaxed);
+                    }
+                }
+                producer.flush(Duration::from_secs(120))?;
+                produced.store(n, Ordering::Relaxed);
+                Ok(started.elapsed().as_secs_f64())
+            })?
+    };
+    let outcome = wait_all(args, &running, &states, n, epoch, &produced, "throughput");
+    let produce_seconds = producer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer panicked"))??;
+    states.stop.store(true, Ordering::Release);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    let seconds = outcome?;
+    let peak_rss_kib = peak_rss_kib();
+    let duplicates = states.duplicates.load(Ordering::Relaxed);
+    running.close()?;
+    if duplicates > 0 {
+        bail!("{duplicates} orders reached a final state twice");
+    }
+    Ok(ThroughputResult {
+        seconds,
+        produce_seconds,
+        validated: states.validated.load(Ordering::Relaxed),
+        failed: states.failed.load(Ordering::Relaxed),
+        peak_rss_kib,
+    })
+}
+
+/// Waits until every one of `n` orders has a final state, printing progress each second;
+/// answers seconds from the epoch to the last final state.
+fn wait_all(
+    args: &OrdersBenchArgs,
+    running: &Running,
+    states: &FinalStates,
+    n: u64,
+    epoch: Instant,
+    produced: &AtomicU64,
+    phase: &str,
+) -> anyhow::Result<f64> {
+    let mut last_report = Instant::now();
+    let mut last_decided = 0;
+    loop {
+        std::thread::sleep(Duration::from_millis(20));
+        let decided = states.decided();
+        if decided >= n {
+            break;
+        }
+        if !running.system.healthy() {
+            bail!("{phase}: a service stopped with an error after {decided} final states");
+        }
+        if epoch.elapsed() > Duration::from_secs(args.timeout_s) {
+            bail!(
+                "{phase}: only {decided} of {n} orders decided in {} s",
+                args.timeout_s
+            );
+        }
+        if last_report.elapsed() >= Duration::from_secs(1) {
+            eprintln!(
+                "{phase}: {:>5.1} s produced {}/{n}, final {decided} (VALIDATED {}, FAILED {}), \
+                 {:.0}/s, RSS {} MiB",
+                epoch.elapsed().as_secs_f64(),
+                produced.load(Ordering::Relaxed),
+                states.validated.load(Ordering::Relaxed),
+                states.failed.load(Ordering::Relaxed),
+                (decided - last_decided) as f64 / last_report.elapsed().as_secs_f64(),
+                rss_kib() / 1024,
+            );
+            last_report = Instant::now();
+            last_decided = decided;
+        }
+    }
+    let last = states
+        .seen_at
+        .iter()
+        .map(|at| at.load(Ordering::Relaxed))
+        .max()
+        .unwrap_or(0);
+    Ok(last.saturating_sub(1) as f64 / 1e9)
+}
+
+struct LatencyResult {
+    histogram: Histogram<u64>,
+    validated: u64,
+    failed: u64,
+}
+
+fn latency(args: &OrdersBenchArgs) -> anyhow::Result<LatencyResult> {
+    let n = args.rate * args.latency_seconds;
+    eprintln!(
+        "latency: starting the services ({} orders/s for {} s)",
+        args.rate, args.latency_seconds
+    );
+    let stock = Workload::stock_for_half(n);
+    let running = start(args, "latency", &stock)?;
+    let workload = || Workload {
+        prefix: "l",
+        customers: args.customers,
+    };
+    let states = FinalStates::new(n);
+    let epoch = Instant::now();
+    let reader = states.watch(&running.log, args.partitions, workload(), epoch)?;
+    // Per order: ns since the epoch + 1 when its record was acknowledged (durable).
+    let acked: Arc<Vec<AtomicU64>> = Arc::new((0..n).map(|_| AtomicU64::new(0)).collect());
+    let produced = Arc::new(AtomicU64::new(0));
+    let (pending_tx, pending_rx) = std::sync::mpsc::channel::<(u64, rill_log::DeliveryFuture)>();
+    let acker = {
+        let acked = acked.clone();
+        std::thread::Builder::new()
+            .name("bench-acks".into())
+            .spawn(move || -> anyhow::Result<()> {
+                for (i, delivery) in pending_rx {
+                    delivery.wait()?;
+                    if let Some(slot) = acked.get(i as usize) {
+                        slot.store(epoch.elapsed().as_nanos() as u64 + 1, Ordering::Release);
+                    }
+                }
+                Ok(())
+            })?
+    };
+    let producer_thread = {
+        let log = running.log.clone();
+        let produced = produced.clone();
+        let payments = !args.no_payments;
+        let workload = workload();
+        let rate = args.rate;
+        std::thread::Builder::new()
+            .name("bench-producer".into())
+            .spawn(move || -> anyhow::Result<()> {
+                let producer = log.producer(&Default::default())?;
+                let interval = Duration::from_secs_f64(1.0 / rate as f64);
+                let started = Instant::now();
+                for i in 0..n {
+                    // Sleeps rather than spins (the services need both cores): orders due
+                    // while asleep go out together when it wakes.
+                    let due = started + interval.mul_f64(i as f64);
+                    let now = Instant::now();
+                    if due > now {
+                        std::thread::sleep(due - now);
+                    }
+                    let order = workload.order(i);
+                    pending_tx.send((i, producer.send(order_record(&order)?)?))?;
+                    if payments {
+                        drop(producer.send(payment_record(&order)?)?);
+                    }
+                    produced.store(i + 1, Ordering::Relaxed);
+                }
+                Ok(())
+            })?
+    };
+    let outcome = wait_all(args, &running, &states, n, epoch, &produced, "latency");
+    producer_thread
+        .join()
+        .map_err(|_| anyhow::anyhow!("the producer panicked"))??;
+    acker
+        .join()
+        .map_err(|_| anyhow::anyhow!("the acknowledgement waiter panicked"))??;
+    states.stop.store(true, Ordering::Release);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    outcome?;
+    running.close()?;
+    let mut histogram = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for (ack, seen) in acked.iter().zip(&states.seen_at) {
+        let (ack, seen) = (ack.load(Ordering::Acquire), seen.load(Ordering::Acquire));
+        if ack > 0 && seen > 0 {
+            // A final state read before the acknowledgement was noted counts as 1 µs.
+            histogram.record((seen.saturating_sub(ack) / 1000).max(1))?;
+        }
+    }
+    Ok(LatencyResult {
+        histogram,
+        validated: states.validated.load(Ordering::Relaxed),
+        failed: states.failed.load(Ordering::Relaxed),
+    })
+}
+
+/// Outcome of one HTTP measurement.
+struct HttpRun {
+    ok: u64,
+    other: u64,
+    seconds: f64,
+    latency: Histogram<u64>,
+}
+
+struct HttpResult {
+    posts: HttpRun,
+    gets: HttpRun,
+}
+
+fn http(args: &OrdersBenchArgs) -> anyhow::Result<HttpResult> {
+    eprintln!(
+        "http: starting the services and the API ({} connections)",
+        args.connections
+    );
+    // Enough stock that the posted orders split about evenly, as in the other phases.
+    let stock = Workload::stock_for_half(args.http_posts);
+    let running = start(args, "http", &stock)?;
+    let api = running.system.http_api()?;
+    let server = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .thread_name("rill-http")
+        .build()
+        .context("starting the HTTP runtime")?;
+    let listener = server
+        .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
+        .context("binding the HTTP API")?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let serving = server.spawn(api.serve(listener, async {
+        let _ = stop_rx.await;
+    }));
+    // The load generator has its own single-threaded runtime, so it cannot take more than
+    // one core away from the server and the services.
+    let client = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the client runtime")?;
+    let workload = Arc::new(Workload {
+        prefix: "h",
+        customers: args.customers,
+    });
+    let limit = Duration::from_secs(args.http_seconds);
+    let bodies = {
+        let workload = workload.clone();
+        move |i: u64| -> anyhow::Result<Request<Full<Bytes>>> {
+            Ok(Request::post("/v1/orders")
+                .header(HOST, "127.0.0.1")
+                .header(CONTENT_TYPE, "application/json")
+                .body(Full::new(Bytes::from(serde_json::to_vec(
+                    &workload.order(i),
+                )?)))?)
+        }
+    };
+    let posts = client.block_on(load(
+        addr,
+        args.connections,
+        args.http_posts,
+        limit,
+        "POST",
+        201,
+        bodies,
+    ))?;
+    let posted = posts.ok + posts.other;
+    // Every posted order must be in the view before GETs of them are measured.
+    let view = running
+        .system
+        .view()?
+        .context("the orders service does not run")?;
+    let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
+    for i in 0..posted {
+        while view.get(&workload.id(i))?.is_none() {
+            if Instant::now() > deadline {
+                bail!("order {} never reached the view", workload.id(i));
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+    let gets = {
+        let workload = workload.clone();
+        move |i: u64| -> anyhow::Result<Request<Full<Bytes>>> {
+            Ok(
+                Request::get(format!("/v1/orders/{}", workload.id(i % posted.max(1))))
+                    .header(HOST, "127.0.0.1")
+                    .body(Full::new(Bytes::new()))?,
+            )
+        }
+    };
+    let gets = client.block_on(load(
+        addr,
+        args.connections,
+        args.http_gets,
+        limit,
+        "GET",
+        200,
+        gets,
+    ))?;
+    let _ = stop_tx.send(());
+    server.block_on(serving).context("the HTTP server task")??;
+    server.shutdown_timeout(Duration::from_secs(2));
+    running.close()?;
+    Ok(HttpResult { posts, gets })
+}
+
+/// Sends up to `count` requests made by `make(i)` over `connections` keep-alive connections,
+/// each sending its next request when the previous one is answered, for at most `limit`.
+async fn load(
+    addr: SocketAddr,
+    connections: usize,
+    count: u64,
+    limit: Duration,
+    what: &'static str,
+    expected: u16,
+    make: impl Fn(u64) -> anyhow::Result<Request<Full<Bytes>>> + Send + Sync + 'static,
+) -> anyhow::Result<HttpRun> {
+    let make = Arc::new(make);
+    let next = Arc::new(AtomicU64::new(0));
+    let ok = Arc::new(AtomicU64::new(0));
+    let other = Arc::new(AtomicU64::new(0));
+    let started = Instant::now();
+    let deadline = started + limit;
+    let mut workers = Vec::with_capacity(connections);
+    for _ in 0..connections {
+        let (make, next, ok, other) = (make.clone(), next.clone(), ok.clone(), other.clone());
+        workers.push(tokio::spawn(async move {
+            let stream = tokio::net::TcpStream::connect(addr).await?;
+            stream.set_nodelay(true)?;
+            let (mut sender, connection) =
+                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
+            tokio::spawn(connection);
+            let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+            loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                if i >= count || Instant::now() >= deadline {
+                    break;
+                }
+                let request = make(i)?;
+                let sent = Instant::now();
+                sender.ready().await?;
+                let response = sender.send_request(request).await?;
+                let status = response.status().as_u16();
+                response.into_body().collect().await?;
+                latency.record((sent.elapsed().as_micros() as u64).max(1))?;
+                if status == expected {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    other.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            anyhow::Ok(latency)
+        }));
+    }
+    let progress = {
+        let ok = ok.clone();
+        tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(1));
+            every.tick().await;
+            let mut last = 0;
+            loop {
+                every.tick().await;
+                let now = ok.load(Ordering::Relaxed);
+                eprintln!(
+                    "http {what}: {now}/{count} answered, {}/s, RSS {} MiB",
+                    now - last,
+                    rss_kib() / 1024
+                );
+                last = now;
+            }
+        })
+    };
+    let mut latency = Histogram::<u64>::new_with_bounds(1, 600_000_000, 3)?;
+    for worker in workers {
+        latency.add(worker.await.context("a load connection")??)?;
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    progress.abort();
+    Ok(HttpRun {
+        ok: ok.load(Ordering::Relaxed),
+        other: other.load(Ordering::Relaxed),
+        seconds,
+        latency,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn workload_ids_round_trip_and_stock_is_half() {
+        let workload = Workload {
+            prefix: "t",
+            customers: 10,
+        };
+        assert_eq!(workload.index(workload.id(1234).as_bytes()), Some(1234));
+        assert_eq!(workload.index(b"x1"), None);
+        let total: i64 = (0..900).map(|i| i64::from(Workload::quantity(i))).sum();
+        let stock: i64 = Workload::stock_for_half(900).iter().map(|(_, s)| s).sum();
+        assert_eq!(stock, total / 2);
+        assert!(contains(br#"{"state":"FAILED"}"#, br#""state":"FAILED""#));
+    }
+
+    #[test]
+    fn peak_rss_is_read_from_proc() {
+        if std::path::Path::new("/proc/self/status").exists() {
+            assert!(peak_rss_kib() > 0);
+        }
+    }
+}
