@@ -215,16 +215,21 @@ fn write_group(
             Err(err) => fail_all(records, &err),
         }
     }
+    // Not under the append locks: a sync covers whatever was appended before it, and holding
+    // a lock would stall a transaction commit on that partition for nothing. Together rather
+    // than one after another, so the filesystem shares its journal commits between them.
+    let synced = if always {
+        let partitions: Vec<&Arc<Partition>> = written.iter().map(|w| &w.partition).collect();
+        inner.syncer.sync_all(&partitions)
+    } else {
+        written.iter().map(|_| Ok(())).collect()
+    };
     let mut acknowledged = Vec::with_capacity(written.len());
-    for w in written {
-        if always {
-            // Not under the append lock: a sync covers whatever was appended before it, and
-            // holding the lock would stall a transaction commit on this partition for nothing.
-            if let Err(err) = w.partition.log.sync() {
-                w.partition.poison(&err);
-                fail_all(w.records, &err);
-                continue;
-            }
+    for (w, synced) in written.into_iter().zip(synced) {
+        if let Err(err) = synced {
+            w.partition.poison(&err);
+            fail_all(w.records, &err);
+            continue;
         }
         let end = w.base + w.records.len() as i64;
         w.partition.advance_visible(end);

@@ -18,6 +18,7 @@ use super::journal::{Entry, Journal};
 use super::lock::DirLock;
 use super::producer::EmbeddedProducer;
 use super::state::{Inner, Meta, Notifier};
+use super::syncer::SyncPool;
 use super::topics::{Topic, read_topic_file, remove_topic_dir, topics_dir};
 use super::txn::EmbeddedTxnProducer;
 
@@ -164,6 +165,7 @@ impl EmbeddedLog {
             txn_locks: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             flush: FlushQueue::default(),
+            syncer: SyncPool::default(),
             notifier: Notifier::default(),
             closed: AtomicBool::new(false),
             next_uid: AtomicU64::new(next_uid.load(Ordering::Relaxed)),

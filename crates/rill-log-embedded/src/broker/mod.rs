@@ -6,6 +6,7 @@
 //! - `state`: the state shared by the log and its clients, and the wake-up notifier;
 //! - `topics`: topics and their partitions, `topic.json`, the `Admin` implementation;
 //! - `flusher`: the group-commit thread that writes and fsyncs produced records;
+//! - `syncer`: fsyncs of several partitions at once, on a small pool of threads;
 //! - `producer`: the non-transactional producer and record routing;
 //! - `txn`: the transactional producer;
 //! - `group`: the in-process consumer-group coordinator and its sticky assignor;
@@ -23,6 +24,7 @@ mod lock;
 mod log;
 mod producer;
 mod state;
+mod syncer;
 mod topics;
 mod txn;
 

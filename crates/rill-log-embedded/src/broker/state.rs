@@ -18,6 +18,7 @@ use super::flusher::FlushQueue;
 use super::group::Group;
 use super::journal::{Entry, Journal};
 use super::lock::DirLock;
+use super::syncer::SyncPool;
 use super::topics::{Partition, Topic};
 
 /// Metadata rebuilt from the journal, guarded together with it so an entry and the state it
@@ -73,6 +74,8 @@ pub(crate) struct Inner {
     pub txn_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
     pub groups: Mutex<HashMap<String, Arc<Group>>>,
     pub flush: FlushQueue,
+    /// Fsyncs the partitions of a commit or a flusher group together.
+    pub syncer: SyncPool,
     pub notifier: Notifier,
     pub closed: AtomicBool,
     /// Distinguishes partitions of a topic deleted and re-created under the same name.

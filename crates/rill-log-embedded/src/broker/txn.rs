@@ -163,10 +163,14 @@ impl EmbeddedTxnProducer {
             }
         }
         if outcome.is_ok() {
-            outcome = txn
+            // Together rather than one after another: the filesystem then shares its journal
+            // commits between them (see `syncer`).
+            let partitions: Vec<&Arc<Partition>> = txn
                 .records
                 .values()
-                .try_for_each(|(partition, _)| partition.log.sync());
+                .map(|(partition, _)| partition)
+                .collect();
+            outcome = inner.syncer.sync_all(&partitions).into_iter().collect();
         }
         if outcome.is_ok() && inner.fail_before_commit_point.swap(false, Ordering::AcqRel) {
             outcome = Err(LogError::Closed {
