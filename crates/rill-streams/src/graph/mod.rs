@@ -9,6 +9,7 @@ use std::any::Any;
 use std::cell::RefCell;
 use std::collections::{BTreeSet, HashMap};
 use std::marker::PhantomData;
+use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -16,7 +17,7 @@ pub(crate) use source_sink::{SinkNode, SourceNode, TopicChoice};
 
 use crate::error::{Result, StreamsError};
 use crate::processor::Processor;
-use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore};
+use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore, PersistentKeyValueStore};
 use crate::task::{Child, Lifecycle, ProcessorNode, RawSource, Task, TaskId, TaskState, TaskStore};
 
 pub(crate) type NodeId = usize;
@@ -345,6 +346,43 @@ pub(crate) struct InMemoryStores;
 impl StoreProvider for InMemoryStores {
     fn engine(&mut self, _task: TaskId, store: &StoreDef) -> Result<Arc<dyn KeyValueBytesStore>> {
         Ok(Arc::new(InMemoryKeyValueStore::new(store.name.clone())))
+    }
+}
+
+/// Gives `StoreKind::Persistent` stores an on-disk engine in
+/// `<state_dir>/<application_id>/<task_id>/<store>` and `StoreKind::InMemory` stores an
+/// in-memory one (the streams runtime).
+#[derive(Debug, Clone)]
+pub struct PersistentStores {
+    /// The instance's state directory.
+    pub state_dir: PathBuf,
+    /// The application: one directory per application, so several can share a state directory.
+    pub application_id: String,
+}
+
+impl PersistentStores {
+    /// The directory holding a task's persistent stores.
+    pub fn task_dir(&self, task: TaskId) -> PathBuf {
+        self.state_dir
+            .join(&self.application_id)
+            .join(task.to_string())
+    }
+
+    /// Opens a task's persistent store by name, for callers that need the checkpoint API.
+    pub fn open(&self, task: TaskId, store: &str) -> Result<Arc<PersistentKeyValueStore>> {
+        Ok(Arc::new(PersistentKeyValueStore::open(
+            &self.task_dir(task),
+            store,
+        )?))
+    }
+}
+
+impl StoreProvider for PersistentStores {
+    fn engine(&mut self, task: TaskId, store: &StoreDef) -> Result<Arc<dyn KeyValueBytesStore>> {
+        match store.kind {
+            StoreKind::InMemory => InMemoryStores.engine(task, store),
+            StoreKind::Persistent => Ok(self.open(task, &store.name)?),
+        }
     }
 }
 

@@ -9,6 +9,7 @@
 //! scans follow that order.
 
 mod memory;
+mod persistent;
 mod window;
 
 use std::cell::RefCell;
@@ -19,6 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use memory::InMemoryKeyValueStore;
+pub use persistent::PersistentKeyValueStore;
 pub(crate) use window::{Layout, fetch_windows, time_bytes, time_from};
 pub use window::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 

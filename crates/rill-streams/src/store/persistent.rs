@@ -1,0 +1,639 @@
+//! The persistent key-value engine: one [fjall](https://docs.rs/fjall) database (a pure-Rust
+//! LSM tree) per store, chosen over redb by measurement (BENCHMARKS.md, "State store engines"):
+//! it restores faster, and unlike a copy-on-write B-tree its commit cost does not grow with the
+//! number of distinct pages a commit interval touches.
+//!
+//! **Cache.** The runtime reads and writes a key for nearly every record, faster than any engine
+//! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps, like
+//! Kafka Streams' record cache, the writes since the last flush in a map (*dirty*, written to
+//! fjall as one batch on flush, or earlier when it grows past [`DIRTY_SPILL_BYTES`] or a scan
+//! needs the engine to be complete) and recently used values in a bounded read cache.
+//!
+//! **Durability.** Writes become durable only on [`flush`](KeyValueBytesStore::flush): one batch
+//! into fjall's journal and one `fdatasync` per commit interval, so a crash loses at most the
+//! writes since the last flush; the changelog has them.
+//!
+//! **Checkpoint.** The changelog offset up to which the contents are valid is kept inside the
+//! same database (a `meta` keyspace), not in a side file. [`write_checkpoint`] first makes every
+//! earlier write durable, then writes the offset and makes it durable: a recovered checkpoint
+//! therefore always implies the data it vouches for, with no window where a file and the data
+//! disagree. Writes *after* a checkpoint may also survive a crash; replaying the changelog from
+//! the checkpoint overwrites them with the logged values.
+//!
+//! [`write_checkpoint`]: PersistentKeyValueStore::write_checkpoint
+
+use std::collections::HashMap;
+use std::mem;
+use std::ops::Bound;
+use std::path::{Path, PathBuf};
+
+use bytes::Bytes;
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
+use parking_lot::Mutex;
+
+use super::{KeyValueBytesStore, KeyValues};
+use crate::error::{Result, StreamsError};
+
+/// Key of the checkpoint offset in the `meta` keyspace.
+const CHECKPOINT_KEY: &[u8] = b"changelog-checkpoint";
+
+/// `fdatasync` is enough for fjall's append-only journal on Linux (it also syncs the file
+/// size) and is the cheapest mode that survives a power loss.
+const DURABLE: PersistMode = PersistMode::SyncData;
+
+/// Default capacity of a store's read cache: enough for a few hundred thousand small counters.
+pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+
+/// Unflushed writes beyond this size are written to fjall (not made durable) to bound memory.
+pub const DIRTY_SPILL_BYTES: usize = 16 * 1024 * 1024;
+
+/// fjall's memtable keeps every version of a key, so with its default 64 MiB a counter store
+/// piles up millions of versions and each insert walks a deep skiplist; 4 MiB measured ~1.7x
+/// faster count-by-key updates (BENCHMARKS.md) at the price of more, smaller table flushes.
+const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
+
+/// Bookkeeping cost of a cached entry beyond its bytes (map slot, two `Bytes` headers).
+const ENTRY_OVERHEAD: usize = 80;
+
+fn entry_size(key: &Bytes, value: &Option<Bytes>) -> usize {
+    key.len() + value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD
+}
+
+/// Writes not yet in fjall plus a read cache, behind one lock.
+///
+/// The read cache is two generations of maps: hits in `cold` move to `hot`; when `hot` reaches
+/// half the capacity it becomes `cold` and the old `cold` is dropped. That approximates LRU
+/// with O(1) work per operation and no per-entry links.
+#[derive(Default)]
+struct Cache {
+    /// Newest value per key written since the last spill (`None`: deleted).
+    dirty: HashMap<Bytes, Option<Bytes>>,
+    dirty_bytes: usize,
+    /// Values known to equal fjall's (`None`: known absent).
+    hot: HashMap<Bytes, Option<Bytes>>,
+    cold: HashMap<Bytes, Option<Bytes>>,
+    hot_bytes: usize,
+    capacity: usize,
+}
+
+impl Cache {
+    fn lookup(&mut self, key: &[u8]) -> Option<Option<Bytes>> {
+        if let Some(value) = self.dirty.get(key) {
+            return Some(value.clone());
+        }
+        if let Some(value) = self.hot.get(key) {
+            return Some(value.clone());
+        }
+        let (key, value) = self.cold.remove_entry(key)?;
+        self.remember(key, value.clone());
+        Some(value)
+    }
+
+    /// Caches a clean value.
+    fn remember(&mut self, key: Bytes, value: Option<Bytes>) {
+        if self.capacity == 0 {
+            return;
+        }
+        let size = entry_size(&key, &value);
+        if let Some(old) = self.hot.insert(key.clone(), value) {
+            self.hot_bytes -= entry_size(&key, &old);
+        }
+        self.hot_bytes += size;
+        if self.hot_bytes >= self.capacity / 2 {
+            self.cold = mem::take(&mut self.hot);
+            self.hot_bytes = 0;
+        }
+    }
+
+    fn forget(&mut self, key: &[u8]) {
+        if let Some((key, old)) = self.hot.remove_entry(key) {
+            self.hot_bytes -= entry_size(&key, &old);
+        }
+        self.cold.remove(key);
+    }
+
+    fn write(&mut self, key: Bytes, value: Option<Bytes>) {
+        let size = entry_size(&key, &value);
+        if let Some(old) = self.dirty.insert(key.clone(), value) {
+            self.dirty_bytes -= entry_size(&key, &old);
+        }
+        self.dirty_bytes += size;
+    }
+}
+
+/// A key-value engine on disk, restored from a local checkpoint plus the changelog tail.
+///
+/// Keys are ordered byte-wise. All methods take `&self`: fjall synchronizes internally, so the
+/// task writes while interactive queries read from other threads.
+pub struct PersistentKeyValueStore {
+    name: String,
+    path: PathBuf,
+    db: Database,
+    /// The store's pairs.
+    data: Keyspace,
+    /// The checkpoint; kept apart so scans and `clear` never see it.
+    meta: Keyspace,
+    cache: Mutex<Cache>,
+}
+
+impl std::fmt::Debug for PersistentKeyValueStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PersistentKeyValueStore")
+            .field("name", &self.name)
+            .field("path", &self.path)
+            .finish_non_exhaustive()
+    }
+}
+
+impl PersistentKeyValueStore {
+    /// Opens (creating if absent) the store `name` in the directory `dir/name`, with a read
+    /// cache of [`DEFAULT_CACHE_BYTES`].
+    ///
+    /// Fails if `name` is not a plain file name, or if the directory is already open (fjall
+    /// locks it), e.g. by a task that has not released it yet after a rebalance.
+    pub fn open(dir: &Path, name: &str) -> Result<Self> {
+        Self::open_with_cache(dir, name, DEFAULT_CACHE_BYTES)
+    }
+
+    /// Like [`open`](Self::open) with a read cache of about `cache_bytes` (0: none; writes
+    /// since the last flush are kept in memory regardless).
+    pub fn open_with_cache(dir: &Path, name: &str, cache_bytes: usize) -> Result<Self> {
+        let store_error = |reason: String| StreamsError::Store {
+            store: name.to_string(),
+            reason,
+        };
+        // The name becomes a path component: refuse anything that would escape `dir`.
+        if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
+            return Err(store_error(format!(
+                "'{name}' cannot be used as a store directory name"
+            )));
+        }
+        let path = dir.join(name);
+        std::fs::create_dir_all(&path)
+            .map_err(|e| store_error(format!("creating {}: {e}", path.display())))?;
+        let db = Database::builder(&path)
+            // Persist only on `flush`: a write syscall per put would cost more than the put.
+            .manual_journal_persist(true)
+            .open()
+            .map_err(|e| store_error(format!("opening {}: {e}", path.display())))?;
+        let data = db
+            .keyspace("data", || {
+                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+            })
+            .map_err(|e| store_error(format!("opening keyspace 'data': {e}")))?;
+        let meta = db
+            .keyspace("meta", KeyspaceCreateOptions::default)
+            .map_err(|e| store_error(format!("opening keyspace 'meta': {e}")))?;
+        Ok(Self {
+            name: name.to_string(),
+            path,
+            db,
+            data,
+            meta,
+            cache: Mutex::new(Cache {
+                capacity: cache_bytes,
+                ..Cache::default()
+            }),
+        })
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    fn error(&self, what: &str, e: fjall::Error) -> StreamsError {
+        StreamsError::Store {
+            store: self.name.clone(),
+            reason: format!("{what}: {e}"),
+        }
+    }
+
+    /// Writes `pairs` to fjall as one atomic batch (not yet durable), calling `each` on every
+    /// pair on the way.
+    fn write_batch(
+        &self,
+        pairs: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
+        mut each: impl FnMut(&Bytes, &Option<Bytes>),
+    ) -> Result<()> {
+        let mut batch = self.db.batch();
+        for (key, value) in pairs {
+            each(&key, &value);
+            match value {
+                Some(value) => batch.insert(&self.data, key.as_ref(), value.as_ref()),
+                None => batch.remove(&self.data, key.as_ref()),
+            }
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
+        batch.commit().map_err(|e| self.error("writing a batch", e))
+    }
+
+    /// Moves the unflushed writes into fjall (not yet durable), keeping them as clean cache
+    /// entries. Called with the cache locked, so no write can slip in between.
+    fn spill(&self, cache: &mut Cache) -> Result<()> {
+        if cache.dirty.is_empty() {
+            return Ok(());
+        }
+        let dirty = mem::take(&mut cache.dirty);
+        cache.dirty_bytes = 0;
+        let mut clean = Vec::with_capacity(dirty.len());
+        self.write_batch(dirty, |key, value| clean.push((key.clone(), value.clone())))?;
+        for (key, value) in clean {
+            cache.remember(key, value);
+        }
+        Ok(())
+    }
+
+    /// Makes everything written so far durable.
+    fn persist(&self) -> Result<()> {
+        self.spill(&mut self.cache.lock())?;
+        self.db
+            .persist(DURABLE)
+            .map_err(|e| self.error("flushing the journal", e))
+    }
+
+    /// Writes many changes at once (`None` deletes the key), for restoring from the changelog:
+    /// straight into fjall as one atomic batch, bypassing the cache. Durable after the next
+    /// [`flush`](KeyValueBytesStore::flush) or [`write_checkpoint`](Self::write_checkpoint).
+    pub fn put_batch(&self, pairs: Vec<(Bytes, Option<Bytes>)>) -> Result<()> {
+        let mut cache = self.cache.lock();
+        // Earlier writes must reach fjall first so the batch's values win.
+        self.spill(&mut cache)?;
+        let cached = !cache.hot.is_empty() || !cache.cold.is_empty();
+        self.write_batch(pairs, |key, _| {
+            if cached {
+                cache.forget(key);
+            }
+        })
+    }
+
+    /// Records that the contents are valid up to changelog `offset`, durably.
+    ///
+    /// Order: every earlier write is made durable first, then the offset is written and made
+    /// durable, so a checkpoint found after a crash never refers to data that was lost.
+    pub fn write_checkpoint(&self, offset: i64) -> Result<()> {
+        self.persist()?;
+        self.meta
+            .insert(CHECKPOINT_KEY, offset.to_le_bytes())
+            .map_err(|e| self.error("writing the checkpoint", e))?;
+        self.persist()
+    }
+
+    /// The changelog offset of the last checkpoint, if one is present and readable.
+    ///
+    /// An unreadable checkpoint counts as absent: the caller then restores from scratch, which
+    /// is always correct.
+    pub fn read_checkpoint(&self) -> Option<i64> {
+        match self.meta.get(CHECKPOINT_KEY) {
+            Ok(Some(bytes)) => <[u8; 8]>::try_from(bytes.as_ref())
+                .ok()
+                .map(i64::from_le_bytes),
+            Ok(None) => None,
+            Err(e) => {
+                tracing::warn!(store = %self.name, error = %e, "unreadable checkpoint, ignoring it");
+                None
+            }
+        }
+    }
+
+    /// Removes the checkpoint, durably: under exactly-once the runtime removes it while it
+    /// writes uncommitted changes, so a crash leads to a restore from scratch rather than
+    /// trusting a store that may hold aborted writes.
+    pub fn remove_checkpoint(&self) -> Result<()> {
+        self.meta
+            .remove(CHECKPOINT_KEY)
+            .map_err(|e| self.error("removing the checkpoint", e))?;
+        // Durable now, before any later write can reach a table file ahead of the journal.
+        self.persist()
+    }
+}
+
+impl KeyValueBytesStore for PersistentKeyValueStore {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Holds the cache lock while asking fjall on a miss, so a concurrent spill cannot be
+    /// overtaken by a stale value entering the cache.
+    fn get(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let mut cache = self.cache.lock();
+        if let Some(value) = cache.lookup(key) {
+            return Ok(value);
+        }
+        let value = self
+            .data
+            .get(key)
+            .map_err(|e| self.error("reading a key", e))?
+            .map(|value| Bytes::copy_from_slice(&value));
+        cache.remember(Bytes::copy_from_slice(key), value.clone());
+        Ok(value)
+    }
+
+    fn put(&self, key: Bytes, value: Bytes) -> Result<()> {
+        let mut cache = self.cache.lock();
+        cache.forget(&key);
+        cache.write(key, Some(value));
+        if cache.dirty_bytes > DIRTY_SPILL_BYTES {
+            self.spill(&mut cache)?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, key: &[u8]) -> Result<Option<Bytes>> {
+        let old = self.get(key)?;
+        if old.is_some() {
+            let mut cache = self.cache.lock();
+            cache.forget(key);
+            cache.write(Bytes::copy_from_slice(key), None);
+        }
+        Ok(old)
+    }
+
+    /// Scans fjall after spilling the unflushed writes into it, so the scan sees them in order
+    /// without merging two sources.
+    fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KeyValues> {
+        // An empty or inverted range answers nothing (rather than leaving it to the engine).
+        let empty = match (from, to) {
+            (Bound::Included(a), Bound::Included(b)) => a > b,
+            (Bound::Included(a) | Bound::Excluded(a), Bound::Excluded(b))
+            | (Bound::Excluded(a), Bound::Included(b)) => a >= b,
+            _ => false,
+        };
+        if empty {
+            return Ok(Vec::new());
+        }
+        self.spill(&mut self.cache.lock())?;
+        self.data
+            .range::<&[u8], _>((from, to))
+            .map(|guard| {
+                let (key, value) = guard
+                    .into_inner()
+                    .map_err(|e| self.error("scanning a range", e))?;
+                Ok((Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value)))
+            })
+            .collect()
+    }
+
+    /// fjall's estimate plus unflushed writes: counts overwritten and deleted entries not
+    /// compacted away yet.
+    fn approximate_len(&self) -> u64 {
+        (self.data.approximate_len() + self.cache.lock().dirty.len()) as u64
+    }
+
+    fn flush(&self) -> Result<()> {
+        self.persist()
+    }
+
+    /// Also removes the checkpoint (first, durably): it would vouch for data that is gone.
+    fn clear(&self) -> Result<()> {
+        self.remove_checkpoint()?;
+        {
+            // Unflushed writes and cached values are dropped with the keys. Released before
+            // `persist`, which takes the lock again.
+            let mut cache = self.cache.lock();
+            *cache = Cache {
+                capacity: cache.capacity,
+                ..Cache::default()
+            };
+        }
+        self.data.clear().map_err(|e| self.error("clearing", e))?;
+        self.persist()
+    }
+
+    fn persistent(&self) -> bool {
+        true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::graph::{PersistentStores, StoreDef, StoreKind, StoreProvider};
+    use crate::store::prefix_range;
+    use crate::task::TaskId;
+
+    fn b(s: &str) -> Bytes {
+        Bytes::copy_from_slice(s.as_bytes())
+    }
+
+    fn keys(pairs: KeyValues) -> Vec<Bytes> {
+        pairs.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn round_trip_overwrite_and_delete() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        assert!(store.persistent());
+        assert_eq!(store.name(), "s");
+        assert_eq!(store.get(b"k").unwrap(), None);
+        store.put(b("k"), b("v1")).unwrap();
+        assert_eq!(store.get(b"k").unwrap(), Some(b("v1")));
+        store.put(b("k"), b("v2")).unwrap();
+        assert_eq!(store.get(b"k").unwrap(), Some(b("v2")));
+        store.flush().unwrap();
+        // After a flush the value comes from the cache or fjall; both must agree.
+        assert_eq!(store.get(b"k").unwrap(), Some(b("v2")));
+        assert_eq!(store.delete(b"k").unwrap(), Some(b("v2")));
+        assert_eq!(store.get(b"k").unwrap(), None);
+        assert_eq!(store.delete(b"k").unwrap(), None);
+        store.flush().unwrap();
+        assert_eq!(store.get(b"k").unwrap(), None);
+    }
+
+    #[test]
+    fn ranges_and_prefixes_follow_byte_order_across_flushed_and_unflushed_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        for key in ["a1", "b1", "a3"] {
+            store.put(b(key), b("v")).unwrap();
+        }
+        store.flush().unwrap();
+        // Unflushed: a new key, a delete of a flushed key, and a key with a 0xff byte.
+        store.put(b("a2"), b("v")).unwrap();
+        store.delete(b"a3").unwrap();
+        store
+            .put(Bytes::from_static(&[b'a', 0xff]), b("v"))
+            .unwrap();
+        assert_eq!(
+            keys(prefix_range(&store, b"a").unwrap()),
+            [b("a1"), b("a2"), Bytes::from_static(&[b'a', 0xff])]
+        );
+        let range = store
+            .range(Bound::Excluded(b"a1"), Bound::Included(b"b1"))
+            .unwrap();
+        assert_eq!(
+            keys(range),
+            [b("a2"), Bytes::from_static(&[b'a', 0xff]), b("b1")]
+        );
+        let all = store.range(Bound::Unbounded, Bound::Unbounded).unwrap();
+        assert_eq!(all.len(), 4);
+        assert_eq!(all[0], (b("a1"), b("v")));
+        // Empty and inverted bounds answer nothing instead of failing.
+        assert!(
+            store
+                .range(Bound::Included(b"b"), Bound::Excluded(b"b"))
+                .unwrap()
+                .is_empty()
+        );
+        assert!(
+            store
+                .range(Bound::Included(b"z"), Bound::Included(b"a"))
+                .unwrap()
+                .is_empty()
+        );
+    }
+
+    #[test]
+    fn flushed_data_and_checkpoint_survive_close_and_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+            assert_eq!(store.read_checkpoint(), None);
+            store.put(b("kept"), b("1")).unwrap();
+            store.put(b("gone"), b("2")).unwrap();
+            store.delete(b"gone").unwrap();
+            store.write_checkpoint(42).unwrap();
+            assert_eq!(store.read_checkpoint(), Some(42));
+        }
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        assert_eq!(store.get(b"kept").unwrap(), Some(b("1")));
+        assert_eq!(store.get(b"gone").unwrap(), None);
+        assert_eq!(store.read_checkpoint(), Some(42));
+        // The checkpoint lives apart from the data: scans never see it.
+        assert_eq!(
+            keys(store.range(Bound::Unbounded, Bound::Unbounded).unwrap()),
+            [b("kept")]
+        );
+        store.write_checkpoint(-1).unwrap();
+        assert_eq!(store.read_checkpoint(), Some(-1));
+        store.remove_checkpoint().unwrap();
+        assert_eq!(store.read_checkpoint(), None);
+        drop(store);
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        assert_eq!(store.read_checkpoint(), None);
+        assert_eq!(store.get(b"kept").unwrap(), Some(b("1")));
+    }
+
+    #[test]
+    fn a_second_open_of_the_same_store_fails_with_a_store_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        match PersistentKeyValueStore::open(dir.path(), "s") {
+            Err(StreamsError::Store { store, .. }) => assert_eq!(store, "s"),
+            other => panic!("expected a store error, got {other:?}"),
+        }
+        for bad in ["", "..", "a/b"] {
+            assert!(matches!(
+                PersistentKeyValueStore::open(dir.path(), bad),
+                Err(StreamsError::Store { .. })
+            ));
+        }
+    }
+
+    #[test]
+    fn clear_removes_every_key_and_the_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        store.put(b("flushed"), b("1")).unwrap();
+        store.write_checkpoint(7).unwrap();
+        store.put(b("unflushed"), b("2")).unwrap();
+        store.clear().unwrap();
+        assert_eq!(store.get(b"flushed").unwrap(), None);
+        assert_eq!(store.get(b"unflushed").unwrap(), None);
+        assert!(
+            store
+                .range(Bound::Unbounded, Bound::Unbounded)
+                .unwrap()
+                .is_empty()
+        );
+        assert_eq!(store.read_checkpoint(), None);
+        store.put(b("after"), b("3")).unwrap();
+        store.flush().unwrap();
+        drop(store);
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        assert_eq!(
+            keys(store.range(Bound::Unbounded, Bound::Unbounded).unwrap()),
+            [b("after")]
+        );
+    }
+
+    #[test]
+    fn put_batch_writes_and_deletes_after_earlier_writes() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        store.put(b("x"), b("old")).unwrap();
+        store.put(b("y"), b("old")).unwrap();
+        assert_eq!(store.get(b"y").unwrap(), Some(b("old"))); // now cached
+        let mut pairs: Vec<(Bytes, Option<Bytes>)> = (0..1000)
+            .map(|i| (b(&format!("k{i:04}")), Some(b(&i.to_string()))))
+            .collect();
+        pairs.push((b("x"), None));
+        pairs.push((b("y"), Some(b("new"))));
+        store.put_batch(pairs).unwrap();
+        assert_eq!(store.get(b"x").unwrap(), None);
+        assert_eq!(store.get(b"y").unwrap(), Some(b("new")));
+        assert_eq!(store.get(b"k0999").unwrap(), Some(b("999")));
+        assert_eq!(prefix_range(&store, b"k").unwrap().len(), 1000);
+        store.write_checkpoint(1001).unwrap();
+        drop(store);
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        assert_eq!(store.read_checkpoint(), Some(1001));
+        assert_eq!(store.get(b"k0500").unwrap(), Some(b("500")));
+        assert_eq!(store.get(b"x").unwrap(), None);
+    }
+
+    #[test]
+    fn a_small_cache_evicts_without_losing_values() {
+        let dir = tempfile::tempdir().unwrap();
+        // Room for a few entries only, so the generations turn over many times.
+        let store = PersistentKeyValueStore::open_with_cache(dir.path(), "s", 1000).unwrap();
+        for i in 0..500u32 {
+            store.put(b(&format!("k{i}")), b(&i.to_string())).unwrap();
+            if i % 50 == 0 {
+                store.flush().unwrap();
+            }
+        }
+        for i in (0..500u32).rev() {
+            assert_eq!(
+                store.get(format!("k{i}").as_bytes()).unwrap(),
+                Some(b(&i.to_string()))
+            );
+        }
+        assert!(store.cache.lock().hot_bytes < 1000);
+    }
+
+    #[test]
+    fn provider_opens_persistent_stores_under_app_and_task_and_in_memory_ones_in_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut provider = PersistentStores {
+            state_dir: dir.path().to_path_buf(),
+            application_id: "app".to_string(),
+        };
+        let def = |name: &str, kind| StoreDef {
+            name: name.to_string(),
+            kind,
+            logged: true,
+            key_serde: Arc::new(()),
+            value_serde: Arc::new(()),
+        };
+        let task = TaskId {
+            subtopology: 1,
+            partition: 3,
+        };
+        let disk = provider
+            .engine(task, &def("counts", StoreKind::Persistent))
+            .unwrap();
+        assert!(disk.persistent());
+        assert!(dir.path().join("app").join("1_3").join("counts").is_dir());
+        let memory = provider
+            .engine(task, &def("cache", StoreKind::InMemory))
+            .unwrap();
+        assert!(!memory.persistent());
+        assert!(!dir.path().join("app").join("1_3").join("cache").exists());
+    }
+}
