@@ -142,7 +142,6 @@ impl Serde<()> for UnitSerde {
     }
 }
 
-
 /// The serde a type uses when a DSL call does not name one: Kafka's formats for strings and
 /// integers, JSON for your own types (declare those with [`json_serde!`](crate::json_serde)).
 pub trait DefaultSerde: Sized + 'static {

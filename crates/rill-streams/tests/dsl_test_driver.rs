@@ -353,7 +353,10 @@ impl Processor<String, i64, String, i64> for SumAndReport {
         } else {
             "wall"
         };
-        self.fired.lock().expect("not poisoned").push((kind, timestamp));
+        self.fired
+            .lock()
+            .expect("not poisoned")
+            .push((kind, timestamp));
         for (key, sum) in self.store.as_ref().expect("initialized").all()? {
             ctx.forward(Record::new(key, sum, timestamp))?;
         }
