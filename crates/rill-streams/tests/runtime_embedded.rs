@@ -144,3 +144,81 @@ fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
     assert_eq!(all.last(), Some(&("a".to_string(), 2)));
     again.close().expect("close");
 }
+
+fn persistent_word_count() -> Topology {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect())
+        .group_by(|_, word| word.clone())
+        .count(StoreOptions::persistent("counts"))
+        .to_stream()
+        .to("counts");
+    builder.build().expect("topology")
+}
+
+#[test]
+fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path());
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+
+    let mut app = StreamsApp::new(
+        persistent_word_count(),
+        log.clone(),
+        StreamsConfig::new("pwc", state.path()),
+    );
+    app.start().expect("start");
+    read_committed(log.as_ref(), "counts", 6);
+    app.close().expect("close");
+
+    // Clean restart: the checkpoint written at close leaves nothing to restore.
+    produce(log.as_ref(), "sentences", &["a"]);
+    let mut clean = StreamsApp::new(
+        persistent_word_count(),
+        log.clone(),
+        StreamsConfig::new("pwc", state.path()),
+    );
+    clean.start().expect("restart");
+    let all = read_committed(log.as_ref(), "counts", 7);
+    assert_eq!(
+        all.last(),
+        Some(&("a".to_string(), 2)),
+        "the count continued from disk"
+    );
+    assert_eq!(
+        clean.records_restored(),
+        0,
+        "a clean restart reads nothing from the changelogs"
+    );
+
+    // A crash leaves no checkpoint: the next start rebuilds the store from its changelog.
+    let mut dying_config = StreamsConfig::new("pwc", state.path());
+    dying_config.fault_injector = Some(Arc::new(|point| {
+        point == rill_streams::FaultPoint::AfterProcess
+    }));
+    clean.close().expect("close");
+    let mut dying = StreamsApp::new(persistent_word_count(), log.clone(), dying_config);
+    produce(log.as_ref(), "sentences", &["b"]);
+    dying.start().expect("start");
+    assert!(
+        dying.wait_for_error(Duration::from_secs(30)),
+        "the injected crash happened"
+    );
+    assert!(dying.close().is_err());
+    let mut rebuilt = StreamsApp::new(
+        persistent_word_count(),
+        log.clone(),
+        StreamsConfig::new("pwc", state.path()),
+    );
+    rebuilt.start().expect("start after crash");
+    let all = read_committed(log.as_ref(), "counts", 8);
+    assert_eq!(all.last(), Some(&("b".to_string(), 3)));
+    assert!(
+        rebuilt.records_restored() >= 7,
+        "the store was rebuilt from its changelog"
+    );
+    rebuilt.close().expect("close");
+}

@@ -53,16 +53,12 @@ pub(crate) fn restore(
         }
         last_progress = Instant::now();
         progress.fetch_add(records.len() as u64, std::sync::atomic::Ordering::Relaxed);
-        for record in records {
-            let Some(key) = record.key else { continue };
-            match record.value {
-                Some(value) => engine.put(key, value)?,
-                None => {
-                    engine.delete(&key)?;
-                }
-            }
-            applied += 1;
-        }
+        let batch: Vec<_> = records
+            .into_iter()
+            .filter_map(|record| Some((record.key?, record.value)))
+            .collect();
+        applied += batch.len() as u64;
+        engine.put_batch(batch)?;
     }
     consumer.close().map_err(failed)?;
     Ok((applied, end))

@@ -10,7 +10,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use rill_log::{ConsumedRecord, Consumer, ErrorClass, Log, Offset, SeekTo, TopicPartition};
 
 use crate::error::{Result, StreamsError};
-use crate::graph::{InMemoryStores, TaskStateTemplate, Topology};
+use crate::graph::{PersistentStores, TaskStateTemplate, Topology};
 use crate::store::KeyValueBytesStore;
 use crate::task::{Task, TaskId};
 
@@ -125,24 +125,42 @@ impl ThreadTasks {
             deserialization: self.config.deserialization.clone(),
             wall_clock: now_ms(),
         };
+        let mut provider = PersistentStores {
+            state_dir: self.config.state_dir.clone(),
+            application_id: self.config.application_id.clone(),
+        };
         let task = self
             .topology
-            .instantiate(template, id, &mut InMemoryStores, &self.globals)?;
+            .instantiate(template, id, &mut provider, &self.globals)?;
         for (name, store) in &task.state.stores {
             let Some(changelog) = &store.changelog_topic else {
                 continue;
             };
             let partition = TopicPartition::new(changelog.clone(), id.partition);
-            store.engine.clear()?;
+            // A checkpoint says the local contents are valid up to that changelog offset;
+            // without one (first start, or a crash) the store is rebuilt from scratch.
+            let checkpoint = store.engine.read_checkpoint();
+            if checkpoint.is_none() {
+                store.engine.clear()?;
+            }
             let started = std::time::Instant::now();
             let (applied, _) = restore(
                 self.log.as_ref(),
                 store.engine.as_ref(),
                 &partition,
-                None,
+                checkpoint,
                 &self.shared.records_restored,
             )?;
-            tracing::info!(task = %id, store = %name, records = applied, elapsed_ms = started.elapsed().as_millis() as u64, "restored store");
+            // From here on the store runs ahead of the checkpoint: drop it until a clean close.
+            store.engine.remove_checkpoint()?;
+            tracing::info!(
+                task = %id,
+                store = %name,
+                from = ?checkpoint,
+                records = applied,
+                elapsed_ms = started.elapsed().as_millis() as u64,
+                "restored store"
+            );
         }
         let mut local = self.shared.local_stores.write();
         for (name, store) in &task.state.stores {
@@ -175,16 +193,40 @@ impl ThreadTasks {
         self.commit(consumer)?;
         let ids: BTreeSet<TaskId> = partitions.iter().filter_map(|p| self.task_id(p)).collect();
         for id in ids {
-            self.close_task(id);
+            self.close_task(id, Some(consumer));
         }
         self.uncommitted.retain(|p, _| !partitions.contains(p));
         self.publish_local_tasks();
         Ok(())
     }
 
-    fn close_task(&mut self, id: TaskId) {
+    /// Closes a task. A clean close follows a commit: persistent stores are then flushed and
+    /// checkpointed at their changelog's end, so a restart restores only what came after.
+    fn close_task(&mut self, id: TaskId, clean: Option<&dyn Consumer>) {
         if let Some(mut running) = self.tasks.remove(&id) {
             running.task.close();
+            if let Some(consumer) = clean {
+                for (name, store) in &running.task.state.stores {
+                    let Some(changelog) = &store.changelog_topic else {
+                        continue;
+                    };
+                    if !store.engine.persistent() {
+                        continue;
+                    }
+                    let partition = TopicPartition::new(changelog.clone(), id.partition);
+                    let checkpointed = store.engine.flush().and_then(|()| {
+                        let end = consumer
+                            .watermarks(&partition)
+                            .map_err(|e| StreamsError::log("reading a changelog's end", e))?
+                            .high;
+                        store.engine.write_checkpoint(end)
+                    });
+                    if let Err(error) = checkpointed {
+                        // Only costs a full restore next time.
+                        tracing::warn!(task = %id, store = %name, %error, "no checkpoint written");
+                    }
+                }
+            }
             let mut local = self.shared.local_stores.write();
             for name in running.task.state.stores.keys() {
                 if let Some(partitions) = local.get_mut(name) {
@@ -272,7 +314,7 @@ impl ThreadTasks {
         self.collector.borrow_mut().producer.abort();
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {
-            self.close_task(id);
+            self.close_task(id, None);
         }
         self.uncommitted.clear();
         let assignment = consumer
@@ -299,9 +341,10 @@ impl ThreadTasks {
             self.collector.borrow_mut().producer.abort();
             self.uncommitted.clear();
         }
+        let committed = (clean && result.is_ok()).then_some(consumer);
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {
-            self.close_task(id);
+            self.close_task(id, committed);
         }
         self.publish_local_tasks();
         result

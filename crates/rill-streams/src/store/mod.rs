@@ -52,6 +52,32 @@ pub trait KeyValueBytesStore: Send + Sync + 'static {
     fn clear(&self) -> Result<()>;
     /// Whether the engine keeps data across restarts.
     fn persistent(&self) -> bool;
+    /// Applies many changes at once (`None` deletes), as a restore does.
+    fn put_batch(&self, pairs: Vec<(Bytes, Option<Bytes>)>) -> Result<()> {
+        for (key, value) in pairs {
+            match value {
+                Some(value) => self.put(key, value)?,
+                None => {
+                    self.delete(&key)?;
+                }
+            }
+        }
+        Ok(())
+    }
+    /// The changelog offset up to which a persistent engine's contents are known valid.
+    fn read_checkpoint(&self) -> Option<i64> {
+        None
+    }
+    /// Records that the contents are valid up to `offset` of the changelog (after making them
+    /// durable).
+    fn write_checkpoint(&self, offset: i64) -> Result<()> {
+        let _ = offset;
+        Ok(())
+    }
+    /// Forgets the checkpoint, so that a crash before the next one forces a full restore.
+    fn remove_checkpoint(&self) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Pairs with keys starting with `prefix`.

@@ -405,6 +405,22 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
     fn persistent(&self) -> bool {
         true
     }
+
+    fn put_batch(&self, pairs: Vec<(Bytes, Option<Bytes>)>) -> Result<()> {
+        PersistentKeyValueStore::put_batch(self, pairs)
+    }
+
+    fn read_checkpoint(&self) -> Option<i64> {
+        PersistentKeyValueStore::read_checkpoint(self)
+    }
+
+    fn write_checkpoint(&self, offset: i64) -> Result<()> {
+        PersistentKeyValueStore::write_checkpoint(self, offset)
+    }
+
+    fn remove_checkpoint(&self) -> Result<()> {
+        PersistentKeyValueStore::remove_checkpoint(self)
+    }
 }
 
 #[cfg(test)]
