@@ -13,7 +13,7 @@ use rill_log::{
 };
 
 use super::group::{Group, Sync};
-use super::state::Inner;
+use super::state::{Inner, Wake};
 use super::topics::Partition;
 
 /// Kafka's default `session.timeout.ms`.
@@ -54,6 +54,10 @@ pub(crate) struct EmbeddedConsumer {
     /// Taken out while a callback runs, so the callback may use the consumer.
     listener: Mutex<Option<Box<dyn RebalanceListener>>>,
     closed: AtomicBool,
+    /// What `poll` waits on.
+    wake: Arc<Wake>,
+    /// The topics `wake` hears about: those of the assignment at the last poll.
+    interest: Mutex<Vec<String>>,
 }
 
 impl EmbeddedConsumer {
@@ -65,7 +69,6 @@ impl EmbeddedConsumer {
         inner.check_open()?;
         let group = config.group_id.as_deref().map(|id| inner.group(id));
         Ok(Self {
-            inner,
             config: config.clone(),
             group,
             state: Mutex::new(State {
@@ -77,6 +80,9 @@ impl EmbeddedConsumer {
             }),
             listener: Mutex::new(listener),
             closed: AtomicBool::new(false),
+            wake: inner.notifier.register(),
+            interest: Mutex::new(Vec::new()),
+            inner,
         })
     }
 
@@ -312,6 +318,29 @@ impl EmbeddedConsumer {
         Ok(out)
     }
 
+    /// Makes records of the assigned topics wake this consumer (and no others), before they
+    /// are read.
+    fn follow_assignment(&self) {
+        let state = self.state.lock();
+        let mut interest = self.interest.lock();
+        // The assignment is sorted by topic, so each topic's partitions are together.
+        let mut topics = state
+            .assignment
+            .iter()
+            .map(|tp| tp.topic.as_str())
+            .collect::<Vec<_>>();
+        topics.dedup();
+        if topics
+            .iter()
+            .copied()
+            .eq(interest.iter().map(String::as_str))
+        {
+            return;
+        }
+        *interest = topics.into_iter().map(str::to_string).collect();
+        self.inner.notifier.set_topics(&self.wake, interest.clone());
+    }
+
     /// Revokes what this member owns through the listener and leaves the group.
     fn leave_group(&self) {
         let Some(group) = &self.group else {
@@ -416,8 +445,9 @@ impl Consumer for EmbeddedConsumer {
             .unwrap_or_else(|| start + Duration::from_secs(365 * 24 * 3600));
         loop {
             // Read before looking for work, so a change made while we look wakes the wait.
-            let seen = self.inner.notifier.current();
+            let seen = self.wake.current();
             self.handle_group()?;
+            self.follow_assignment();
             let records = self.fetch()?;
             if !records.is_empty() {
                 return Ok(records);
@@ -427,8 +457,7 @@ impl Consumer for EmbeddedConsumer {
             if now >= deadline {
                 return Ok(Vec::new());
             }
-            self.inner
-                .notifier
+            self.wake
                 .wait_past(seen, deadline.min(now + self.heartbeat()));
         }
     }

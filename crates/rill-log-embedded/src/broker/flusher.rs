@@ -236,7 +236,9 @@ fn write_group(
         acknowledged.push(w);
     }
     if !acknowledged.is_empty() {
-        inner.notifier.bump();
+        inner
+            .notifier
+            .bump_topics(acknowledged.iter().map(|w| w.partition.tp.topic.as_str()));
     }
     for w in acknowledged {
         let topic = w.partition.tp.topic.clone();

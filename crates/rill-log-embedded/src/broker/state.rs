@@ -5,8 +5,8 @@
 //! topic map, then `meta`. The flush queue and the notifier are leaves.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
@@ -33,16 +33,15 @@ pub(crate) struct Meta {
     pub next_txn_id: u64,
 }
 
-/// Wakes consumers blocked in `poll` when something they may care about changed: records
-/// became visible, a group rebalanced or a partition was released, a topic came or went.
+/// One consumer's wake-up: a sequence bumped by the [`Notifier`] and a condvar to wait on.
 #[derive(Default)]
-pub(crate) struct Notifier {
+pub(crate) struct Wake {
     seq: Mutex<u64>,
     cv: Condvar,
 }
 
-impl Notifier {
-    pub(crate) fn bump(&self) {
+impl Wake {
+    fn bump(&self) {
         *self.seq.lock() += 1;
         self.cv.notify_all();
     }
@@ -59,6 +58,75 @@ impl Notifier {
         while *seq == seen {
             if self.cv.wait_until(&mut seq, deadline).timed_out() {
                 return;
+            }
+        }
+    }
+}
+
+/// A registered consumer: its wake-up and the topics whose records it reads.
+struct Watcher {
+    wake: Weak<Wake>,
+    topics: Vec<String>,
+}
+
+/// Wakes consumers blocked in `poll` when something they may care about changed. Records
+/// becoming visible wake only the consumers assigned a partition of their topic
+/// ([`bump_topics`](Self::bump_topics)): with every service of a process on one log, waking
+/// all consumers on every commit cost more CPU (in the kernel) than the processing itself.
+/// Everything else (a group rebalanced, a partition was released, a topic came or went, the
+/// log closed) wakes them all ([`bump`](Self::bump)).
+#[derive(Default)]
+pub(crate) struct Notifier {
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+impl Notifier {
+    /// Registers a consumer, interested in no topic yet (global changes still wake it).
+    pub(crate) fn register(&self) -> Arc<Wake> {
+        let wake = Arc::new(Wake::default());
+        let mut watchers = self.watchers.lock();
+        watchers.retain(|w| w.wake.strong_count() > 0);
+        watchers.push(Watcher {
+            wake: Arc::downgrade(&wake),
+            topics: Vec::new(),
+        });
+        wake
+    }
+
+    /// Sets the topics whose records wake `wake` (sorted, without duplicates). Call before
+    /// reading those topics, so that no record made visible after the read goes unnoticed.
+    pub(crate) fn set_topics(&self, wake: &Arc<Wake>, topics: Vec<String>) {
+        let target = Arc::downgrade(wake);
+        if let Some(watcher) = self
+            .watchers
+            .lock()
+            .iter_mut()
+            .find(|w| w.wake.ptr_eq(&target))
+        {
+            watcher.topics = topics;
+        }
+    }
+
+    /// Wakes every consumer.
+    pub(crate) fn bump(&self) {
+        for watcher in self.watchers.lock().iter() {
+            if let Some(wake) = watcher.wake.upgrade() {
+                wake.bump();
+            }
+        }
+    }
+
+    /// Records of `topics` became visible: wakes the consumers reading any of them.
+    pub(crate) fn bump_topics<'a>(&self, topics: impl Iterator<Item = &'a str> + Clone) {
+        for watcher in self.watchers.lock().iter() {
+            let wanted = topics.clone().any(|topic| {
+                watcher
+                    .topics
+                    .binary_search_by(|t| t.as_str().cmp(topic))
+                    .is_ok()
+            });
+            if wanted && let Some(wake) = watcher.wake.upgrade() {
+                wake.bump();
             }
         }
     }

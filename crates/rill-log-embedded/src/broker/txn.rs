@@ -212,7 +212,9 @@ impl EmbeddedTxnProducer {
             partition.advance_visible(base + records.len() as i64);
         }
         drop(guards);
-        inner.notifier.bump();
+        inner
+            .notifier
+            .bump_topics(txn.records.keys().map(|tp| tp.topic.as_str()));
         for ((partition, records), base) in txn.records.into_values().zip(bases) {
             for (i, (record, sender)) in records.into_iter().enumerate() {
                 sender.complete(Ok(RecordMetadata {
