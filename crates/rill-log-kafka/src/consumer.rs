@@ -11,6 +11,7 @@ use rdkafka::consumer::{
 };
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Headers, Message};
+use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{ClientContext, Offset as KafkaOffset, TopicPartitionList};
 use rill_log::{
     AssignmentStrategy, ConsumedRecord, Consumer, ConsumerConfig, ErrorClass, GroupMetadata,
@@ -38,16 +39,28 @@ enum SeekTarget {
 /// State shared by the consumer and its rebalance callbacks (librdkafka's consumer context).
 pub(crate) struct ConsumerCtx {
     group: Option<String>,
+    /// Whether the assignors make the group cooperative (incremental assign / unassign).
+    cooperative: bool,
     timeout: Duration,
     offset_reset: OffsetReset,
     max_poll_records: usize,
     listener: Mutex<Option<Box<dyn RebalanceListener>>>,
     /// Set while the listener runs, so it cannot re-enter `poll` or `close`.
     in_listener: AtomicBool,
+    /// Set when `close` starts (a second `close` returns at once).
+    closing: AtomicBool,
+    /// Set when `close` is done: every later call fails with `Closed`.
     closed: AtomicBool,
     /// Counts rebalance events, so `poll` can tell that the assignment moved under it.
     rebalances: AtomicU64,
     seeks: Mutex<HashMap<TopicPartition, SeekTarget>>,
+    /// Where reading starts in partitions nothing was read from yet (the committed offset,
+    /// fetched when the group assigns them, or the reset position), so `position` needs no
+    /// request inside a revocation, when librdkafka may no longer serve one.
+    starts: Mutex<HashMap<TopicPartition, Offset>>,
+    /// Partitions being revoked while the listener runs (librdkafka may already report them
+    /// unassigned during close); they still count as assigned for the listener's calls.
+    revoking: Mutex<Vec<TopicPartition>>,
     /// An error met while gathering records, returned by the next `poll`.
     pending_error: Mutex<Option<LogError>>,
 }
@@ -55,6 +68,35 @@ pub(crate) struct ConsumerCtx {
 impl ClientContext for ConsumerCtx {}
 
 impl ConsumerContext for ConsumerCtx {
+    /// rdkafka's default asks librdkafka for the rebalance protocol on every event
+    /// (`rd_kafka_rebalance_protocol`, a request to the group thread with no timeout), which
+    /// can hang forever while the consumer closes; the protocol follows from the configured
+    /// assignor, so this uses that and otherwise does what the default does: listener
+    /// (revoked / lost) before, (incremental) assign or unassign, listener (assigned) after.
+    fn rebalance(
+        &self,
+        base: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        list: &mut TopicPartitionList,
+    ) {
+        let list: &TopicPartitionList = list;
+        let rebalance = match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => Rebalance::Assign(list),
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => Rebalance::Revoke(list),
+            other => Rebalance::Error(KafkaError::Rebalance(other.into())),
+        };
+        self.pre_rebalance(base, &rebalance);
+        // Failures here (e.g. while the consumer is being destroyed) leave nothing to do:
+        // librdkafka reports real problems through the next poll.
+        let _ = match (&rebalance, self.cooperative) {
+            (Rebalance::Assign(list), true) => base.incremental_assign(list),
+            (Rebalance::Assign(list), false) => base.assign(list),
+            (_, true) => base.incremental_unassign(list),
+            (_, false) => base.unassign(),
+        };
+        self.post_rebalance(base, &rebalance);
+    }
+
     fn pre_rebalance(&self, base: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
         if let Rebalance::Revoke(list) = rebalance {
             self.rebalances.fetch_add(1, Ordering::AcqRel);
@@ -68,6 +110,9 @@ impl ConsumerContext for ConsumerCtx {
                 return;
             }
             let lost = base.assignment_lost();
+            if let Ok(mut revoking) = self.revoking.lock() {
+                revoking.clone_from(&partitions);
+            }
             self.with_listener(base, |listener, view| {
                 if lost {
                     listener.on_lost(view, &partitions);
@@ -75,6 +120,14 @@ impl ConsumerContext for ConsumerCtx {
                     listener.on_revoked(view, &partitions);
                 }
             });
+            if let Ok(mut revoking) = self.revoking.lock() {
+                revoking.clear();
+            }
+            if let Ok(mut starts) = self.starts.lock() {
+                for tp in &partitions {
+                    starts.remove(tp);
+                }
+            }
         }
     }
 
@@ -84,6 +137,17 @@ impl ConsumerContext for ConsumerCtx {
             let partitions = partitions_of(list);
             if partitions.is_empty() {
                 return;
+            }
+            // Learn where the new partitions start, as Java's consumer does on assignment.
+            let view = ConsumerView { base };
+            if let Ok(committed) = view.committed(&partitions)
+                && let Ok(mut starts) = self.starts.lock()
+            {
+                for (tp, offset) in partitions.iter().zip(committed) {
+                    if let Some(offset) = offset {
+                        starts.insert(tp.clone(), offset);
+                    }
+                }
             }
             self.with_listener(base, |listener, view| {
                 listener.on_assigned(view, &partitions);
@@ -237,8 +301,14 @@ impl KafkaConsumer {
         }
         client.set("enable.auto.commit", "false");
         client.set("enable.auto.offset.store", "false");
+        // librdkafka runs the cooperative protocol when every configured assignor is
+        // cooperative (only `cooperative-sticky` is).
+        let cooperative = client
+            .get("partition.assignment.strategy")
+            .is_some_and(|s| s.split(',').all(|a| a.trim() == "cooperative-sticky"));
         let context = ConsumerCtx {
             group: config.group_id.clone(),
+            cooperative,
             timeout: cluster.request_timeout,
             offset_reset: config.offset_reset,
             max_poll_records: config
@@ -247,9 +317,12 @@ impl KafkaConsumer {
                 .max(1),
             listener: Mutex::new(listener),
             in_listener: AtomicBool::new(false),
+            closing: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             rebalances: AtomicU64::new(0),
             seeks: Mutex::new(HashMap::new()),
+            starts: Mutex::new(HashMap::new()),
+            revoking: Mutex::new(Vec::new()),
             pending_error: Mutex::new(None),
         };
         let base = client
@@ -269,6 +342,14 @@ impl KafkaConsumer {
             self.base.rebalance_protocol(),
             RebalanceProtocol::Cooperative
         )
+    }
+}
+
+impl Drop for KafkaConsumer {
+    /// Closes the consumer as [`Consumer::close`] does (the listener hears the revocation and
+    /// may commit), so that librdkafka's own close on drop finds nothing left to do.
+    fn drop(&mut self) {
+        let _ = self.view().close();
     }
 }
 
@@ -366,7 +447,13 @@ impl ConsumerView<'_> {
     }
 
     fn require_assigned(&self, partition: &TopicPartition) -> Result<()> {
-        if self.assignment()?.contains(partition) {
+        let revoking = self
+            .ctx()
+            .revoking
+            .lock()
+            .map_err(|_| poisoned())?
+            .contains(partition);
+        if revoking || self.assignment()?.contains(partition) {
             Ok(())
         } else {
             Err(LogError::NotAssigned {
@@ -469,6 +556,60 @@ impl ConsumerView<'_> {
         }
     }
 
+    /// Leaves the group: librdkafka revokes the assignment (through the listener) and sends
+    /// LeaveGroup; this serves those events until librdkafka is done.
+    fn leave(&self) -> Result<()> {
+        let ctx = self.ctx();
+        self.base
+            .close_queue()
+            .map_err(|e| self.map("close", e, None))?;
+        let deadline = Instant::now() + ctx.timeout;
+        while !self.base.closed() {
+            if Instant::now() >= deadline {
+                return Err(LogError::Timeout {
+                    operation: "close consumer",
+                    after: ctx.timeout,
+                });
+            }
+            let _ = self.base.poll(Duration::from_millis(100));
+        }
+        Ok(())
+    }
+
+    /// Where reading a partition nothing was read from starts: the cached start, else the
+    /// committed offset, else the reset policy's end of the partition.
+    fn start(&self, partition: &TopicPartition) -> Result<Offset> {
+        let cached = self
+            .ctx()
+            .starts
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(partition)
+            .copied();
+        if let Some(offset) = cached {
+            return Ok(offset);
+        }
+        if self.ctx().group.is_some()
+            && let Some(Some(offset)) = self
+                .committed(std::slice::from_ref(partition))?
+                .first()
+                .copied()
+        {
+            return Ok(offset);
+        }
+        let marks = self.watermarks(partition)?;
+        match self.ctx().offset_reset {
+            OffsetReset::Earliest => Ok(marks.low),
+            OffsetReset::Latest => Ok(marks.high),
+            OffsetReset::None => Err(LogError::OffsetOutOfRange {
+                partition: partition.clone(),
+                offset: -1,
+                low: marks.low,
+                high: marks.high,
+            }),
+        }
+    }
+
     fn resolve(&self, partition: &TopicPartition, target: SeekTarget) -> Result<Offset> {
         Ok(match target {
             SeekTarget::Offset(offset) => offset,
@@ -504,6 +645,7 @@ impl Consumer for ConsumerView<'_> {
                 .map_err(|e| self.map("assign", e, Some(&tp.topic)))?;
         }
         self.ctx().seeks()?.clear();
+        self.ctx().starts.lock().map_err(|_| poisoned())?.clear();
         self.base
             .assign(&tpl)
             .map_err(|e| self.map("assign", e, None))
@@ -638,25 +780,13 @@ impl Consumer for ConsumerView<'_> {
             return Ok(offset);
         }
         // Nothing read yet: where the first poll will start.
-        if self.ctx().group.is_some()
-            && let Some(Some(offset)) = self
-                .committed(std::slice::from_ref(partition))?
-                .first()
-                .copied()
-        {
-            return Ok(offset);
-        }
-        let marks = self.watermarks(partition)?;
-        match self.ctx().offset_reset {
-            OffsetReset::Earliest => Ok(marks.low),
-            OffsetReset::Latest => Ok(marks.high),
-            OffsetReset::None => Err(LogError::OffsetOutOfRange {
-                partition: partition.clone(),
-                offset: -1,
-                low: marks.low,
-                high: marks.high,
-            }),
-        }
+        let start = self.start(partition)?;
+        self.ctx()
+            .starts
+            .lock()
+            .map_err(|_| poisoned())?
+            .insert(partition.clone(), start);
+        Ok(start)
     }
 
     fn commit(&self, offsets: &[(TopicPartition, Offset)]) -> Result<()> {
@@ -716,26 +846,13 @@ impl Consumer for ConsumerView<'_> {
     fn close(&self) -> Result<()> {
         self.not_in_listener("close")?;
         let ctx = self.ctx();
-        if ctx.closed.swap(true, Ordering::AcqRel) {
+        if ctx.closing.swap(true, Ordering::AcqRel) {
             return Ok(());
         }
-        if ctx.group.is_none() {
-            return self.base.unassign().map_err(|e| self.map("close", e, None));
-        }
-        self.base
-            .close_queue()
-            .map_err(|e| self.map("close", e, None))?;
-        // Serve the revocation (listener) and leave-group events until librdkafka is done.
-        let deadline = Instant::now() + ctx.timeout;
-        while !self.base.closed() {
-            if Instant::now() >= deadline {
-                return Err(LogError::Timeout {
-                    operation: "close consumer",
-                    after: ctx.timeout,
-                });
-            }
-            let _ = self.base.poll(Duration::from_millis(100));
-        }
-        Ok(())
+        // The listener hears the revocation while librdkafka closes and may still commit, so
+        // the consumer is marked closed only afterwards.
+        let result = self.leave();
+        ctx.closed.store(true, Ordering::Release);
+        result
     }
 }

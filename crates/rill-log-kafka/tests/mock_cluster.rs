@@ -412,15 +412,10 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
     let (first_listener, first_events) = Recorder::new();
     // The mock coordinator waits session.timeout.ms - 1 s for members to rejoin after a
     // membership change, so a short session timeout keeps the test quick.
-    let mut member = ConsumerConfig {
+    let member = ConsumerConfig {
         session_timeout: Some(Duration::from_secs(6)),
         ..ConsumerConfig::group(&group)
     };
-    if let Ok(strategy) = std::env::var("RILL_TEST_STRATEGY") {
-        member
-            .extra
-            .push(("partition.assignment.strategy".into(), strategy));
-    }
     let first = log
         .consumer(&member, Some(Box::new(first_listener)))
         .expect("first");

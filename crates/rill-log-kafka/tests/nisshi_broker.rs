@@ -14,8 +14,9 @@ use std::time::Duration;
 
 use common::{Event, Recorder, held, poll_for, poll_until, unique};
 use rill_log::{
-    CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError, OffsetReset, ProducerConfig,
-    ProducerRecord, SeekTo, TopicConfig, TopicPartition, partition_for_key,
+    AssignmentStrategy, CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError,
+    OffsetReset, ProducerConfig, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
+    partition_for_key,
 };
 use rill_log_kafka::{KafkaConfig, KafkaLog};
 
@@ -269,6 +270,16 @@ fn seek_position_watermarks_and_reset() {
 
 #[test]
 fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
+    rebalance_split_and_take_over(AssignmentStrategy::Balanced, 3);
+}
+
+#[test]
+fn co_partitioned_assignment_uses_the_eager_protocol() {
+    // `range`: the first member gives up everything, then gets its half back.
+    rebalance_split_and_take_over(AssignmentStrategy::CoPartitioned, 6);
+}
+
+fn rebalance_split_and_take_over(strategy: AssignmentStrategy, revoked_on_join: usize) {
     let log = broker();
     let topic = unique("coop");
     log.admin()
@@ -277,6 +288,7 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
     let group = unique("coop-g");
     let config = ConsumerConfig {
         session_timeout: Some(Duration::from_secs(10)),
+        assignment: strategy,
         ..ConsumerConfig::group(&group)
     };
     let (first_listener, first_events) = Recorder::new();
@@ -295,6 +307,8 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
         let _ = first.poll(Duration::from_millis(100)).expect("poll");
     }
 
+    let started = std::time::Instant::now();
+    eprintln!("first member holds all 6");
     let (second_listener, second_events) = Recorder::new();
     let second = log
         .consumer(&config, Some(Box::new(second_listener)))
@@ -324,16 +338,15 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
             _ => 0,
         })
         .sum();
-    assert_eq!(
-        revoked, 3,
-        "cooperative: only the moved partitions: {events:?}"
-    );
+    assert_eq!(revoked, revoked_on_join, "{strategy:?}: {events:?}");
     assert!(
         events.contains(&Event::CommitInRevoke(true)),
         "the listener committed from inside on_revoked: {events:?}"
     );
 
+    eprintln!("split 3/3 after {:?}", started.elapsed());
     first.close().expect("close");
+    eprintln!("first closed after {:?}", started.elapsed());
     let deadline = std::time::Instant::now() + Duration::from_secs(60);
     while held(&second_events.lock().expect("events")).len() < 6 {
         assert!(
@@ -342,6 +355,11 @@ fn a_joining_member_takes_half_and_the_leaver_commits_on_revoke() {
         );
         let _ = second.poll(Duration::from_millis(100)).expect("poll");
     }
+    eprintln!("second holds all 6 after {:?}", started.elapsed());
+    drop(first);
+    eprintln!("first dropped after {:?}", started.elapsed());
+    drop(second);
+    eprintln!("second dropped after {:?}", started.elapsed());
 }
 
 #[test]
