@@ -487,3 +487,33 @@ fn topology_describes_itself_as_text_and_dot() {
     assert!(dot.starts_with("digraph topology {"));
     assert!(dot.contains("\"store:by-value\" [shape=cylinder"), "{dot}");
 }
+
+#[test]
+fn a_table_can_use_explicit_serdes() {
+    let builder = StreamsBuilder::new();
+    let stock = builder.table_with(
+        "stock",
+        StoreOptions::in_memory("stock"),
+        Arc::new(rill_streams::StringSerde),
+        Arc::new(rill_streams::JsonSerde::<i64>::new()),
+    );
+    builder
+        .stream::<String, i64>("wanted")
+        .join(&stock, |wanted, available| available - wanted)
+        .to("left-over");
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap();
+    // The stock topic holds JSON numbers, as `rill add-inventory` writes them.
+    driver
+        .pipe_raw(
+            "stock",
+            Some(Bytes::from("JUMPERS")),
+            Some(Bytes::from("20")),
+            1,
+        )
+        .unwrap();
+    driver.pipe("wanted", &s("JUMPERS"), &3i64, 2).unwrap();
+    assert_eq!(
+        values(&driver.read_output::<String, i64>("left-over").unwrap()),
+        vec![17]
+    );
+}

@@ -561,3 +561,33 @@ fn invalid_window_specifications_fail_the_build() {
         .count(StoreOptions::in_memory("bad"));
     assert!(builder.build().is_err());
 }
+
+#[test]
+fn a_named_stream_join_keeps_its_store_and_changelog_names() {
+    let builder = StreamsBuilder::new();
+    let left = builder.stream::<String, String>("left");
+    let right = builder.stream::<String, String>("right");
+    left.left_join_stream(
+        &right,
+        JoinWindows::of(Duration::from_secs(1)).named("pairs"),
+        |l, r| format!("{l}{}", r.map_or("", String::as_str)),
+    )
+    .to("joined");
+    let topics: Vec<String> = builder
+        .build()
+        .expect("topology")
+        .internal_topics("app")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect();
+    for store in [
+        "pairs-this-store",
+        "pairs-other-store",
+        "pairs-unmatched-store",
+    ] {
+        assert!(
+            topics.contains(&format!("app-{store}-changelog")),
+            "{store} in {topics:?}"
+        );
+    }
+}

@@ -124,8 +124,23 @@ impl StreamsBuilder {
         K: DefaultSerde + Clone,
         V: DefaultSerde + Clone,
     {
+        self.table_with(topic, store, K::default_serde(), V::default_serde())
+    }
+
+    /// Like [`table`](Self::table), with explicit serdes (for types without a
+    /// [`DefaultSerde`], or a topic in another format).
+    pub fn table_with<K, V>(
+        &self,
+        topic: &str,
+        store: StoreOptions,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> KTable<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
         let mut graph = self.graph.borrow_mut();
-        let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
         let registered = graph.add_store(StoreDef {
             name: store.name.clone(),
             kind: store.kind,

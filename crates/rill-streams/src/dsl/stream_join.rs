@@ -128,7 +128,10 @@ where
     {
         // Left and outer joins keep lone records until their window closes.
         let tracked = this_alone.is_some() || other_alone.is_some();
-        let base = self.graph.borrow_mut().next_name("KSTREAM-JOIN");
+        let base = match windows.name {
+            Some(name) => name.to_string(),
+            None => self.graph.borrow_mut().next_name("KSTREAM-JOIN"),
+        };
         let this_store = format!("{base}-this-store");
         let other_store = format!("{base}-other-store");
         let unmatched_store = format!("{base}-unmatched-store");

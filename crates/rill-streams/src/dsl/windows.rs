@@ -258,6 +258,8 @@ pub struct JoinWindows {
     pub(crate) before: i64,
     pub(crate) after: i64,
     pub(crate) grace: i64,
+    /// Prefix of the join's store (and changelog) names; generated when absent.
+    pub(crate) name: Option<&'static str>,
 }
 
 impl JoinWindows {
@@ -268,12 +270,21 @@ impl JoinWindows {
             before: difference,
             after: difference,
             grace: 0,
+            name: None,
         }
     }
 
     /// How far before a record of this stream the other stream's records may be.
     pub fn before(mut self, before: Duration) -> Self {
         self.before = millis(before);
+        self
+    }
+
+    /// Names the join's buffers: stores `<name>-this-store`, `<name>-other-store` (and
+    /// `<name>-unmatched-store` for left and outer joins), with changelogs named after them, so
+    /// they keep their names when the topology changes.
+    pub fn named(mut self, name: &'static str) -> Self {
+        self.name = Some(name);
         self
     }
 

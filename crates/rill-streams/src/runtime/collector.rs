@@ -131,12 +131,11 @@ impl RecordCollector for ProducerCollector {
         };
         match &mut self.producer {
             ThreadProducer::Transactional { producer, .. } => {
-                // Errors of a transactional send surface at commit, which then fails whole.
-                drop(
-                    producer
-                        .send(record)
-                        .map_err(|e| StreamsError::log("sending an output", e))?,
-                );
+                // Errors of a transactional send surface at commit, which then fails whole, so
+                // no per-record delivery is needed.
+                producer
+                    .send_detached(record)
+                    .map_err(|e| StreamsError::log("sending an output", e))?;
             }
             ThreadProducer::Plain { producer, pending } => {
                 pending.push(
