@@ -129,7 +129,7 @@ pub fn topology(emailer: Arc<dyn Emailer>) -> Result<Topology> {
     validated
         .join_stream(
             &payments,
-            JoinWindows::of(JOIN_WINDOW),
+            JoinWindows::of(JOIN_WINDOW).named("orders-payments-join"),
             |order: &Order, payment: &Payment| (order.clone(), payment.clone()),
         )
         .join_global(
