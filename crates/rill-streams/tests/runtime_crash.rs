@@ -7,22 +7,18 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rill_log::{
-    ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
-};
-use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use rill_log::{Log, ProducerRecord, TopicConfig};
+use rill_log_embedded::FsyncPolicy;
 use rill_streams::{FaultPoint, StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, Topology};
+
+mod common;
+
+use common::{committed_records, key_and_count, open_log};
 
 const SENTENCES: usize = 60;
 const WORDS: usize = 5;
-
-fn open_log(dir: &Path) -> Arc<EmbeddedLog> {
-    Arc::new(
-        EmbeddedLog::open(EmbeddedConfig::new(dir).fsync(FsyncPolicy::Always)).expect("open log"),
-    )
-}
 
 fn word_count() -> Topology {
     let builder = StreamsBuilder::new();
@@ -78,63 +74,10 @@ fn produce_sentences(log: &dyn Log) {
     producer.flush(Duration::from_secs(30)).expect("flush");
 }
 
-/// Every committed output record, in partition order.
-fn committed_output(log: &dyn Log, expected: usize) -> Vec<(String, i64)> {
-    let parts: Vec<TopicPartition> = (0..3).map(|p| TopicPartition::new("counts", p)).collect();
-    let consumer = log
-        .consumer(
-            &ConsumerConfig {
-                isolation: IsolationLevel::ReadCommitted,
-                ..Default::default()
-            },
-            None,
-        )
-        .expect("consumer");
-    consumer.assign(&parts).expect("assign");
-    for p in &parts {
-        consumer.seek(p, SeekTo::Beginning).expect("seek");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut out = Vec::new();
-    while out.len() < expected && Instant::now() < deadline {
-        for record in consumer.poll(Duration::from_millis(100)).expect("poll") {
-            let key = String::from_utf8(record.key.expect("key").to_vec()).expect("utf-8");
-            let value = i64::from_be_bytes(
-                record
-                    .value
-                    .expect("value")
-                    .as_ref()
-                    .try_into()
-                    .expect("8 bytes"),
-            );
-            out.push((key, value));
-        }
-    }
-    out.extend(
-        consumer
-            .poll(Duration::from_millis(300))
-            .expect("poll")
-            .into_iter()
-            .map(|record| {
-                let key = String::from_utf8(record.key.expect("key").to_vec()).expect("utf-8");
-                let value = i64::from_be_bytes(
-                    record
-                        .value
-                        .expect("value")
-                        .as_ref()
-                        .try_into()
-                        .expect("8 bytes"),
-                );
-                (key, value)
-            }),
-    );
-    out
-}
-
 fn crash_at(point: FaultPoint, occurrence: usize) {
     let data = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
-    let log = open_log(data.path());
+    let log = open_log(data.path(), FsyncPolicy::Always);
     produce_sentences(log.as_ref());
 
     let seen = Arc::new(AtomicUsize::new(0));
@@ -155,12 +98,15 @@ fn crash_at(point: FaultPoint, occurrence: usize) {
     // The process dies with it: the log loses everything not committed.
     log.crash_for_test();
     drop(log);
-    let log = open_log(data.path());
+    let log = open_log(data.path(), FsyncPolicy::Always);
     let mut second = StreamsApp::new(word_count(), log.clone(), config(state.path()));
     second.start().expect("restart");
     let expected = expected_counts();
     let total: i64 = expected.values().sum();
-    let output = committed_output(log.as_ref(), total as usize);
+    let output: Vec<(String, i64)> = committed_records(log.as_ref(), "counts", total as usize)
+        .iter()
+        .map(key_and_count)
+        .collect();
     second.close().expect("close");
 
     let mut per_word: BTreeMap<String, Vec<i64>> = BTreeMap::new();

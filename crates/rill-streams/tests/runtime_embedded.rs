@@ -2,21 +2,15 @@
 //! without duplicates or losses, interactive queries, dead letters.
 
 use std::collections::BTreeMap;
-use std::path::Path;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use rill_log::{
-    ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
-};
-use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use rill_log::{Log, ProducerRecord, TopicConfig};
+use rill_log_embedded::FsyncPolicy;
+mod common;
+
+use common::{committed_records, key_and_count, open_log};
 use rill_streams::{AppState, StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, Topology};
-
-fn open_log(dir: &Path) -> Arc<EmbeddedLog> {
-    Arc::new(
-        EmbeddedLog::open(EmbeddedConfig::new(dir).fsync(FsyncPolicy::Never)).expect("open log"),
-    )
-}
 
 fn word_count() -> Topology {
     let builder = StreamsBuilder::new();
@@ -44,54 +38,13 @@ fn produce(log: &dyn Log, topic: &str, lines: &[&str]) {
     }
 }
 
-/// Reads `topic` with read-committed isolation until `expected` records arrived (or fails
-/// after a generous deadline), then checks nothing more is there.
+/// The committed (key, count) records of `topic`, once `expected` arrived; no more may follow.
 fn read_committed(log: &dyn Log, topic: &str, expected: usize) -> Vec<(String, i64)> {
-    let partitions = log
-        .admin()
-        .describe_topic(topic)
-        .expect("describe")
-        .config
-        .partitions;
-    let parts: Vec<TopicPartition> = (0..partitions)
-        .map(|p| TopicPartition::new(topic, p))
+    let out: Vec<(String, i64)> = committed_records(log, topic, expected)
+        .iter()
+        .map(key_and_count)
         .collect();
-    let consumer = log
-        .consumer(
-            &ConsumerConfig {
-                isolation: IsolationLevel::ReadCommitted,
-                ..Default::default()
-            },
-            None,
-        )
-        .expect("consumer");
-    consumer.assign(&parts).expect("assign");
-    for p in &parts {
-        consumer.seek(p, SeekTo::Beginning).expect("seek");
-    }
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut out = Vec::new();
-    while out.len() < expected {
-        assert!(
-            Instant::now() < deadline,
-            "only {} of {expected} records arrived: {out:?}",
-            out.len()
-        );
-        for record in consumer.poll(Duration::from_millis(100)).expect("poll") {
-            let key = String::from_utf8(record.key.expect("key").to_vec()).expect("utf-8");
-            let value = i64::from_be_bytes(
-                record
-                    .value
-                    .expect("value")
-                    .as_ref()
-                    .try_into()
-                    .expect("8 bytes"),
-            );
-            out.push((key, value));
-        }
-    }
-    let extra = consumer.poll(Duration::from_millis(200)).expect("poll");
-    assert!(extra.is_empty(), "unexpected extra records: {extra:?}");
+    assert_eq!(out.len(), expected, "records of {topic}: {out:?}");
     out
 }
 
@@ -112,7 +65,7 @@ fn setup(log: &dyn Log) {
 fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
     let data = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
-    let log = open_log(data.path());
+    let log = open_log(data.path(), FsyncPolicy::Never);
     setup(log.as_ref());
     produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
 
@@ -161,7 +114,7 @@ fn persistent_word_count() -> Topology {
 fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     let data = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
-    let log = open_log(data.path());
+    let log = open_log(data.path(), FsyncPolicy::Never);
     setup(log.as_ref());
     produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
 

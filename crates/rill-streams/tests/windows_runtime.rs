@@ -8,20 +8,18 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use rill_log::{
-    ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
-};
-use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
+use rill_log::{Log, ProducerRecord, TopicConfig};
+use rill_log_embedded::FsyncPolicy;
 use rill_streams::{
     DefaultSerde, FaultPoint, SessionWindows, StoreOptions, StreamsApp, StreamsBuilder,
     StreamsConfig, Topology, Windowed,
 };
 
-const PARTITIONS: i32 = 3;
+mod common;
 
-fn open_log(dir: &Path, fsync: FsyncPolicy) -> Arc<EmbeddedLog> {
-    Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir).fsync(fsync)).expect("open log"))
-}
+use common::{committed_records, open_log};
+
+const PARTITIONS: i32 = 3;
 
 /// Sums amounts per key and session (10 s of inactivity closes a session).
 fn session_sums() -> Topology {
@@ -64,42 +62,18 @@ fn produce(log: &dyn Log, records: &[(&str, i64, i64)]) {
 
 /// Committed outputs as (key, session start, session end, sum), once `expected` arrived.
 fn committed(log: &dyn Log, expected: usize) -> Vec<(String, i64, i64, i64)> {
-    let parts: Vec<TopicPartition> = (0..PARTITIONS)
-        .map(|p| TopicPartition::new("session-sums", p))
-        .collect();
-    let consumer = log
-        .consumer(
-            &ConsumerConfig {
-                isolation: IsolationLevel::ReadCommitted,
-                ..Default::default()
-            },
-            None,
-        )
-        .expect("consumer");
-    consumer.assign(&parts).expect("assign");
-    for p in &parts {
-        consumer.seek(p, SeekTo::Beginning).expect("seek");
-    }
     let serde = Windowed::<String>::default_serde();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut out = Vec::new();
-    let mut quiet_polls = 0;
-    // Read until `expected` arrived, then a little longer to see any extra record.
-    while Instant::now() < deadline && (out.len() < expected || quiet_polls < 3) {
-        let records = consumer.poll(Duration::from_millis(100)).expect("poll");
-        if out.len() >= expected && records.is_empty() {
-            quiet_polls += 1;
-        }
-        for record in records {
+    committed_records(log, "session-sums", expected)
+        .into_iter()
+        .map(|record| {
             let key = serde
                 .deserialize("session-sums", &record.key.expect("key"))
                 .expect("windowed key");
             let value = record.value.expect("value");
             let sum = i64::from_be_bytes(value.as_ref().try_into().expect("8 bytes"));
-            out.push((key.key, key.window.start, key.window.end, sum));
-        }
-    }
-    out
+            (key.key, key.window.start, key.window.end, sum)
+        })
+        .collect()
 }
 
 fn config(state: &Path) -> StreamsConfig {
