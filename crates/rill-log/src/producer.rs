@@ -112,6 +112,13 @@ pub trait Producer: Send + Sync {
     /// (unknown topic, bad partition, record too large, closed producer) are returned here.
     fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture>;
 
+    /// Queues a record whose delivery the caller does not wait for: write errors surface
+    /// later, at [`flush`](Self::flush) or when the transaction commits. Backends may skip
+    /// the per-record delivery this saves (the default sends and drops it).
+    fn send_detached(&self, record: ProducerRecord) -> Result<()> {
+        self.send(record).map(drop)
+    }
+
     /// Waits until every record sent so far is acknowledged or failed.
     fn flush(&self, timeout: Duration) -> Result<()>;
 }

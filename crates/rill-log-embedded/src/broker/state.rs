@@ -5,7 +5,7 @@
 //! topic map, then `meta`. The flush queue and the notifier are leaves.
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
@@ -132,14 +132,25 @@ impl Notifier {
     }
 }
 
+/// What the log keeps per transactional id besides the journal's epochs.
+#[derive(Default)]
+pub(crate) struct TxnIdState {
+    /// Held by the id across its commit and by the creation of a producer with the same id, so
+    /// fencing cannot slip between a commit's epoch check and its commit point.
+    pub lock: Mutex<()>,
+    /// The epoch of the newest producer with this id (a copy of `Meta::epochs`' entry, set
+    /// under `lock`), so that a send checks for fencing without taking the `meta` lock, which
+    /// a commit holds across its journal fsync.
+    pub epoch: AtomicI32,
+}
+
 /// Everything an open log shares with its threads and clients.
 pub(crate) struct Inner {
     pub config: EmbeddedConfig,
     pub topics: RwLock<BTreeMap<String, Arc<Topic>>>,
     pub meta: Mutex<Meta>,
-    /// Held by a transactional id across its commit and by the creation of a producer with the
-    /// same id, so fencing cannot slip between a commit's epoch check and its commit point.
-    pub txn_locks: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Per transactional id: the lock and current epoch (see [`TxnIdState`]).
+    pub txn_locks: Mutex<HashMap<String, Arc<TxnIdState>>>,
     pub groups: Mutex<HashMap<String, Arc<Group>>>,
     pub flush: FlushQueue,
     /// Fsyncs the partitions of a commit or a flusher group together.
@@ -194,7 +205,7 @@ impl Inner {
         self.groups.lock().get(id).cloned()
     }
 
-    pub(crate) fn txn_lock(&self, transactional_id: &str) -> Arc<Mutex<()>> {
+    pub(crate) fn txn_id_state(&self, transactional_id: &str) -> Arc<TxnIdState> {
         self.txn_locks
             .lock()
             .entry(transactional_id.to_string())

@@ -18,11 +18,17 @@ use rill_log::{
 
 use super::journal::Entry;
 use super::producer::route;
-use super::state::Inner;
+use super::state::{Inner, TxnIdState};
 use super::topics::Partition;
 use crate::storage::StoredRecord;
 
-type Buffered = (Arc<Partition>, Vec<(StoredRecord, DeliverySender)>);
+/// A partition's records of the open transaction, and the deliveries of those not sent
+/// detached (by index), kept apart so the records go to the log as they are.
+type Buffered = (
+    Arc<Partition>,
+    Vec<StoredRecord>,
+    Vec<(usize, DeliverySender)>,
+);
 
 #[derive(Default)]
 struct OpenTxn {
@@ -44,6 +50,7 @@ enum TxnState {
 pub(crate) struct EmbeddedTxnProducer {
     inner: Arc<Inner>,
     transactional_id: String,
+    id_state: Arc<TxnIdState>,
     epoch: i32,
     round_robin: AtomicU32,
     state: Mutex<TxnState>,
@@ -60,9 +67,9 @@ impl EmbeddedTxnProducer {
                 state: "the transactional id is empty",
             });
         }
-        let id_lock = inner.txn_lock(transactional_id);
+        let id_state = inner.txn_id_state(transactional_id);
         // Waits for an in-flight commit of the old producer, which then lands before the fence.
-        let _id_guard = id_lock.lock();
+        let id_guard = id_state.lock.lock();
         let epoch = {
             let mut meta = inner.meta.lock();
             let epoch = meta.epochs.get(transactional_id).map_or(0, |e| e + 1);
@@ -74,11 +81,14 @@ impl EmbeddedTxnProducer {
                 true,
             )?;
             meta.epochs.insert(transactional_id.to_string(), epoch);
+            id_state.epoch.store(epoch, Ordering::Release);
             epoch
         };
+        drop(id_guard);
         Ok(Self {
             inner,
             transactional_id: transactional_id.to_string(),
+            id_state,
             epoch,
             round_robin: AtomicU32::new(0),
             state: Mutex::new(TxnState::Ready),
@@ -96,14 +106,7 @@ impl EmbeddedTxnProducer {
         if matches!(state, TxnState::Fenced) {
             return Err(self.fenced());
         }
-        let current = self
-            .inner
-            .meta
-            .lock()
-            .epochs
-            .get(&self.transactional_id)
-            .copied();
-        if current == Some(self.epoch) {
+        if self.id_state.epoch.load(Ordering::Acquire) == self.epoch {
             return Ok(());
         }
         if let TxnState::Open(txn) = std::mem::replace(state, TxnState::Fenced) {
@@ -136,12 +139,12 @@ impl EmbeddedTxnProducer {
         let guards: Vec<_> = txn
             .records
             .values()
-            .map(|(partition, _)| partition.append_lock.lock())
+            .map(|(partition, _, _)| partition.append_lock.lock())
             .collect();
         if let Some(err) = txn
             .records
             .values()
-            .find_map(|(partition, _)| partition.check_writable().err())
+            .find_map(|(partition, _, _)| partition.check_writable().err())
         {
             drop(guards);
             fail_txn(txn, &err);
@@ -150,9 +153,8 @@ impl EmbeddedTxnProducer {
 
         let mut bases = Vec::with_capacity(txn.records.len());
         let mut outcome: Result<()> = Ok(());
-        for (partition, records) in txn.records.values() {
-            let batch: Vec<StoredRecord> = records.iter().map(|(r, _)| r.clone()).collect();
-            match partition.log.append(&batch, txn_id) {
+        for (partition, records, _) in txn.records.values() {
+            match partition.log.append(records, txn_id) {
                 Ok(base) => bases.push(base),
                 Err(err) => {
                     // This partition may hold part of the batch: it is poisoned below too.
@@ -168,7 +170,7 @@ impl EmbeddedTxnProducer {
             let partitions: Vec<&Arc<Partition>> = txn
                 .records
                 .values()
-                .map(|(partition, _)| partition)
+                .map(|(partition, _, _)| partition)
                 .collect();
             outcome = inner.syncer.sync_all(&partitions).into_iter().collect();
         }
@@ -200,7 +202,7 @@ impl EmbeddedTxnProducer {
         if let Err(err) = outcome {
             // Batches written past the visible end must never become visible, and offsets are
             // dense, so these partitions take no more writes until reopen truncates them.
-            for (partition, _) in txn.records.values().take(bases.len()) {
+            for (partition, _, _) in txn.records.values().take(bases.len()) {
                 partition.poison(&err);
             }
             drop(guards);
@@ -208,15 +210,18 @@ impl EmbeddedTxnProducer {
             return Err(err);
         }
 
-        for ((partition, records), base) in txn.records.values().zip(&bases) {
+        for ((partition, records, _), base) in txn.records.values().zip(&bases) {
             partition.advance_visible(base + records.len() as i64);
         }
         drop(guards);
         inner
             .notifier
             .bump_topics(txn.records.keys().map(|tp| tp.topic.as_str()));
-        for ((partition, records), base) in txn.records.into_values().zip(bases) {
-            for (i, (record, sender)) in records.into_iter().enumerate() {
+        for ((partition, records, senders), base) in txn.records.into_values().zip(bases) {
+            for (i, sender) in senders {
+                let Some(record) = records.get(i) else {
+                    continue;
+                };
                 sender.complete(Ok(RecordMetadata {
                     topic: partition.tp.topic.clone(),
                     partition: partition.tp.partition,
@@ -230,17 +235,16 @@ impl EmbeddedTxnProducer {
 }
 
 fn fail_txn(txn: OpenTxn, err: &LogError) {
-    for (_, records) in txn.records.into_values() {
-        for (_, sender) in records {
+    for (_, _, senders) in txn.records.into_values() {
+        for (_, sender) in senders {
             sender.complete(Err(err.clone()));
         }
     }
 }
 
-impl Producer for EmbeddedTxnProducer {
-    /// Buffers the record in the open transaction; its delivery completes when the
-    /// transaction commits (or fails when it aborts).
-    fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+impl EmbeddedTxnProducer {
+    /// Buffers the record in the open transaction, with `sender` to complete at its end.
+    fn buffer(&self, record: ProducerRecord, sender: Option<DeliverySender>) -> Result<()> {
         let mut state = self.state.lock();
         self.check_epoch(&mut state)?;
         let TxnState::Open(txn) = &mut *state else {
@@ -250,13 +254,35 @@ impl Producer for EmbeddedTxnProducer {
             });
         };
         let (partition, record) = route(&self.inner, record, &self.round_robin)?;
+        // Looked up before inserting, so that only a partition's first record of the
+        // transaction pays for a copy of its name.
+        let (_, records, senders) = match txn.records.get_mut(&partition.tp) {
+            Some(buffered) => buffered,
+            None => txn
+                .records
+                .entry(partition.tp.clone())
+                .or_insert_with(|| (partition, Vec::new(), Vec::new())),
+        };
+        if let Some(sender) = sender {
+            senders.push((records.len(), sender));
+        }
+        records.push(record);
+        Ok(())
+    }
+}
+
+impl Producer for EmbeddedTxnProducer {
+    /// Buffers the record in the open transaction; its delivery completes when the
+    /// transaction commits (or fails when it aborts).
+    fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         let (sender, future) = DeliveryFuture::pending();
-        txn.records
-            .entry(partition.tp.clone())
-            .or_insert_with(|| (partition.clone(), Vec::new()))
-            .1
-            .push((record, sender));
+        self.buffer(record, Some(sender))?;
         Ok(future)
+    }
+
+    /// Buffers the record without a delivery: the commit's result is its result.
+    fn send_detached(&self, record: ProducerRecord) -> Result<()> {
+        self.buffer(record, None)
     }
 
     /// Records of a transaction are written by `commit`, so there is nothing to wait for.
@@ -331,10 +357,9 @@ impl TransactionalProducer for EmbeddedTxnProducer {
     }
 
     fn commit(&self) -> Result<()> {
-        let id_lock = self.inner.txn_lock(&self.transactional_id);
         // Held to the commit point, so a new producer for this id fences us either before we
         // start (we fail) or after we commit (we won), never in between.
-        let _id_guard = id_lock.lock();
+        let _id_guard = self.id_state.lock.lock();
         let mut state = self.state.lock();
         self.check_epoch(&mut state)?;
         match std::mem::replace(&mut *state, TxnState::Ready) {
