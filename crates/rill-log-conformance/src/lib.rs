@@ -79,15 +79,26 @@ pub enum Feature {
     /// Offsets numbered 0, 1, 2, ... with no gaps in a partition written without transactions.
     /// Macro name: `dense_offsets`.
     DenseOffsets,
+    /// Record timestamps as create times: the timestamp a producer sets is the one acknowledged
+    /// and consumed, a record sent without one gets the time of sending, and seeking to a
+    /// timestamp finds the first record at or after it. Macro name: `timestamps`.
+    Timestamps,
+    /// Deleting topics, and describing the configuration a topic was created with (such as its
+    /// cleanup policy). Creating topics, listing them, their partition counts and the errors
+    /// for existing, missing and invalid topics are required of every backend. Macro name:
+    /// `topic_admin`.
+    TopicAdmin,
 }
 
 impl Feature {
     /// Every feature group.
-    pub const ALL: [Feature; 4] = [
+    pub const ALL: [Feature; 6] = [
         Feature::Transactions,
         Feature::Cleaner,
         Feature::TornWrites,
         Feature::DenseOffsets,
+        Feature::Timestamps,
+        Feature::TopicAdmin,
     ];
 
     /// The name used for it in [`conformance_suite!`]'s `unsupported` list.
@@ -97,6 +108,8 @@ impl Feature {
             Feature::Cleaner => "cleaner",
             Feature::TornWrites => "torn_writes",
             Feature::DenseOffsets => "dense_offsets",
+            Feature::Timestamps => "timestamps",
+            Feature::TopicAdmin => "topic_admin",
         }
     }
 }
@@ -306,53 +319,82 @@ pub fn check_declared(harness: &dyn Harness, declared: &[(Feature, &str)]) {
 /// `harness` is an expression evaluated once per test, giving a value of a type that
 /// implements [`Harness`]; it is placed in a function at the invocation's module, so it may
 /// name items of the test file. `unsupported` lists feature groups (`transactions`, `cleaner`,
-/// `torn_writes`, `dense_offsets`) with the literal reason shown for every ignored case, which
-/// must be `"unsupported by <backend>: <reason>"` as the harness reports them. The list may be
-/// empty or left out.
+/// `torn_writes`, `dense_offsets`, `timestamps`, `topic_admin`) with the literal reason shown
+/// for every ignored case, which must be `"unsupported by <backend>: <reason>"` as the harness
+/// reports them. The list may be empty or left out.
 ///
 /// Tests are grouped in modules named after the area (`produce_consume`, `admin`, `groups`,
-/// `offsets`, `errors`, `transactions`, `retention`, `recovery`, `dense_offsets`), so
+/// `offsets`, `errors`) or, for cases that need a feature group, after the group
+/// (`transactions`, `retention`, `recovery`, `dense_offsets`, `timestamps`, `topic_admin`), so
 /// `cargo test --test conformance transactions::` runs one area. A further test,
 /// `conformance_suite_declares_what_the_harness_cannot_do`, checks the list against
 /// [`Harness::capabilities`].
 #[macro_export]
 macro_rules! conformance_suite {
     (harness: $make:expr $(,)?) => {
-        $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = [];);
+        $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = [],
+            ts = [], ta = [];);
     };
     (harness: $make:expr, unsupported: [ $($list:tt)* ] $(,)?) => {
-        $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = []; $($list)*);
+        $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = [],
+            ts = [], ta = []; $($list)*);
     };
 
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt;
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
         transactions = $reason:literal $(, $($rest:tt)*)?) => {
-        $crate::conformance_suite!(@parse make = $make, tx = [$reason], cl = $cl, tw = $tw, dn = $dn; $($($rest)*)?);
+        $crate::conformance_suite!(@parse make = $make, tx = [$reason], cl = $cl, tw = $tw,
+            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
     };
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt;
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
         cleaner = $reason:literal $(, $($rest:tt)*)?) => {
-        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = [$reason], tw = $tw, dn = $dn; $($($rest)*)?);
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = [$reason], tw = $tw,
+            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
     };
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt;
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
         torn_writes = $reason:literal $(, $($rest:tt)*)?) => {
-        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = [$reason], dn = $dn; $($($rest)*)?);
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = [$reason],
+            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
     };
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt;
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
         dense_offsets = $reason:literal $(, $($rest:tt)*)?) => {
-        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw, dn = [$reason]; $($($rest)*)?);
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
+            dn = [$reason], ts = $ts, ta = $ta; $($($rest)*)?);
     };
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt;) => {
-        $crate::conformance_suite!(@emit make = $make, tx = $tx, cl = $cl, tw = $tw, dn = $dn);
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
+        timestamps = $reason:literal $(, $($rest:tt)*)?) => {
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
+            dn = $dn, ts = [$reason], ta = $ta; $($($rest)*)?);
     };
-    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt; $($other:tt)+) => {
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;
+        topic_admin = $reason:literal $(, $($rest:tt)*)?) => {
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
+            dn = $dn, ts = $ts, ta = [$reason]; $($($rest)*)?);
+    };
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt;) => {
+        $crate::conformance_suite!(
+            @emit make = $make, tx = $tx, cl = $cl, tw = $tw, dn = $dn, ts = $ts, ta = $ta
+        );
+    };
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt; $($other:tt)+) => {
         ::core::compile_error!(::core::concat!(
             "conformance_suite!: cannot read `", ::core::stringify!($($other)+),
             "`; expected `<group> = \"unsupported by <backend>: <reason>\"` entries, separated \
-             by commas, where <group> is transactions, cleaner, torn_writes or dense_offsets"
+             by commas, where <group> is transactions, cleaner, torn_writes, dense_offsets, \
+             timestamps or topic_admin"
         ));
     };
 
     (@emit make = [$make:expr], tx = [$($tx:literal)?], cl = [$($cl:literal)?],
-        tw = [$($tw:literal)?], dn = [$($dn:literal)?]) => {
+        tw = [$($tw:literal)?], dn = [$($dn:literal)?], ts = [$($ts:literal)?],
+        ta = [$($ta:literal)?]) => {
         /// The harness for one conformance case, as given to `conformance_suite!`.
         fn __rill_conformance_harness() -> impl $crate::Harness {
             $make
@@ -368,11 +410,16 @@ macro_rules! conformance_suite {
                     $(($crate::Feature::Cleaner, $cl),)?
                     $(($crate::Feature::TornWrites, $tw),)?
                     $(($crate::Feature::DenseOffsets, $dn),)?
+                    $(($crate::Feature::Timestamps, $ts),)?
+                    $(($crate::Feature::TopicAdmin, $ta),)?
                 ],
             );
         }
 
-        $crate::__conformance_cases!(@all tx = [$($tx)?], cl = [$($cl)?], tw = [$($tw)?], dn = [$($dn)?]);
+        $crate::__conformance_cases!(
+            @all tx = [$($tx)?], cl = [$($cl)?], tw = [$($tw)?], dn = [$($dn)?], ts = [$($ts)?],
+            ta = [$($ta)?]
+        );
     };
 }
 
@@ -381,22 +428,17 @@ macro_rules! conformance_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (@all tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt) => {
+    (@all tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt, ts = $ts:tt, ta = $ta:tt) => {
         $crate::__conformance_cases!(@module produce_consume, [] {
             records_keep_order_within_a_partition,
             keyed_records_land_on_the_murmur2_partition,
             keyless_records_are_accepted_and_each_is_read_once,
-            acknowledged_offsets_increase_and_match_consumed_offsets,
-            timestamps_headers_and_null_fields_round_trip,
-            records_without_a_timestamp_get_the_time_of_sending,
             poll_returns_at_most_max_poll_records,
             records_and_topics_survive_a_restart,
         });
         $crate::__conformance_cases!(@module admin, [] {
-            topics_can_be_created_listed_described_and_deleted,
             creating_an_existing_topic_fails_with_topic_exists,
             a_missing_topic_is_unknown_to_describe_produce_and_delete,
-            describe_reports_partitions_and_cleanup_policy,
             invalid_topic_configs_are_refused,
         });
         $crate::__conformance_cases!(@module groups, [] {
@@ -407,7 +449,6 @@ macro_rules! __conformance_cases {
         $crate::__conformance_cases!(@module offsets, [] {
             committed_offsets_resume_a_new_member_of_the_group,
             committed_offsets_survive_a_restart_of_the_log,
-            seek_moves_to_the_beginning_the_end_an_offset_or_a_timestamp,
             watermarks_report_the_first_and_the_next_offset,
             offset_reset_decides_where_a_group_without_commits_starts,
             offset_reset_none_without_a_commit_fails_with_offset_out_of_range,
@@ -437,6 +478,16 @@ macro_rules! __conformance_cases {
         });
         $crate::__conformance_cases!(@module dense_offsets, $dn {
             offsets_are_dense_from_zero_in_every_partition,
+        });
+        $crate::__conformance_cases!(@module timestamps, $ts {
+            acknowledged_offsets_increase_and_match_consumed_offsets,
+            timestamps_headers_and_null_fields_round_trip,
+            records_without_a_timestamp_get_the_time_of_sending,
+            seek_moves_to_the_beginning_the_end_an_offset_or_a_timestamp,
+        });
+        $crate::__conformance_cases!(@module topic_admin, $ta {
+            topics_can_be_created_listed_described_and_deleted,
+            describe_reports_partitions_and_cleanup_policy,
         });
     };
 

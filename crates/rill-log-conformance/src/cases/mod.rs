@@ -12,4 +12,6 @@ pub mod offsets;
 pub mod produce_consume;
 pub mod recovery;
 pub mod retention;
+pub mod timestamps;
+pub mod topic_admin;
 pub mod transactions;

@@ -1,12 +1,13 @@
-//! Positions: committed offsets, seeking, watermarks and the reset policy.
+//! Positions: committed offsets, watermarks and the reset policy. Seeking (to offsets, the
+//! beginning, the end and timestamps) is in [`timestamps`](super::timestamps).
 
 use rill_log::{
-    ErrorClass, OffsetReset, ProducerRecord, RecordMetadata, SeekTo, TopicConfig, TopicPartition,
+    ErrorClass, OffsetReset, ProducerRecord, RecordMetadata, TopicConfig, TopicPartition,
 };
 
 use crate::support::{
-    ConsumerSpec, Deadline, POLL_STEP, assert_class, consumer, create_topic, now_ms, poll_count,
-    poll_until, producer, reader, send_all, summary, text, unique, wait_limit,
+    ConsumerSpec, Deadline, POLL_STEP, assert_class, consumer, create_topic, poll_count, producer,
+    reader, send_all, summary, text, unique, wait_limit,
 };
 use crate::{Feature, Harness};
 
@@ -120,101 +121,6 @@ pub fn committed_offsets_survive_a_restart_of_the_log(h: &mut dyn Harness) {
         (got[0].offset, text(&got[0])),
         (next, "v5".to_string()),
         "reading did not resume at the committed offset after a restart: {}",
-        summary(&got)
-    );
-}
-
-/// Seeking to an offset, the beginning, the end and a timestamp moves the position there, and
-/// the next poll returns the record at that position.
-pub fn seek_moves_to_the_beginning_the_end_an_offset_or_a_timestamp(h: &mut dyn Harness) {
-    let topic = unique("seek");
-    create_topic(h, &topic, TopicConfig::with_partitions(1));
-    let producer = producer(h);
-    let base = now_ms() - 3_600_000;
-    let metadata = send_all(
-        &*producer,
-        (0..10)
-            .map(|i| {
-                ProducerRecord::new(&topic)
-                    .partition(0)
-                    .value(format!("v{i}"))
-                    .timestamp(base + 1_000 * i)
-            })
-            .collect(),
-    );
-    let tp = TopicPartition::new(&topic, 0);
-    let consumer = reader(h, std::slice::from_ref(&tp));
-    let got = poll_count(&*consumer, 10, "all ten records");
-    assert_eq!(text(&got[9]), "v9");
-    assert_eq!(
-        consumer.position(&tp).expect("position after reading all"),
-        metadata[9].offset + 1,
-        "position after reading the last record"
-    );
-
-    let first_after_seek = |to: SeekTo, expected: &str| {
-        consumer
-            .seek(&tp, to)
-            .unwrap_or_else(|e| panic!("seek to {to:?} failed: {e}"));
-        let got = poll_until(
-            &*consumer,
-            &format!("a record after seeking to {to:?}"),
-            |r| !r.is_empty(),
-        );
-        assert_eq!(
-            text(&got[0]),
-            expected,
-            "first record after seeking to {to:?}: {}",
-            summary(&got)
-        );
-    };
-
-    consumer
-        .seek(&tp, SeekTo::Offset(metadata[4].offset))
-        .expect("seeking to v4's offset");
-    assert_eq!(
-        consumer.position(&tp).expect("position after seek"),
-        metadata[4].offset,
-        "position after seeking to an offset"
-    );
-    first_after_seek(SeekTo::Offset(metadata[4].offset), "v4");
-    first_after_seek(SeekTo::Beginning, "v0");
-    first_after_seek(SeekTo::Timestamp(base + 5_500), "v6");
-    first_after_seek(SeekTo::Timestamp(base + 6_000), "v6");
-
-    consumer.seek(&tp, SeekTo::End).expect("seeking to the end");
-    let high = consumer.watermarks(&tp).expect("watermarks").high;
-    assert_eq!(high, metadata[9].offset + 1, "high watermark");
-    assert_eq!(
-        consumer
-            .position(&tp)
-            .expect("position after seeking to the end"),
-        high,
-        "position after seeking to the end"
-    );
-    consumer
-        .seek(&tp, SeekTo::Timestamp(base + 1_000_000))
-        .expect("seeking past every timestamp");
-    assert_eq!(
-        consumer
-            .position(&tp)
-            .expect("position after seeking past every timestamp"),
-        high,
-        "seeking to a timestamp after every record must go to the end"
-    );
-    send_all(
-        &*producer,
-        vec![ProducerRecord::new(&topic).partition(0).value("v10")],
-    );
-    let got = poll_until(
-        &*consumer,
-        "the record written after seeking to the end",
-        |r| !r.is_empty(),
-    );
-    assert_eq!(
-        text(&got[0]),
-        "v10",
-        "after seeking to the end: {}",
         summary(&got)
     );
 }
