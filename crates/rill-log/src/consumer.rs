@@ -106,15 +106,22 @@ pub struct Watermarks {
 /// Identity of a group member at a point in time, given to
 /// [`TransactionalProducer::send_offsets`](crate::TransactionalProducer::send_offsets) so the
 /// log can refuse offsets from a member that the group has already replaced.
+///
+/// To callers, `generation` and `member_id` are informational (for logs and debugging): pass
+/// the value from [`Consumer::group_metadata`] along unchanged rather than build, compare or
+/// edit it. The Kafka backend cannot read them from librdkafka and reports generation `-1` and
+/// an empty member id; the real identity travels in `backend` (librdkafka's own group
+/// metadata). The embedded backend fills them in and leaves `backend` empty.
 #[derive(Clone)]
 pub struct GroupMetadata {
     /// Group id.
     pub group_id: String,
-    /// Generation of the group when taken.
+    /// Generation of the group when taken. Informational: `-1` on the Kafka backend.
     pub generation: i32,
-    /// Member id within the group.
+    /// Member id within the group. Informational: empty on the Kafka backend.
     pub member_id: String,
-    /// Backend-specific form (e.g. librdkafka's group metadata handle).
+    /// Backend-specific form, carrying the real identity where the fields above cannot (the
+    /// Kafka backend: librdkafka's group metadata handle).
     pub backend: Option<Arc<dyn Any + Send + Sync>>,
 }
 
@@ -180,5 +187,9 @@ pub trait Consumer: Send + Sync {
 
     /// Leaves the group (revoking its partitions through the listener) and stops. Dropping a
     /// consumer closes it too.
+    ///
+    /// Commit the progress you mean to keep *before* closing. A commit made from
+    /// [`RebalanceListener::on_revoked`] while the consumer closes may be refused by a Kafka
+    /// broker (the member is leaving the group), and those offsets are then not committed.
     fn close(&self) -> Result<()>;
 }
