@@ -10,13 +10,13 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use bytes::Bytes;
 use clap::Args;
 use hdrhistogram::Histogram;
-use rill_log::{ConsumerConfig, Log, ProducerRecord, SeekTo, TopicConfig, TopicPartition};
+use rill_log::{ConsumerConfig, Log, ProducerRecord, TopicConfig, TopicPartition};
 use rill_log_embedded::FsyncPolicy;
 
 use super::median;
+use super::throughput::{self, value};
 use crate::embedded;
 
 /// Flags of `rill bench log`.
@@ -128,15 +128,8 @@ fn scratch(base: &Path, name: &str) -> anyhow::Result<PathBuf> {
     Ok(dir)
 }
 
-fn value(size: usize) -> Bytes {
-    Bytes::from(
-        (0..size)
-            .map(|i| b'a' + (i % 26) as u8)
-            .collect::<Vec<u8>>(),
-    )
-}
-
-/// One producer, every record to partition 0, deliveries awaited at the end: records/s.
+/// One producer, every record to partition 0 of a fresh log, deliveries awaited at the end:
+/// records/s.
 fn append(
     dir: &Path,
     policy: FsyncPolicy,
@@ -146,51 +139,17 @@ fn append(
     let log = embedded::open(dir, policy)?;
     log.admin()
         .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
-    let producer = log.producer(&Default::default())?;
-    let payload = value(value_size);
-    let mut deliveries = Vec::with_capacity(records);
-    let started = Instant::now();
-    for _ in 0..records {
-        let record = ProducerRecord::new(TOPIC)
-            .partition(0)
-            .value(payload.clone());
-        deliveries.push(producer.send(record)?);
-    }
-    producer.flush(Duration::from_secs(300))?;
-    let elapsed = started.elapsed();
-    for delivery in deliveries {
-        delivery.wait()?;
-    }
+    let rate = throughput::append(&*log, TOPIC, value_size, records)?;
     log.close()?;
-    Ok(records as f64 / elapsed.as_secs_f64())
+    Ok(rate)
 }
 
 /// Reads partition 0 from the beginning until `records` were seen: records/s.
 fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
     let log = embedded::open(dir, FsyncPolicy::Never)?;
-    let consumer = log.consumer(
-        &ConsumerConfig {
-            max_poll_records: Some(100_000),
-            ..Default::default()
-        },
-        None,
-    )?;
-    let partition = TopicPartition::new(TOPIC, 0);
-    consumer.assign(std::slice::from_ref(&partition))?;
-    consumer.seek(&partition, SeekTo::Beginning)?;
-    let started = Instant::now();
-    let mut seen = 0;
-    while seen < records {
-        let batch = consumer.poll(Duration::from_secs(5))?;
-        if batch.is_empty() {
-            bail!("read stalled after {seen} of {records} records");
-        }
-        seen += batch.len();
-    }
-    let elapsed = started.elapsed();
-    drop(consumer);
+    let rate = throughput::read_all(&*log, TOPIC, records)?;
     log.close()?;
-    Ok(seen as f64 / elapsed.as_secs_f64())
+    Ok(rate)
 }
 
 /// Sends at a fixed rate for a few seconds; a second thread awaits deliveries in order and

@@ -1,8 +1,10 @@
 //! `rill bench ...`: reproducible benchmarks whose figures go into BENCHMARKS.md.
 
+mod kafka;
 mod log;
 mod orders;
 mod streams;
+mod throughput;
 
 use clap::Subcommand;
 
@@ -11,6 +13,9 @@ use clap::Subcommand;
 pub enum BenchCommand {
     /// The embedded log: append, read, append-to-durable latency and recovery, beside `dd`.
     Log(log::LogBenchArgs),
+    /// The Kafka backend against a running broker: append and read from start, through the
+    /// same loops as `log`.
+    Kafka(kafka::KafkaBenchArgs),
     /// The streams runtime: stateless pipeline, count by key, restore.
     Streams(streams::StreamsBenchArgs),
     /// The order system: every service on the embedded log, orders/s to the final state,
@@ -25,6 +30,7 @@ pub fn execute(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => log::run(&args),
         BenchCommand::LogFill(args) => log::fill(&args),
+        BenchCommand::Kafka(args) => kafka::run(&args),
         BenchCommand::Streams(args) => streams::run(&args),
         BenchCommand::Orders(args) => orders::run(&args),
     }
