@@ -24,6 +24,21 @@ pub struct KafkaBenchArgs {
     /// Records appended (and then read) per run and value size.
     #[arg(long, default_value_t = 1_000_000)]
     records: usize,
+    /// A librdkafka property for the producer, `KEY=VALUE` (repeatable), passed through
+    /// `ProducerConfig::extra`; the default is the backend's own settings.
+    #[arg(long = "producer-property", value_name = "KEY=VALUE", value_parser = property)]
+    producer_properties: Vec<(String, String)>,
+    /// A librdkafka property for the consumer, `KEY=VALUE` (repeatable), passed through
+    /// `ConsumerConfig::extra`.
+    #[arg(long = "consumer-property", value_name = "KEY=VALUE", value_parser = property)]
+    consumer_properties: Vec<(String, String)>,
+}
+
+fn property(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .filter(|(key, _)| !key.is_empty())
+        .map(|(key, value)| (key.to_string(), value.to_string()))
+        .ok_or_else(|| format!("expected KEY=VALUE, got {text:?}"))
 }
 
 pub fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
@@ -39,6 +54,14 @@ pub fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
         "Kafka backend at {}: {} records per run, {} runs, median reported",
         args.bootstrap, args.records, args.runs
     );
+    for (client, properties) in [
+        ("producer", &args.producer_properties),
+        ("consumer", &args.consumer_properties),
+    ] {
+        for (key, value) in properties {
+            println!("{client} property {key}={value}");
+        }
+    }
     println!();
     println!("| measurement | value size | records/s (median) | MB/s |");
     println!("|---|---|---|---|");
@@ -46,7 +69,7 @@ pub fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
         let mut appends = Vec::new();
         let mut reads = Vec::new();
         for run in 0..args.runs {
-            let (append, read) = measure_run(&*log, value_size, args.records, run)?;
+            let (append, read) = measure_run(&*log, args, value_size, run)?;
             appends.push(append);
             reads.push(read);
         }
@@ -61,23 +84,24 @@ pub fn run(args: &KafkaBenchArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// On a fresh one-partition topic: appends `records` values, then reads them back from the
+/// On a fresh one-partition topic: appends `args.records` values, then reads them back from the
 /// beginning; returns both rates (records/s). The topic is deleted afterwards even when a
 /// measurement failed, so a broken run leaves nothing behind on the broker.
 fn measure_run(
     log: &dyn Log,
+    args: &KafkaBenchArgs,
     value_size: usize,
-    records: usize,
     run: usize,
 ) -> anyhow::Result<(f64, f64)> {
+    let records = args.records;
     let topic = unique_topic(value_size, run);
     log.admin()
         .create_topic(&topic, &TopicConfig::with_partitions(1))
         .with_context(|| format!("creating topic {topic}"))?;
-    let measured = throughput::append(log, &topic, value_size, records)
+    let measured = throughput::append(log, &topic, value_size, records, &args.producer_properties)
         .with_context(|| format!("appending to {topic}"))
         .and_then(|append| {
-            let read = throughput::read_all(log, &topic, records)
+            let read = throughput::read_all(log, &topic, records, &args.consumer_properties)
                 .with_context(|| format!("reading {topic}"))?;
             Ok((append, read))
         });

@@ -139,7 +139,7 @@ fn append(
     let log = embedded::open(dir, policy)?;
     log.admin()
         .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
-    let rate = throughput::append(&*log, TOPIC, value_size, records)?;
+    let rate = throughput::append(&*log, TOPIC, value_size, records, &[])?;
     log.close()?;
     Ok(rate)
 }
@@ -147,7 +147,7 @@ fn append(
 /// Reads partition 0 from the beginning until `records` were seen: records/s.
 fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
     let log = embedded::open(dir, FsyncPolicy::Never)?;
-    let rate = throughput::read_all(&*log, TOPIC, records)?;
+    let rate = throughput::read_all(&*log, TOPIC, records, &[])?;
     log.close()?;
     Ok(rate)
 }

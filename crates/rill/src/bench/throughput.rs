@@ -5,7 +5,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::bail;
 use bytes::Bytes;
-use rill_log::{ConsumerConfig, Log, ProducerRecord, SeekTo, TopicPartition};
+use rill_log::{ConsumerConfig, Log, ProducerConfig, ProducerRecord, SeekTo, TopicPartition};
 
 /// Upper bound on one append or read measurement, so a stuck backend ends the benchmark with an
 /// error instead of hanging it. Far above what either backend needs for the default sizes.
@@ -27,14 +27,19 @@ pub(crate) fn value(size: usize) -> Bytes {
 
 /// One producer sends `records` values of `value_size` bytes to partition 0 of `topic` (which
 /// must exist) without waiting between sends, then flushes; every delivery is checked after the
-/// clock stops. Returns records/s from the first send to the end of the flush.
+/// clock stops. `extra` goes to the producer as [`ProducerConfig::extra`] (backend settings).
+/// Returns records/s from the first send to the end of the flush.
 pub(crate) fn append(
     log: &dyn Log,
     topic: &str,
     value_size: usize,
     records: usize,
+    extra: &[(String, String)],
 ) -> anyhow::Result<f64> {
-    let producer = log.producer(&Default::default())?;
+    let producer = log.producer(&ProducerConfig {
+        extra: extra.to_vec(),
+        ..Default::default()
+    })?;
     let payload = value(value_size);
     let mut deliveries = Vec::with_capacity(records);
     let started = Instant::now();
@@ -56,11 +61,18 @@ pub(crate) fn append(
 }
 
 /// One consumer, assigned partition 0 of `topic` and moved to its beginning, polls until
-/// `records` were seen. Returns records/s from the first poll to the last.
-pub(crate) fn read_all(log: &dyn Log, topic: &str, records: usize) -> anyhow::Result<f64> {
+/// `records` were seen. `extra` goes to the consumer as [`ConsumerConfig::extra`]. Returns
+/// records/s from the first poll to the last.
+pub(crate) fn read_all(
+    log: &dyn Log,
+    topic: &str,
+    records: usize,
+    extra: &[(String, String)],
+) -> anyhow::Result<f64> {
     let consumer = log.consumer(
         &ConsumerConfig {
             max_poll_records: Some(100_000),
+            extra: extra.to_vec(),
             ..Default::default()
         },
         None,
