@@ -42,8 +42,8 @@ mod topic;
 
 pub use admin::{Admin, TopicDescription};
 pub use consumer::{
-    AssignmentStrategy, Consumer, ConsumerConfig, GroupMetadata, IsolationLevel, OffsetReset, RebalanceListener,
-    SeekTo, Watermarks,
+    AssignmentStrategy, Consumer, ConsumerConfig, GroupMetadata, IsolationLevel, OffsetReset,
+    RebalanceListener, SeekTo, Watermarks,
 };
 pub use error::{ErrorClass, LogError};
 pub use log::Log;
