@@ -236,8 +236,9 @@ fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
 /// Settings: `enable.auto.commit=false`, `enable.auto.offset.store=false` (offsets move only
 /// by [`Consumer::commit`] or a transaction), `partition.assignment.strategy`
 /// `cooperative-sticky` ([`AssignmentStrategy::Balanced`], incremental rebalances) or `range`
-/// ([`AssignmentStrategy::CoPartitioned`], eager rebalances), `isolation.level` and `auto.offset.reset` from the [`ConsumerConfig`] (`OffsetReset::None`
-/// is librdkafka's `error`).
+/// ([`AssignmentStrategy::CoPartitioned`], eager rebalances), `isolation.level` and
+/// `auto.offset.reset` from the [`ConsumerConfig`] (`OffsetReset::None` is librdkafka's
+/// `error`), and `fetch.queue.backoff.ms=10` unless configured otherwise.
 ///
 /// **Rebalances.** librdkafka delivers rebalance events on the consumer queue, which
 /// [`Consumer::poll`] (and [`Consumer::close`]) serve on the calling thread. For a revocation
@@ -263,6 +264,12 @@ impl KafkaConsumer {
         listener: Option<Box<dyn RebalanceListener>>,
     ) -> Result<Self> {
         let mut client = cluster.client_config();
+        // librdkafka's default (1 s) stalls a consumer that has drained its fetch queue for a
+        // whole second before it fetches again; a stream processor wants the next batch now.
+        // A value in the cluster's properties or the consumer's `extra` still wins.
+        if client.get("fetch.queue.backoff.ms").is_none() {
+            client.set("fetch.queue.backoff.ms", "10");
+        }
         // librdkafka's consumer cannot even `assign` without a group id; a consumer without
         // one gets a private group that it never joins and never commits to (commit and
         // committed fail with `NoGroup`, as the contract says).
