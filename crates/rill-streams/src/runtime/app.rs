@@ -165,6 +165,9 @@ impl StreamsApp {
             instances: RwLock::new(HashMap::new()),
             publisher: Mutex::new(Some(publisher)),
         });
+        // Replace what an earlier run of this instance published (its address may differ),
+        // so other instances stop forwarding to it before its tasks are back.
+        shared.tasks_changed();
         let (globals, reader) = global::start(self.log.as_ref(), &self.topology, shared.clone())?;
         self.global = Some(reader);
         for index in 0..config.threads.max(1) {

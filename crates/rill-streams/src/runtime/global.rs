@@ -156,6 +156,11 @@ impl Applier {
             let Some(key) = record.key else { continue };
             if *record.topic == *self.registry_topic {
                 let instance = String::from_utf8_lossy(&key).into_owned();
+                // This instance knows its own tasks; its old entry (from before a restart,
+                // perhaps at another address) must not stand in for them.
+                if instance == self.shared.instance_id {
+                    continue;
+                }
                 let info = record.value.as_deref().and_then(InstanceInfo::decode);
                 let mut instances = self.shared.instances.write();
                 match info {
