@@ -567,10 +567,28 @@ impl ConsumerView<'_> {
     /// LeaveGroup; this serves those events until librdkafka is done.
     fn leave(&self) -> Result<()> {
         let ctx = self.ctx();
+        let deadline = Instant::now() + ctx.timeout;
+        // Give the partitions up through an ordinary rebalance first: revoking them from
+        // inside librdkafka's close path (incremental unassign while the group is
+        // terminating) was seen to block forever on nisshi.
+        if self
+            .base
+            .subscription()
+            .is_ok_and(|topics| topics.count() > 0)
+        {
+            self.base.unsubscribe();
+            while self
+                .base
+                .assignment()
+                .is_ok_and(|assignment| assignment.count() > 0)
+                && Instant::now() < deadline
+            {
+                let _ = self.base.poll(Duration::from_millis(100));
+            }
+        }
         self.base
             .close_queue()
             .map_err(|e| self.map("close", e, None))?;
-        let deadline = Instant::now() + ctx.timeout;
         while !self.base.closed() {
             if Instant::now() >= deadline {
                 return Err(LogError::Timeout {
