@@ -15,4 +15,10 @@ if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ] && [ -x scripts/kafka-broker.sh ]; then
   export RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092
 fi
 
-cargo test --workspace --locked "$@"
+# A hung test (e.g. a client waiting on a broker forever) fails the run instead of stalling it.
+status=0
+timeout 2700 cargo test --workspace --locked "$@" || status=$?
+if [ "$status" = 124 ]; then
+  echo "tests did not finish within 45 minutes" >&2
+fi
+exit "$status"
