@@ -246,14 +246,6 @@ impl Task {
             node.borrow_mut().close();
         }
     }
-
-    /// Flushes every store engine (before a commit).
-    pub fn flush_stores(&self) -> Result<()> {
-        self.state
-            .stores
-            .values()
-            .try_for_each(|store| store.engine.flush())
-    }
 }
 
 /// Sends an undecodable record to the dead-letter topic with the reason in its headers.
