@@ -8,7 +8,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Event, Recorder, held, poll_for, poll_until, unique};
+use common::{Event, Recorder, held, poll_for, poll_until, poll_until_split, unique};
 use rdkafka::mocking::MockCluster;
 use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
 use rill_log::{
@@ -438,20 +438,14 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
     second
         .subscribe(std::slice::from_ref(&topic))
         .expect("subscribe");
-    let deadline = std::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let _ = first.poll(Duration::from_millis(100)).expect("poll");
-        let _ = second.poll(Duration::from_millis(100)).expect("poll");
-        let a = held(&first_events.lock().expect("events"));
-        let b = held(&second_events.lock().expect("events"));
-        if a.len() == 2 && b.len() == 2 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "partitions split between members: {a:?} / {b:?}"
-        );
-    }
+    poll_until_split(
+        first.as_ref(),
+        &first_events,
+        second.as_ref(),
+        &second_events,
+        2,
+        Duration::from_secs(30),
+    );
     let events = first_events.lock().expect("events").clone();
     // The listener committed from inside on_revoked through the consumer view. Whether the
     // mock coordinator accepts it depends on timing: unlike a Kafka broker it refuses every

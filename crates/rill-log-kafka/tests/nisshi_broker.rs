@@ -12,7 +12,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Event, Recorder, held, poll_for, poll_until, unique};
+use common::{Event, Recorder, held, poll_for, poll_until, poll_until_split, unique};
 use rill_log::{
     AssignmentStrategy, CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError,
     OffsetReset, ProducerConfig, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
@@ -316,20 +316,14 @@ fn rebalance_split_and_take_over(strategy: AssignmentStrategy, revoked_on_join: 
     second
         .subscribe(std::slice::from_ref(&topic))
         .expect("subscribe");
-    let deadline = std::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        let _ = first.poll(Duration::from_millis(100)).expect("poll");
-        let _ = second.poll(Duration::from_millis(100)).expect("poll");
-        let a = held(&first_events.lock().expect("events"));
-        let b = held(&second_events.lock().expect("events"));
-        if a.len() == 3 && b.len() == 3 {
-            break;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "partitions split 3/3: {a:?} / {b:?}"
-        );
-    }
+    poll_until_split(
+        first.as_ref(),
+        &first_events,
+        second.as_ref(),
+        &second_events,
+        3,
+        Duration::from_secs(60),
+    );
     let events = first_events.lock().expect("events").clone();
     let revoked: usize = events
         .iter()

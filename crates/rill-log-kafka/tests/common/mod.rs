@@ -117,3 +117,29 @@ pub fn held(events: &[Event]) -> Vec<TopicPartition> {
     held.sort();
     held
 }
+
+/// Polls both members until each holds `each` partitions by its recorded events, or fails
+/// after `within` naming what each holds.
+pub fn poll_until_split(
+    first: &dyn Consumer,
+    first_events: &Mutex<Vec<Event>>,
+    second: &dyn Consumer,
+    second_events: &Mutex<Vec<Event>>,
+    each: usize,
+    within: Duration,
+) {
+    let deadline = Instant::now() + within;
+    loop {
+        let _ = first.poll(Duration::from_millis(100)).expect("poll");
+        let _ = second.poll(Duration::from_millis(100)).expect("poll");
+        let a = held(&first_events.lock().expect("events"));
+        let b = held(&second_events.lock().expect("events"));
+        if a.len() == each && b.len() == each {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "partitions split {each}/{each}: {a:?} / {b:?}"
+        );
+    }
+}
