@@ -12,13 +12,14 @@ mod common;
 use common::{committed_records, key_and_count, open_log};
 use rill_streams::{AppState, StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, Topology};
 
-fn word_count() -> Topology {
+/// Counts the words of `sentences` into `store`, writing each new count to `counts`.
+fn word_count(store: StoreOptions) -> Topology {
     let builder = StreamsBuilder::new();
     builder
         .stream::<String, String>("sentences")
         .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect())
         .group_by(|_, word| word.clone())
-        .count(StoreOptions::in_memory("counts"))
+        .count(store)
         .to_stream()
         .to("counts");
     builder.build().expect("topology")
@@ -70,7 +71,7 @@ fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
     produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
 
     let mut app = StreamsApp::new(
-        word_count(),
+        word_count(StoreOptions::in_memory("counts")),
         log.clone(),
         StreamsConfig::new("wc", state.path()),
     );
@@ -88,7 +89,7 @@ fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
     // A new instance restores the counts from the changelog and continues from the commit.
     produce(log.as_ref(), "sentences", &["a"]);
     let mut again = StreamsApp::new(
-        word_count(),
+        word_count(StoreOptions::in_memory("counts")),
         log.clone(),
         StreamsConfig::new("wc", state.path()),
     );
@@ -96,18 +97,6 @@ fn exactly_once_word_count_survives_a_restart_and_restores_its_store() {
     let all = read_committed(log.as_ref(), "counts", 7);
     assert_eq!(all.last(), Some(&("a".to_string(), 2)));
     again.close().expect("close");
-}
-
-fn persistent_word_count() -> Topology {
-    let builder = StreamsBuilder::new();
-    builder
-        .stream::<String, String>("sentences")
-        .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect())
-        .group_by(|_, word| word.clone())
-        .count(StoreOptions::persistent("counts"))
-        .to_stream()
-        .to("counts");
-    builder.build().expect("topology")
 }
 
 #[test]
@@ -119,7 +108,7 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
 
     let mut app = StreamsApp::new(
-        persistent_word_count(),
+        word_count(StoreOptions::persistent("counts")),
         log.clone(),
         StreamsConfig::new("pwc", state.path()),
     );
@@ -130,7 +119,7 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     // Clean restart: the checkpoint written at close leaves nothing to restore.
     produce(log.as_ref(), "sentences", &["a"]);
     let mut clean = StreamsApp::new(
-        persistent_word_count(),
+        word_count(StoreOptions::persistent("counts")),
         log.clone(),
         StreamsConfig::new("pwc", state.path()),
     );
@@ -153,7 +142,11 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
         point == rill_streams::FaultPoint::AfterProcess
     }));
     clean.close().expect("close");
-    let mut dying = StreamsApp::new(persistent_word_count(), log.clone(), dying_config);
+    let mut dying = StreamsApp::new(
+        word_count(StoreOptions::persistent("counts")),
+        log.clone(),
+        dying_config,
+    );
     produce(log.as_ref(), "sentences", &["b"]);
     dying.start().expect("start");
     assert!(
@@ -162,7 +155,7 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     );
     assert!(dying.close().is_err());
     let mut rebuilt = StreamsApp::new(
-        persistent_word_count(),
+        word_count(StoreOptions::persistent("counts")),
         log.clone(),
         StreamsConfig::new("pwc", state.path()),
     );
