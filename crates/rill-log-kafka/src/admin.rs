@@ -64,6 +64,11 @@ impl KafkaAdmin {
             })
     }
 
+    /// How many brokers the cluster's metadata lists (e.g. to choose a replication factor).
+    pub fn broker_count(&self) -> Result<usize> {
+        Ok(self.metadata(None)?.brokers().len())
+    }
+
     fn options(&self) -> AdminOptions {
         AdminOptions::new()
             .request_timeout(Some(self.timeout))

@@ -139,6 +139,11 @@ impl KafkaLog {
         Ok(Self { config, admin })
     }
 
+    /// The concrete admin client (see [`Log::admin`]).
+    pub fn kafka_admin(&self) -> &KafkaAdmin {
+        &self.admin
+    }
+
     /// The configuration this log was created with (for a mock cluster: its address).
     pub fn config(&self) -> &KafkaConfig {
         &self.config

@@ -43,6 +43,33 @@ pub enum OrdersError {
         #[source]
         source: std::io::Error,
     },
+    /// A record of the system could not be encoded.
+    #[error("encoding a record for '{topic}': {source}")]
+    Encode {
+        /// The topic it was for.
+        topic: &'static str,
+        /// The serde's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// The log refused transactions, which exactly-once processing needs.
+    #[error(
+        "the log refuses transactions, which exactly-once processing needs (a broker without \
+         transaction support, or a transactional id it does not authorize); run with the \
+         at-least-once processing guarantee instead: {source}"
+    )]
+    TransactionsRefused {
+        /// The log's error.
+        #[source]
+        source: LogError,
+    },
+    /// The system's topics exist with different partition counts, so the services' joins
+    /// (which need co-partitioned inputs) cannot work.
+    #[error("the system's topics are not co-partitioned: {counts}")]
+    NotCoPartitioned {
+        /// `topic=partitions` of each existing topic.
+        counts: String,
+    },
     /// The service list names an unknown service.
     #[error("unknown service '{name}' (known: orders, order-details, inventory, fraud, email)")]
     UnknownService {

@@ -3,8 +3,10 @@
 //! **Owns:** the domain types of SPEC 2.1 ([`domain`]), the topic names and application ids
 //! ([`topics`]), one module per service, each a pure `topology(..) -> Result<Topology>` with
 //! its own application id ([`order_details`], [`inventory`], [`fraud`], [`email`],
-//! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), and the HTTP server: the REST
-//! API and the topic proxy ([`http`]).
+//! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), the
+//! HTTP server: the REST API and the topic proxy ([`http`]), typed input records
+//! ([`records`]), and one bootstrap of a whole instance (topics, seed data, services, HTTP) that
+//! the binary, the benchmarks and the tests share ([`instance`]).
 //!
 //! **Is not:** a log backend. It depends on `rill-streams` and `rill-log` only; the binary
 //! chooses the log (the embedded one, or a cluster) and hands it in.
@@ -31,10 +33,12 @@ pub mod email;
 mod error;
 pub mod fraud;
 pub mod http;
+pub mod instance;
 pub mod inventory;
 pub mod json_records;
 pub mod order_details;
 pub mod orders_service;
+pub mod records;
 pub mod system;
 pub mod topics;
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rill_log::Log;
-use rill_streams::{AppState, StreamsApp, StreamsConfig, Topology};
+use rill_streams::{AppState, ProcessingGuarantee, StreamsApp, StreamsConfig, Topology};
 
 use crate::domain::Order;
 use crate::email::{Emailer, OutboxEmailer};
@@ -91,6 +91,8 @@ pub struct SystemConfig {
     pub threads: usize,
     /// How often each service commits.
     pub commit_interval: Duration,
+    /// Exactly-once (the default; needs a log with transactions) or at-least-once.
+    pub guarantee: ProcessingGuarantee,
     /// What the email service sends emails with.
     pub emailer: Arc<dyn Emailer>,
 }
@@ -104,6 +106,7 @@ impl SystemConfig {
             advertised: None,
             threads: 1,
             commit_interval: Duration::from_millis(20),
+            guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
         }
     }
@@ -132,6 +135,7 @@ impl OrdersSystem {
             let mut streams = StreamsConfig::new(id, &config.state_dir);
             streams.threads = config.threads;
             streams.commit_interval = config.commit_interval;
+            streams.guarantee = config.guarantee;
             streams.application_server = config.advertised.clone();
             let mut app = StreamsApp::new(topology, log.clone(), streams);
             app.start().map_err(OrdersError::service(id))?;

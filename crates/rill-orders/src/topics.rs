@@ -49,13 +49,65 @@ pub fn system_topics() -> Vec<(&'static str, CleanupPolicy)> {
     topics
 }
 
-/// Creates the system's topics with `partitions` each, keeping those that exist. Every topic
-/// gets the same count because the services join them by key (co-partitioning).
-pub fn create_system_topics(admin: &dyn Admin, partitions: i32) -> Result<()> {
+/// What [`create_system_topics`] found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SystemTopics {
+    /// The partition count every system topic has.
+    pub partitions: i32,
+    /// The topics this call created (the others existed).
+    pub created: Vec<&'static str>,
+}
+
+impl SystemTopics {
+    /// Whether this call created `topic` (so, for a table, nobody has written it yet).
+    pub fn created(&self, topic: &str) -> bool {
+        self.created.contains(&topic)
+    }
+}
+
+/// Creates the system's missing topics, keeping those that exist. Every topic gets the same
+/// partition count because the services join them by key (co-partitioning): the count of the
+/// existing topics when there are any (so a cluster keeps the layout it was started with),
+/// else `partitions`.
+pub fn create_system_topics(admin: &dyn Admin, partitions: i32) -> Result<SystemTopics> {
+    let existing = admin.list_topics().map_err(|source| OrdersError::Log {
+        operation: "listing topics",
+        source,
+    })?;
+    let mut counts = Vec::new();
+    for (name, _) in system_topics() {
+        if existing.iter().any(|topic| topic == name) {
+            let described = admin
+                .describe_topic(name)
+                .map_err(|source| OrdersError::Log {
+                    operation: "describing a system topic",
+                    source,
+                })?;
+            counts.push((name, described.config.partitions));
+        }
+    }
+    let partitions = match counts.first() {
+        Some(&(_, first)) if counts.iter().all(|&(_, count)| count == first) => first,
+        Some(_) => {
+            let counts = counts
+                .iter()
+                .map(|(name, count)| format!("{name}={count}"))
+                .collect::<Vec<_>>()
+                .join(", ");
+            return Err(OrdersError::NotCoPartitioned { counts });
+        }
+        None => partitions,
+    };
+    let mut created = Vec::new();
     for (name, policy) in system_topics() {
+        if counts.iter().any(|&(existing, _)| existing == name) {
+            continue;
+        }
         let config = TopicConfig::with_partitions(partitions).cleanup_policy(policy);
         match admin.create_topic(name, &config) {
-            Ok(()) | Err(LogError::TopicExists { .. }) => {}
+            Ok(()) => created.push(name),
+            // Another instance starting at the same time created it first.
+            Err(LogError::TopicExists { .. }) => {}
             Err(source) => {
                 return Err(OrdersError::CreateTopic {
                     topic: name.to_string(),
@@ -64,5 +116,8 @@ pub fn create_system_topics(admin: &dyn Admin, partitions: i32) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(SystemTopics {
+        partitions,
+        created,
+    })
 }

@@ -14,8 +14,9 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
-    /// Run the order system: every service on the embedded log in this process, and the HTTP
-    /// API (orders and topic proxy) on 127.0.0.1:8080, until interrupted.
+    /// Run an instance of the order system (every service by default) with its HTTP API
+    /// (orders and topic proxy) on 127.0.0.1:8080, on the embedded log or a Kafka cluster
+    /// (--bootstrap), until interrupted.
     Run(run::RunArgs),
     /// Set stock per product (through a running server's topic proxy).
     AddInventory(feeds::AddInventoryArgs),

@@ -3,6 +3,7 @@
 //! **Owns:** the command line, choosing a log backend, mapping errors to exit codes.
 //! **May depend on:** every rill crate; nothing depends on it.
 
+mod backend;
 mod bench;
 mod cli;
 mod client;

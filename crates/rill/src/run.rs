@@ -1,24 +1,32 @@
-//! `rill run`: the whole order system in one process on the embedded log, with its HTTP API.
+//! `rill run`: an instance of the order system with its HTTP API, on the embedded log or on a
+//! Kafka cluster.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use clap::Args;
-use rill_log::{Log, ProducerRecord};
-use rill_log_embedded::FsyncPolicy;
-use rill_orders::system::{OrdersSystem, Service, SystemConfig};
-use rill_orders::topics::{self, WAREHOUSE_INVENTORY};
+use clap::{Args, ValueEnum};
+use rill_orders::instance::{Instance, InstanceConfig};
+use rill_orders::system::Service;
+use rill_streams::ProcessingGuarantee;
 
-use crate::embedded;
+use crate::backend::{self, KafkaArgs};
 
 /// Flags of `rill run`.
 #[derive(Debug, Args)]
 pub struct RunArgs {
-    /// Data directory of the embedded log (the services' state lives in its `state/`).
+    /// This instance's directory: the embedded log's files and, on either log, the services'
+    /// state in `state/` (with the instance id). Each instance of a cluster needs its own.
     #[arg(long, default_value = "./rill-data", env = "RILL_DATA_DIR")]
     data_dir: PathBuf,
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Replicas of each topic created on a Kafka cluster (default: min(3, brokers)).
+    #[arg(long, requires = "bootstrap")]
+    replication_factor: Option<i32>,
+    /// Exactly-once needs a log with transactions; at-least-once may repeat work after a crash.
+    #[arg(long, value_enum, default_value_t = Guarantee::ExactlyOnce)]
+    processing_guarantee: Guarantee,
     /// Address of the HTTP API (loopback unless told otherwise).
     #[arg(long, default_value = "127.0.0.1:8080", env = "RILL_HTTP")]
     http: SocketAddr,
@@ -31,11 +39,11 @@ pub struct RunArgs {
         value_delimiter = ',',
         default_value = "orders,order-details,inventory,fraud,email"
     )]
-    services: Vec<String>,
-    /// Partitions of each topic the system creates.
+    services: Vec<Service>,
+    /// Partitions of each topic the system creates (existing topics keep theirs).
     #[arg(long, default_value_t = 3)]
     partitions: i32,
-    /// Do not seed the default inventory into a new data directory.
+    /// Do not seed the default inventory into a new system.
     #[arg(long)]
     no_seed: bool,
     /// Stream threads per service.
@@ -43,68 +51,49 @@ pub struct RunArgs {
     threads: usize,
 }
 
-/// Stock seeded into a new data directory (SPEC 2.3, add-inventory defaults).
-pub const DEFAULT_INVENTORY: &[(&str, i64)] = &[("UNDERPANTS", 20), ("JUMPERS", 10)];
+/// `--processing-guarantee`.
+#[derive(Debug, Clone, Copy, ValueEnum)]
+enum Guarantee {
+    ExactlyOnce,
+    AtLeastOnce,
+}
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
-    let services = args
-        .services
-        .iter()
-        .map(|name| name.parse::<Service>())
-        .collect::<Result<Vec<_>, _>>()?;
-    let fresh = !args.data_dir.join("topics").exists();
-    let log = embedded::open(&args.data_dir, FsyncPolicy::Always)?;
-    topics::create_system_topics(log.admin(), args.partitions)?;
-    if fresh && !args.no_seed {
-        let producer = log.producer(&Default::default())?;
-        for (product, stock) in DEFAULT_INVENTORY {
-            let record = ProducerRecord::new(WAREHOUSE_INVENTORY)
-                .key(product.as_bytes().to_vec())
-                .value(stock.to_string().into_bytes());
-            producer.send(record)?.wait()?;
-        }
-        tracing::info!(?DEFAULT_INVENTORY, "seeded the default inventory");
+    let log = backend::open(&args.kafka, &args.data_dir, args.replication_factor)?;
+    let mut config = InstanceConfig::new(args.data_dir.join("state"));
+    if !args.no_seed {
+        config = config.with_default_inventory();
     }
-    let mut config = SystemConfig::new(args.data_dir.join("state"));
-    config.services = services;
-    config.threads = args.threads.max(1);
-    config.advertised = Some(
+    config.partitions = args.partitions;
+    config.system.services = args.services.clone();
+    config.system.threads = args.threads.max(1);
+    config.system.guarantee = match args.processing_guarantee {
+        Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
+        Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
+    };
+    config.system.advertised = Some(
         args.advertise
             .clone()
             .unwrap_or_else(|| args.http.to_string()),
     );
-    let shared: Arc<dyn Log> = log.clone();
-    let system = OrdersSystem::start(shared, config).context("starting the services")?;
-    let api = system.http_api()?;
-
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .thread_name("rill-http")
-        .build()
-        .context("starting the HTTP runtime")?;
-    let served = runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(args.http)
-            .await
-            .with_context(|| format!("binding the HTTP API to {}", args.http))?;
-        tracing::info!(
-            api = %format!("http://{}/v1/orders", args.http),
-            openapi = %format!("http://{}/v1/openapi.json", args.http),
-            data_dir = %args.data_dir.display(),
-            "the order system is running; Ctrl-C stops it"
-        );
-        api.serve(listener, async {
+    tracing::info!(log = %log.describe(), data_dir = %args.data_dir.display(), "starting");
+    let instance = match Instance::start(log.shared(), config) {
+        Ok(instance) => instance,
+        Err(error @ rill_orders::OrdersError::TransactionsRefused { .. }) => {
+            return Err(anyhow::Error::new(error).context(
+                "exactly-once is not possible here: pass --processing-guarantee at-least-once",
+            ));
+        }
+        Err(error) => return Err(error).context("starting the order system"),
+    };
+    let served = instance
+        .serve(args.http, async {
             stop_signal().await;
             tracing::info!("stopping");
         })
-        .await
-        .context("serving HTTP")
-    });
-    runtime.shutdown_timeout(std::time::Duration::from_secs(2));
-    let closed = system.close().context("stopping the services");
-    log.close().context("closing the log")?;
+        .context("running the order system");
+    log.close()?;
     served?;
-    closed?;
     tracing::info!("closed cleanly");
     Ok(())
 }
