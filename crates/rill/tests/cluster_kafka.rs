@@ -98,7 +98,7 @@ impl Poster {
             let live = self.live.lock().clone();
             let base = &live[next % live.len()];
             let id = format!("c-{next}");
-            let product = if next % 2 == 0 {
+            let product = if next.is_multiple_of(2) {
                 "JUMPERS"
             } else {
                 "UNDERPANTS"
