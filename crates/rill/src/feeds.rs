@@ -10,8 +10,10 @@ use clap::Args;
 use hdrhistogram::Histogram;
 use parking_lot::Mutex;
 use rill_orders::domain::{Customer, Order, OrderState, Payment, Product};
+use rill_orders::http::ProduceRequest;
+use rill_orders::records::InputRecord;
 use rill_orders::topics::{CUSTOMERS, LEVELS, PAYMENTS, WAREHOUSE_INVENTORY};
-use serde_json::{Value, json};
+use serde_json::Value;
 
 use crate::client::{Server, ServerArgs};
 
@@ -42,8 +44,8 @@ pub fn add_inventory(args: &AddInventoryArgs) -> anyhow::Result<()> {
     }
     let records = stock
         .iter()
-        .map(|(product, count)| json!({"key": product.name(), "value": count}))
-        .collect();
+        .map(|&(product, count)| InputRecord::Stock { product, count }.proxy_json())
+        .collect::<Result<_, _>>()?;
     server.produce(WAREHOUSE_INVENTORY, records)?;
     for (product, count) in stock {
         println!("{product} = {count}");
@@ -216,9 +218,9 @@ fn seed_customers(base: &str, count: i64, random: &mut Random) -> anyhow::Result
                 address: format!("{id} Example Street"),
                 level: LEVELS[random.below(LEVELS.len() as u64) as usize].to_string(),
             };
-            json!({"key": id, "value": customer})
+            InputRecord::Customer(customer).proxy_json()
         })
-        .collect();
+        .collect::<Result<_, _>>()?;
     server.produce(CUSTOMERS, records)?;
     Ok(())
 }
@@ -253,7 +255,9 @@ async fn place(
         };
         client
             .post(format!("{base}/v1/topics/{PAYMENTS}/records"))
-            .json(&json!({"records": [{"key": payment.id, "value": payment}]}))
+            .json(&ProduceRequest {
+                records: vec![InputRecord::Payment(payment).proxy_json()?],
+            })
             .send()
             .await?
             .error_for_status()?;

@@ -22,11 +22,16 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// Info, except for rdkafka's consumer module: its one error message ("Failed to close consumer
+/// queue on drop") fires for every Kafka consumer that rill closed explicitly before dropping
+/// it, which is every consumer; its warnings are about events rill does not use.
+const DEFAULT_LOG_FILTER: &str = "info,rdkafka::consumer::base_consumer=off";
+
 fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
         )
         .with_writer(std::io::stderr)
         .init();

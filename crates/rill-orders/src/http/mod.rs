@@ -31,6 +31,7 @@ use crate::error::{OrdersError, Result};
 
 pub use error::ApiError;
 pub use hub::{IN_FLIGHT_RETENTION, OrdersHub};
+pub use proxy::ProduceRequest;
 pub use waiters::{WaitGuard, Waiters};
 
 /// Largest request body accepted.

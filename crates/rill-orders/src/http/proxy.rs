@@ -14,7 +14,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use rill_log::{ConsumerConfig, IsolationLevel, Log, LogError, SeekTo, TopicPartition};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::json_records::{key_json, producer_record, value_json};
@@ -89,10 +89,13 @@ pub(crate) async fn list_topics(State(state): State<Arc<ApiState>>) -> Result<Re
     Ok(Json(json!({ "topics": topics })).into_response())
 }
 
-/// Body of `POST /v1/topics/{topic}/records`.
-#[derive(Debug, Deserialize)]
-pub(crate) struct ProduceBody {
-    records: Vec<Value>,
+/// Body of `POST /v1/topics/{topic}/records`: records as
+/// [`json_records`](crate::json_records) reads them (`{"key": K, "value": V}`; see
+/// [`InputRecord::proxy_json`](crate::records::InputRecord::proxy_json) for typed ones).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ProduceRequest {
+    /// The records, written in this order.
+    pub records: Vec<Value>,
 }
 
 fn writable(topic: &str) -> Result<(), ApiError> {
@@ -119,7 +122,7 @@ pub(crate) async fn produce_records(
     body: axum::body::Bytes,
 ) -> Result<Response, ApiError> {
     writable(&topic)?;
-    let body: ProduceBody = serde_json::from_slice(&body).map_err(|e| {
+    let body: ProduceRequest = serde_json::from_slice(&body).map_err(|e| {
         ApiError::bad_request(format!(
             "expected {{\"records\":[{{\"key\":K,\"value\":V}}]}}: {e}"
         ))
