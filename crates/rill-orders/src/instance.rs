@@ -77,9 +77,13 @@ pub struct Instance {
 }
 
 impl Instance {
-    /// Creates the missing system topics, seeds a new system, checks that the log takes
-    /// transactions when the services run exactly-once, and starts the services.
+    /// Checks that the log takes transactions when the services run exactly-once, creates the
+    /// missing system topics, seeds a new system, and starts the services.
     pub fn start(log: Arc<dyn Log>, config: InstanceConfig) -> Result<Self> {
+        // Before anything is created: a log that cannot run the services is left untouched.
+        if config.system.guarantee == ProcessingGuarantee::ExactlyOnce {
+            check_transactions(log.as_ref(), &config.system)?;
+        }
         let topics = topics::create_system_topics(log.admin(), config.partitions)?;
         let seeded = if topics.created(WAREHOUSE_INVENTORY) {
             write(log.as_ref(), &config.seed)?
@@ -88,9 +92,6 @@ impl Instance {
         };
         if seeded > 0 {
             tracing::info!(records = seeded, "seeded the new system");
-        }
-        if config.system.guarantee == ProcessingGuarantee::ExactlyOnce {
-            check_transactions(log.as_ref(), &config.system)?;
         }
         let system = OrdersSystem::start(log.clone(), config.system)?;
         Ok(Instance {

@@ -97,3 +97,38 @@ async fn kill_9_while_posting_loses_no_acknowledged_order_and_decides_each_once(
     Audit::read(&log).assert_consistent(&ids);
     log.close().expect("close");
 }
+
+/// A cluster that refuses transactions stops `rill run` before it creates anything, with an
+/// error that names the flag to use instead.
+#[test]
+fn a_cluster_without_transactions_is_refused_with_the_at_least_once_advice() {
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::types::{RDKafkaApiKey, RDKafkaRespErr};
+
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    cluster.request_errors(
+        RDKafkaApiKey::InitProducerId,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_TRANSACTIONAL_ID_AUTHORIZATION_FAILED],
+    );
+    let root = tempfile::tempdir().expect("tempdir");
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rill"))
+        .arg("run")
+        .arg("--data-dir")
+        .arg(data_dir(&root, "data"))
+        .args(["--bootstrap", &cluster.bootstrap_servers()])
+        .args(["--http", "127.0.0.1:0"])
+        .output()
+        .expect("run rill");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success(), "rill run started: {stderr}");
+    assert!(
+        stderr.contains("--processing-guarantee at-least-once"),
+        "{stderr}"
+    );
+    let log = rill_log_kafka::KafkaLog::new(rill_log_kafka::KafkaConfig::new(
+        cluster.bootstrap_servers(),
+    ))
+    .expect("log");
+    let topics = rill_log::Log::admin(&log).list_topics().expect("list");
+    assert!(!topics.iter().any(|t| t == "orders"), "{topics:?}");
+}
