@@ -97,14 +97,18 @@ port_open() {
     (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null
 }
 
+# The JVM's options for node $1 (heap, GC, logging).
+java_opts() {
+    local id=$1
+    echo "-Xms128m -Xmx$KAFKA_HEAP -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -Djava.awt.headless=true \
+-Dlog4j2.configurationFile=$KAFKA_HOME/log4j2.properties -Dkafka.logs.dir=$KAFKA_RUN/node-$id/logs"
+}
+
 java_cmd() {
     local id=$1
     shift
-    java -Xms128m -Xmx"$KAFKA_HEAP" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 \
-        -Djava.awt.headless=true \
-        -Dlog4j2.configurationFile="$KAFKA_HOME/log4j2.properties" \
-        -Dkafka.logs.dir="$KAFKA_RUN/node-$id/logs" \
-        -cp "$KAFKA_HOME/libs/*" "$@"
+    # shellcheck disable=SC2046 # the options are words
+    java $(java_opts "$id") -cp "$KAFKA_HOME/libs/*" "$@"
 }
 
 write_config() {
@@ -156,8 +160,10 @@ start_node() {
         log "something already listens on 127.0.0.1:$port; not starting broker $id"
         exit 1
     fi
-    nohup bash -c "$(declare -f java_cmd); KAFKA_HOME='$KAFKA_HOME' KAFKA_HEAP='$KAFKA_HEAP' \
-        KAFKA_RUN='$KAFKA_RUN'; java_cmd $id kafka.Kafka '$KAFKA_RUN/node-$id/server.properties'" \
+    # nohup execs java, so the pid recorded is the JVM's own: stopping waits for the JVM.
+    # shellcheck disable=SC2046
+    nohup java $(java_opts "$id") -cp "$KAFKA_HOME/libs/*" kafka.Kafka \
+        "$KAFKA_RUN/node-$id/server.properties" \
         >"$KAFKA_RUN/node-$id/broker.log" 2>&1 </dev/null &
     echo $! >"$KAFKA_RUN/node-$id/pid"
 }
@@ -248,13 +254,10 @@ stop_node() {
     local id=$1 signal=${2:-TERM} pidfile="$KAFKA_RUN/node-$1/pid" pid
     [[ -f $pidfile ]] || return 0
     pid=$(cat "$pidfile")
-    # The pid is the bash wrapper's; the JVM is its child.
-    pkill "-$signal" -P "$pid" 2>/dev/null || true
     kill "-$signal" "$pid" 2>/dev/null || true
     local deadline=$((SECONDS + 30))
     while kill -0 "$pid" 2>/dev/null && ((SECONDS < deadline)); do sleep 0.2; done
     if kill -0 "$pid" 2>/dev/null; then
-        pkill -KILL -P "$pid" 2>/dev/null || true
         kill -KILL "$pid" 2>/dev/null || true
     fi
     rm -f "$pidfile"

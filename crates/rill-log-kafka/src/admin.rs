@@ -235,7 +235,14 @@ impl Admin for KafkaAdmin {
             .map_err(|e| error::map("create topic", e, &Ctx::topic(name)))?;
         for result in results {
             if let Err((_, code)) = result {
-                return Err(create_error(name, code));
+                let error = create_error(name, code);
+                if matches!(error, LogError::TopicExists { .. }) {
+                    // Created a moment ago by another client (say, another instance starting
+                    // at the same time): the caller will use it next, so wait until this
+                    // client's metadata shows it too, as after a creation of its own.
+                    self.settle(name, Some(1), "create topic")?;
+                }
+                return Err(error);
             }
         }
         self.settle(name, Some(config.partitions), "create topic")
