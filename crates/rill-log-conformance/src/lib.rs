@@ -463,6 +463,7 @@ macro_rules! __conformance_cases {
             a_committed_transaction_makes_records_and_offsets_visible_together,
             an_aborted_transaction_leaves_no_records_or_offsets,
             read_committed_consumers_never_see_an_open_transaction,
+            a_reader_reaches_the_end_of_a_partition_holding_only_aborted_records,
             a_new_producer_with_the_same_transactional_id_fences_the_old_one,
             offsets_from_a_stale_group_generation_are_refused,
             transactional_calls_in_the_wrong_state_fail_as_invalid_input,

@@ -790,10 +790,10 @@ impl Consumer for ConsumerView<'_> {
     fn position(&self, partition: &TopicPartition) -> Result<Offset> {
         self.check_open()?;
         self.require_assigned(partition)?;
-        let sought = self.ctx().seeks()?.get(partition).copied();
-        if let Some(target) = sought {
-            return self.resolve(partition, target);
-        }
+        // librdkafka's position is authoritative once it is valid: a seek resets it to
+        // invalid, and consuming anything moves it, including the transaction markers and
+        // aborted records that never reach the application (so a partition holding only
+        // those is still read to its end).
         let positions = self
             .base
             .position()
@@ -802,7 +802,12 @@ impl Consumer for ConsumerView<'_> {
             .find_partition(&partition.topic, partition.partition)
             .map(|e| e.offset())
         {
+            self.ctx().seeks()?.remove(partition);
             return Ok(offset);
+        }
+        let sought = self.ctx().seeks()?.get(partition).copied();
+        if let Some(target) = sought {
+            return self.resolve(partition, target);
         }
         // Nothing read yet: where the first poll will start.
         let start = self.start(partition)?;

@@ -9,13 +9,13 @@ use std::collections::BTreeSet;
 
 use rill_log::{
     ConsumedRecord, Consumer, DeliveryFuture, ErrorClass, GroupMetadata, LogError, Producer,
-    ProducerRecord, TopicConfig, TopicPartition, TransactionalProducer,
+    ProducerRecord, SeekTo, TopicConfig, TopicPartition, TransactionalProducer,
 };
 
 use crate::support::{
-    ConsumerSpec, assert_class, consumer, create_topic, expect_err, partitions, poll_count,
-    poll_members_until, poll_until, poll_until_value, producer, send_all, summary, text,
-    transactional_producer, unique, wait_delivery,
+    ConsumerSpec, Deadline, POLL_STEP, assert_class, consumer, create_topic, expect_err,
+    partitions, poll_count, poll_members_until, poll_until, poll_until_value, producer, reader,
+    send_all, summary, text, transactional_producer, unique, wait_delivery,
 };
 use crate::{Feature, Harness};
 
@@ -248,6 +248,55 @@ pub fn an_aborted_transaction_leaves_no_records_or_offsets(h: &mut dyn Harness) 
         s.committed(),
         None,
         "an aborted transaction's offsets were committed"
+    );
+}
+
+/// A read-committed reader that seeks to the beginning of a partition holding only an aborted
+/// transaction (records no reader may see and, on Kafka, the marker of the abort) gets no record,
+/// yet its position reaches the partition's end: "read up to the end" loops, such as a store
+/// restoring from its changelog, must finish on such a partition.
+pub fn a_reader_reaches_the_end_of_a_partition_holding_only_aborted_records(h: &mut dyn Harness) {
+    let topic = unique("txn-only-aborted");
+    create_topic(h, &topic, TopicConfig::with_partitions(1));
+    let producer = transactional_producer(h, &unique("txn-only-aborted"));
+    producer.begin().expect("begin");
+    for v in values("aborted", 3) {
+        drop(
+            producer
+                .send(ProducerRecord::new(&topic).partition(0).value(v))
+                .expect("send in a transaction"),
+        );
+    }
+    // Where a log writes a transaction's records before its outcome (Kafka), they now take
+    // offsets; one that keeps them back until commit (the embedded log) has an empty partition.
+    producer
+        .flush(crate::support::wait_limit())
+        .expect("flush in a transaction");
+    producer.abort().expect("abort");
+    let partition = TopicPartition::new(&topic, 0);
+    let reader = reader(h, std::slice::from_ref(&partition));
+    reader
+        .seek(&partition, SeekTo::Beginning)
+        .expect("seek to the beginning");
+    let end = reader.watermarks(&partition).expect("watermarks").high;
+    let deadline = Deadline::start();
+    let mut seen = Vec::new();
+    loop {
+        let position = reader.position(&partition).expect("position");
+        if position >= end {
+            break;
+        }
+        assert!(
+            !deadline.passed(),
+            "the reader stayed at {position}, before the end {end}, having received: {}",
+            summary(&seen)
+        );
+        seen.extend(reader.poll(POLL_STEP).expect("poll"));
+    }
+    assert!(
+        seen.is_empty(),
+        "a read-committed reader saw aborted records: {}",
+        summary(&seen)
     );
 }
 

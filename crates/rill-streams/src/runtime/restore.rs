@@ -7,8 +7,14 @@ use rill_log::{ConsumerConfig, IsolationLevel, Log, Offset, SeekTo, TopicPartiti
 use crate::error::{Result, StreamsError};
 use crate::store::KeyValueBytesStore;
 
-/// How long a restore may go without progress before it is reported as stuck.
-const STALL_LIMIT: Duration = Duration::from_secs(60);
+/// How long a restore may go without progress before it is reported as stuck. Longer than
+/// Kafka's default transaction timeout (60 s, then up to 10 s until the broker aborts): a
+/// producer that died inside a transaction holds read-committed readers of its partitions back
+/// until then, unless its successor fences it sooner.
+const STALL_LIMIT: Duration = Duration::from_secs(180);
+
+/// How often a restore that makes no progress says so.
+const STALL_NOTICE: Duration = Duration::from_secs(20);
 
 /// Applies `changelog` from `from` (or the beginning) to its end; answers the records applied
 /// and the offset after the last one.
@@ -38,6 +44,7 @@ pub(crate) fn restore(
     let end = consumer.watermarks(changelog).map_err(failed)?.high;
     let mut applied = 0;
     let mut last_progress = Instant::now();
+    let mut last_notice = Instant::now();
     while consumer.position(changelog).map_err(failed)? < end {
         let records = consumer.poll(Duration::from_millis(100)).map_err(failed)?;
         if records.is_empty() {
@@ -48,6 +55,16 @@ pub(crate) fn restore(
                         "restoring from {changelog} made no progress before offset {end}"
                     ),
                 });
+            }
+            if last_notice.elapsed() > STALL_NOTICE {
+                last_notice = Instant::now();
+                tracing::warn!(
+                    %changelog,
+                    end,
+                    waited_s = last_progress.elapsed().as_secs(),
+                    "restore waiting: an open transaction (of a crashed instance?) holds the \
+                     changelog back until it commits, aborts or times out"
+                );
             }
             continue;
         }
