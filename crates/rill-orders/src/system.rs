@@ -7,7 +7,9 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rill_log::Log;
-use rill_streams::{AppState, ProcessingGuarantee, StreamsApp, StreamsConfig, Topology};
+use rill_streams::{
+    AppState, FaultInjector, ProcessingGuarantee, StreamsApp, StreamsConfig, Topology,
+};
 
 use crate::domain::Order;
 use crate::email::{Emailer, OutboxEmailer};
@@ -95,6 +97,9 @@ pub struct SystemConfig {
     pub guarantee: ProcessingGuarantee,
     /// What the email service sends emails with.
     pub emailer: Arc<dyn Emailer>,
+    /// Test hook given to every service's runtime (see `StreamsConfig::fault_injector`).
+    #[doc(hidden)]
+    pub fault_injector: Option<FaultInjector>,
 }
 
 impl SystemConfig {
@@ -108,6 +113,7 @@ impl SystemConfig {
             commit_interval: Duration::from_millis(20),
             guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
+            fault_injector: None,
         }
     }
 }
@@ -136,6 +142,7 @@ impl OrdersSystem {
             streams.threads = config.threads;
             streams.commit_interval = config.commit_interval;
             streams.guarantee = config.guarantee;
+            streams.fault_injector = config.fault_injector.clone();
             streams.application_server = config.advertised.clone();
             let mut app = StreamsApp::new(topology, log.clone(), streams);
             app.start().map_err(OrdersError::service(id))?;

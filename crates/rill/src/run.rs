@@ -8,7 +8,10 @@ use anyhow::Context;
 use clap::{Args, ValueEnum};
 use rill_orders::instance::{Instance, InstanceConfig};
 use rill_orders::system::Service;
-use rill_streams::ProcessingGuarantee;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use rill_streams::{FaultInjector, FaultPoint, ProcessingGuarantee};
 
 use crate::backend::{self, KafkaArgs};
 
@@ -49,6 +52,10 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Test hook: abort the process when a service is about to commit for the Nth time
+    /// (records processed, their outputs and offsets not yet committed).
+    #[arg(long, hide = true)]
+    crash_before_commit: Option<u64>,
 }
 
 /// `--processing-guarantee`.
@@ -76,6 +83,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
             .clone()
             .unwrap_or_else(|| args.http.to_string()),
     );
+    if let Some(n) = args.crash_before_commit {
+        config.system.fault_injector = Some(crash_before_commit(n));
+    }
     tracing::info!(log = %log.describe(), data_dir = %args.data_dir.display(), "starting");
     let instance = match Instance::start(log.shared(), config) {
         Ok(instance) => instance,
@@ -96,6 +106,18 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("closed cleanly");
     Ok(())
+}
+
+/// Aborts the process at the `n`th commit of any service, between processing and commit.
+fn crash_before_commit(n: u64) -> FaultInjector {
+    let commits = Arc::new(AtomicU64::new(0));
+    Arc::new(move |point| {
+        if point == FaultPoint::BeforeCommit && commits.fetch_add(1, Ordering::AcqRel) + 1 >= n {
+            eprintln!("crash-before-commit: aborting before commit {n}");
+            std::process::abort();
+        }
+        false
+    })
 }
 
 /// Ctrl-C or SIGTERM.

@@ -1,7 +1,7 @@
 //! Three `rill run --bootstrap` processes on a three-broker Apache Kafka cluster (replication
 //! 3, min.insync.replicas 2) that this test starts with `scripts/kafka.sh`: orders posted to
-//! all three while one instance is killed with SIGKILL and later restarted, and one broker is
-//! killed for good. Afterwards every acknowledged order has exactly one final state, no check
+//! all three while one instance is killed with SIGKILL, another aborts itself between
+//! processing and commit (both restarted later), and one broker is killed for good. Afterwards every acknowledged order has exactly one final state, no check
 //! judged an order twice, the reserved stock is what the VALIDATED orders hold, and every live
 //! instance answers a GET of every order (forwarding to the owner of the key).
 //!
@@ -14,7 +14,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use common::{Audit, Rill, decided, free_port, order, post_order, set_stock};
@@ -83,11 +83,12 @@ impl Drop for KafkaCluster {
     }
 }
 
-/// Posts orders round-robin to the live instances until told to stop; remembers the
-/// acknowledged ones.
+/// Posts orders round-robin to the live instances, up to a limit the test raises phase by
+/// phase, until told to stop; remembers the acknowledged ones.
 struct Poster {
     live: Mutex<Vec<String>>,
     acknowledged: Mutex<Vec<String>>,
+    limit: AtomicUsize,
     stop: AtomicBool,
 }
 
@@ -95,6 +96,10 @@ impl Poster {
     async fn run(self: Arc<Self>, client: reqwest::Client) {
         let mut next = 0usize;
         while !self.stop.load(Ordering::Acquire) {
+            if self.acknowledged.lock().len() >= self.limit.load(Ordering::Acquire) {
+                tokio::time::sleep(Duration::from_millis(10)).await;
+                continue;
+            }
             let live = self.live.lock().clone();
             let base = &live[next % live.len()];
             let id = format!("c-{next}");
@@ -104,21 +109,17 @@ impl Poster {
                 "UNDERPANTS"
             };
             let quantity = 1 + (next % 3) as i32;
-            if post_order(
-                &client,
-                base,
-                &order(&id, next as i64 % 5, product, quantity, 3.0),
-            )
-            .await
-                == StatusCode::CREATED
-            {
+            let order = order(&id, next as i64 % 5, product, quantity, 3.0);
+            if post_order(&client, base, &order).await == StatusCode::CREATED {
                 self.acknowledged.lock().push(id);
             }
             next += 1;
         }
     }
 
-    async fn wait_for(&self, acknowledged: usize) {
+    /// Lets the poster go on until `acknowledged` orders are acknowledged, and waits for that.
+    async fn post_until(&self, acknowledged: usize) {
+        self.limit.store(acknowledged, Ordering::Release);
         let deadline = Instant::now() + Duration::from_secs(180);
         while self.acknowledged.lock().len() < acknowledged {
             assert!(
@@ -134,17 +135,35 @@ impl Poster {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_survive_a_killed_instance_and_a_killed_broker_without_losing_or_repeating_an_order()
  {
-    let root = tempfile::tempdir().expect("tempdir");
+    let mut root = tempfile::tempdir().expect("tempdir");
+    // RILL_TEST_KEEP=1 keeps the instances' logs and the brokers' files for a post-mortem.
+    if std::env::var_os("RILL_TEST_KEEP").is_some() {
+        root.disable_cleanup(true);
+        eprintln!("keeping {}", root.path().display());
+    }
     let cluster = KafkaCluster::start(root.path().join("kafka"), 3);
     let bootstrap = cluster.bootstrap.clone();
-    let args = ["--bootstrap", bootstrap.as_str(), "--no-seed"];
+    // A member that dies is noticed after 10 s instead of librdkafka's 45 s.
+    let args = [
+        "--bootstrap",
+        bootstrap.as_str(),
+        "--no-seed",
+        "--kafka-property",
+        "session.timeout.ms=10000",
+    ];
     let dirs: Vec<PathBuf> = (1..=3)
         .map(|i| root.path().join(format!("instance-{i}")))
         .collect();
     let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
     let mut instances = Vec::new();
-    for (dir, port) in dirs.iter().zip(&ports) {
-        instances.push(Some(Rill::start_on(dir, *port, &args).await));
+    for (i, (dir, port)) in dirs.iter().zip(&ports).enumerate() {
+        let mut extra = args.to_vec();
+        // Instance 3 aborts itself at its 30th commit: records processed, their outputs, store
+        // changes and offsets in an open transaction.
+        if i == 2 {
+            extra.extend(["--crash-before-commit", "30"]);
+        }
+        instances.push(Some(Rill::start_on(dir, *port, &extra).await));
     }
     let bases: Vec<String> = ports
         .iter()
@@ -157,29 +176,54 @@ async fn three_instances_survive_a_killed_instance_and_a_killed_broker_without_l
     let poster = Arc::new(Poster {
         live: Mutex::new(bases.clone()),
         acknowledged: Mutex::new(Vec::new()),
+        limit: AtomicUsize::new(0),
         stop: AtomicBool::new(false),
     });
     let posting = tokio::spawn(poster.clone().run(client.clone()));
 
-    poster.wait_for(60).await;
+    let root_started = Instant::now();
+    let phase = |what: &str| eprintln!("{:?}: {what}", root_started.elapsed());
+    poster.post_until(60).await;
+    phase("60 acknowledged: SIGKILL instance 2");
     // Instance 2 dies with work in flight: processed but uncommitted records, open
     // transactions, a POST half answered.
     poster.live.lock().retain(|base| base != &bases[1]);
     instances[1].take().expect("instance 2").kill_9();
-    poster.wait_for(120).await;
+    poster.post_until(120).await;
+    phase("120 acknowledged: kill broker 3");
     cluster.script(&["kill-broker", "3"]);
-    poster.wait_for(180).await;
-    instances[1] = Some(Rill::start_on(&dirs[1], ports[1], &args).await);
-    poster.live.lock().push(bases[1].clone());
-    poster.wait_for(260).await;
+    poster.post_until(180).await;
+    phase("180 acknowledged: waiting for instance 3 to abort itself");
+    let crashed = instances[2]
+        .take()
+        .expect("instance 3")
+        .exited(Duration::from_secs(120))
+        .await;
+    assert!(
+        !crashed.success(),
+        "instance 3 was to abort, it exited with {crashed}"
+    );
+    poster.live.lock().retain(|base| base != &bases[2]);
+    for i in [1, 2] {
+        instances[i] = Some(Rill::start_on(&dirs[i], ports[i], &args).await);
+        poster.live.lock().push(bases[i].clone());
+    }
+    phase("instances 2 and 3 restarted");
+    poster.post_until(260).await;
     poster.stop.store(true, Ordering::Release);
     posting.await.expect("poster");
     let acknowledged = poster.acknowledged.lock().clone();
 
     // Every acknowledged order is decided, and every instance can say so.
+    let started = Instant::now();
+    eprintln!(
+        "{} orders acknowledged; waiting for their final states",
+        acknowledged.len()
+    );
     for (i, id) in acknowledged.iter().enumerate() {
         decided(&client, &bases[i % 3], id).await;
     }
+    eprintln!("all decided after {:?}", started.elapsed());
     for id in &acknowledged {
         let mut states = Vec::new();
         for base in &bases {

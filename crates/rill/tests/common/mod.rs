@@ -84,6 +84,18 @@ impl Rill {
         self.child.wait().expect("wait");
     }
 
+    /// Waits until the process exits by itself and answers how it ended.
+    pub async fn exited(mut self, within: Duration) -> std::process::ExitStatus {
+        let deadline = Instant::now() + within;
+        loop {
+            if let Some(status) = self.child.try_wait().expect("wait") {
+                return status;
+            }
+            assert!(Instant::now() < deadline, "rill run did not exit");
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
