@@ -51,8 +51,9 @@ pub use admin::KafkaAdmin;
 pub use consumer::KafkaConsumer;
 pub use producer::{KafkaProducer, KafkaTransactionalProducer};
 
-/// How to reach a Kafka cluster.
-#[derive(Debug, Clone)]
+/// How to reach a Kafka cluster. Its `Debug` output names the properties but not their
+/// values, which may be secrets (`sasl.password`, `ssl.key.password`).
+#[derive(Clone)]
 pub struct KafkaConfig {
     /// `bootstrap.servers`: comma-separated `host:port` list.
     pub bootstrap_servers: String,
@@ -65,6 +66,22 @@ pub struct KafkaConfig {
     pub request_timeout: Duration,
     /// Replication factor of created topics; `None` for the broker's default.
     pub replication_factor: Option<i32>,
+}
+
+impl std::fmt::Debug for KafkaConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let properties: Vec<String> = self
+            .properties
+            .iter()
+            .map(|(key, _)| format!("{key}=***"))
+            .collect();
+        f.debug_struct("KafkaConfig")
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .field("properties", &properties)
+            .field("request_timeout", &self.request_timeout)
+            .field("replication_factor", &self.replication_factor)
+            .finish()
+    }
 }
 
 impl KafkaConfig {
@@ -212,4 +229,17 @@ impl Log for KafkaLog {
 /// Creates an rdkafka client, mapping a configuration error.
 fn create_error(what: &'static str, err: rdkafka::error::KafkaError) -> LogError {
     error::map(what, err, &error::Ctx::none())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_output_hides_property_values() {
+        let config = KafkaConfig::new("broker:9092").property("sasl.password", "hunter2");
+        let shown = format!("{config:?}");
+        assert!(shown.contains("sasl.password=***"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+    }
 }
