@@ -136,15 +136,30 @@ pub async fn post_order(client: &reqwest::Client, base: &str, order: &Value) -> 
         .map_or(StatusCode::SERVICE_UNAVAILABLE, |r| r.status())
 }
 
-/// The order once it reached a final state (long-polls).
+/// The order once it reached a final state (long-polls up to a minute).
 pub async fn decided(client: &reqwest::Client, base: &str, id: &str) -> Value {
+    decided_within(client, base, id, Duration::from_secs(60)).await
+}
+
+/// The order once it reached a final state, long-polling up to `wait`.
+pub async fn decided_within(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    wait: Duration,
+) -> Value {
     let response = client
-        .get(format!("{base}/v1/orders/{id}/validated?timeout=60000"))
+        .get(format!(
+            "{base}/v1/orders/{id}/validated?timeout={}",
+            wait.as_millis()
+        ))
         .send()
         .await
         .expect("get");
-    assert_eq!(response.status(), StatusCode::OK, "order {id} at {base}");
-    response.json().await.expect("json")
+    let status = response.status();
+    let body: Value = response.json().await.expect("json");
+    assert_eq!(status, StatusCode::OK, "order {id} at {base}: {body}");
+    body
 }
 
 pub async fn set_stock(client: &reqwest::Client, base: &str, product: &str, count: i64) {
