@@ -3,9 +3,8 @@
 //! from a consumer that carries the group's id but never joins it.
 //!
 //! Both use Kafka's classic group requests, the protocol librdkafka's consumers (and so rill's)
-//! use. A group the broker describes as `Dead` is being removed, or is one the classic
-//! DescribeGroups cannot describe (Kafka 4 answers that way for groups of the KIP-848
-//! `consumer` protocol); such groups are left out.
+//! use by default. A group the broker describes as `Dead` (being removed, or not there for the
+//! classic DescribeGroups) is left out.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
