@@ -2,8 +2,9 @@
 //!
 //! **Owns:** the behaviour every log backend must show (SPEC §3): ordering, partitioning by
 //! murmur2, offsets, record fields, topic administration, consumer groups and rebalances,
-//! committed offsets, seeking, watermarks, offset reset, transactions, retention, compaction,
-//! crash recovery and typed errors. A backend proves itself by implementing [`Harness`] in one
+//! committed offsets, group administration (listing, describing, committed offsets), seeking,
+//! watermarks, offset reset, transactions, retention, compaction, crash recovery and typed
+//! errors. A backend proves itself by implementing [`Harness`] in one
 //! test file and invoking [`conformance_suite!`], which expands to one `#[test]` per case.
 //!
 //! **May depend on:** `rill-log` (and `bytes`, its record type) only. It names no backend: the
@@ -88,17 +89,24 @@ pub enum Feature {
     /// for existing, missing and invalid topics are required of every backend. Macro name:
     /// `topic_admin`.
     TopicAdmin,
+    /// Listing consumer groups and describing their state and members
+    /// ([`Admin::list_groups`](rill_log::Admin::list_groups),
+    /// [`Admin::describe_group`](rill_log::Admin::describe_group)). Reading a group's committed
+    /// offsets ([`Admin::group_offsets`](rill_log::Admin::group_offsets)) is required of every
+    /// backend. Macro name: `group_admin`.
+    GroupAdmin,
 }
 
 impl Feature {
     /// Every feature group.
-    pub const ALL: [Feature; 6] = [
+    pub const ALL: [Feature; 7] = [
         Feature::Transactions,
         Feature::Cleaner,
         Feature::TornWrites,
         Feature::DenseOffsets,
         Feature::Timestamps,
         Feature::TopicAdmin,
+        Feature::GroupAdmin,
     ];
 
     /// The name used for it in [`conformance_suite!`]'s `unsupported` list.
@@ -110,6 +118,7 @@ impl Feature {
             Feature::DenseOffsets => "dense_offsets",
             Feature::Timestamps => "timestamps",
             Feature::TopicAdmin => "topic_admin",
+            Feature::GroupAdmin => "group_admin",
         }
     }
 }
@@ -319,13 +328,14 @@ pub fn check_declared(harness: &dyn Harness, declared: &[(Feature, &str)]) {
 /// `harness` is an expression evaluated once per test, giving a value of a type that
 /// implements [`Harness`]; it is placed in a function at the invocation's module, so it may
 /// name items of the test file. `unsupported` lists feature groups (`transactions`, `cleaner`,
-/// `torn_writes`, `dense_offsets`, `timestamps`, `topic_admin`) with the literal reason shown
-/// for every ignored case, which must be `"unsupported by <backend>: <reason>"` as the harness
-/// reports them. The list may be empty or left out.
+/// `torn_writes`, `dense_offsets`, `timestamps`, `topic_admin`, `group_admin`) with the literal
+/// reason shown for every ignored case, which must be `"unsupported by <backend>: <reason>"` as
+/// the harness reports them. The list may be empty or left out.
 ///
 /// Tests are grouped in modules named after the area (`produce_consume`, `admin`, `groups`,
-/// `offsets`, `errors`) or, for cases that need a feature group, after the group
-/// (`transactions`, `retention`, `recovery`, `dense_offsets`, `timestamps`, `topic_admin`), so
+/// `offsets`, `group_offsets`, `errors`) or, for cases that need a feature group, after the
+/// group (`transactions`, `retention`, `recovery`, `dense_offsets`, `timestamps`,
+/// `topic_admin`, `group_admin`), so
 /// `cargo test --test conformance transactions::` runs one area. A further test,
 /// `conformance_suite_declares_what_the_harness_cannot_do`, checks the list against
 /// [`Harness::capabilities`].
@@ -333,68 +343,75 @@ pub fn check_declared(harness: &dyn Harness, declared: &[(Feature, &str)]) {
 macro_rules! conformance_suite {
     (harness: $make:expr $(,)?) => {
         $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = [],
-            ts = [], ta = [];);
+            ts = [], ta = [], ga = [];);
     };
     (harness: $make:expr, unsupported: [ $($list:tt)* ] $(,)?) => {
         $crate::conformance_suite!(@parse make = [$make], tx = [], cl = [], tw = [], dn = [],
-            ts = [], ta = []; $($list)*);
+            ts = [], ta = [], ga = []; $($list)*);
     };
 
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         transactions = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = [$reason], cl = $cl, tw = $tw,
-            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
+            dn = $dn, ts = $ts, ta = $ta, ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         cleaner = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = [$reason], tw = $tw,
-            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
+            dn = $dn, ts = $ts, ta = $ta, ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         torn_writes = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = [$reason],
-            dn = $dn, ts = $ts, ta = $ta; $($($rest)*)?);
+            dn = $dn, ts = $ts, ta = $ta, ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         dense_offsets = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
-            dn = [$reason], ts = $ts, ta = $ta; $($($rest)*)?);
+            dn = [$reason], ts = $ts, ta = $ta, ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         timestamps = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
-            dn = $dn, ts = [$reason], ta = $ta; $($($rest)*)?);
+            dn = $dn, ts = [$reason], ta = $ta, ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
         topic_admin = $reason:literal $(, $($rest:tt)*)?) => {
         $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
-            dn = $dn, ts = $ts, ta = [$reason]; $($($rest)*)?);
+            dn = $dn, ts = $ts, ta = [$reason], ga = $ga; $($($rest)*)?);
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt;) => {
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;
+        group_admin = $reason:literal $(, $($rest:tt)*)?) => {
+        $crate::conformance_suite!(@parse make = $make, tx = $tx, cl = $cl, tw = $tw,
+            dn = $dn, ts = $ts, ta = $ta, ga = [$reason]; $($($rest)*)?);
+    };
+    (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt;) => {
         $crate::conformance_suite!(
-            @emit make = $make, tx = $tx, cl = $cl, tw = $tw, dn = $dn, ts = $ts, ta = $ta
+            @emit make = $make, tx = $tx, cl = $cl, tw = $tw, dn = $dn, ts = $ts, ta = $ta,
+            ga = $ga
         );
     };
     (@parse make = $make:tt, tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt,
-        ts = $ts:tt, ta = $ta:tt; $($other:tt)+) => {
+        ts = $ts:tt, ta = $ta:tt, ga = $ga:tt; $($other:tt)+) => {
         ::core::compile_error!(::core::concat!(
             "conformance_suite!: cannot read `", ::core::stringify!($($other)+),
             "`; expected `<group> = \"unsupported by <backend>: <reason>\"` entries, separated \
              by commas, where <group> is transactions, cleaner, torn_writes, dense_offsets, \
-             timestamps or topic_admin"
+             timestamps, topic_admin or group_admin"
         ));
     };
 
     (@emit make = [$make:expr], tx = [$($tx:literal)?], cl = [$($cl:literal)?],
         tw = [$($tw:literal)?], dn = [$($dn:literal)?], ts = [$($ts:literal)?],
-        ta = [$($ta:literal)?]) => {
+        ta = [$($ta:literal)?], ga = [$($ga:literal)?]) => {
         /// The harness for one conformance case, as given to `conformance_suite!`.
         fn __rill_conformance_harness() -> impl $crate::Harness {
             $make
@@ -412,13 +429,14 @@ macro_rules! conformance_suite {
                     $(($crate::Feature::DenseOffsets, $dn),)?
                     $(($crate::Feature::Timestamps, $ts),)?
                     $(($crate::Feature::TopicAdmin, $ta),)?
+                    $(($crate::Feature::GroupAdmin, $ga),)?
                 ],
             );
         }
 
         $crate::__conformance_cases!(
             @all tx = [$($tx)?], cl = [$($cl)?], tw = [$($tw)?], dn = [$($dn)?], ts = [$($ts)?],
-            ta = [$($ta)?]
+            ta = [$($ta)?], ga = [$($ga)?]
         );
     };
 }
@@ -428,7 +446,8 @@ macro_rules! conformance_suite {
 #[doc(hidden)]
 #[macro_export]
 macro_rules! __conformance_cases {
-    (@all tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt, ts = $ts:tt, ta = $ta:tt) => {
+    (@all tx = $tx:tt, cl = $cl:tt, tw = $tw:tt, dn = $dn:tt, ts = $ts:tt, ta = $ta:tt,
+        ga = $ga:tt) => {
         $crate::__conformance_cases!(@module produce_consume, [] {
             records_keep_order_within_a_partition,
             keyed_records_land_on_the_murmur2_partition,
@@ -489,6 +508,13 @@ macro_rules! __conformance_cases {
         $crate::__conformance_cases!(@module topic_admin, $ta {
             topics_can_be_created_listed_described_and_deleted,
             describe_reports_partitions_and_cleanup_policy,
+        });
+        $crate::__conformance_cases!(@module group_offsets, [] {
+            group_offsets_report_what_the_group_committed_per_partition,
+        });
+        $crate::__conformance_cases!(@module group_admin, $ga {
+            a_group_is_listed_and_described_with_its_members_and_offsets,
+            an_unknown_group_is_not_listed_and_cannot_be_described,
         });
     };
 

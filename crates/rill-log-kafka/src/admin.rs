@@ -1,4 +1,5 @@
-//! Topic administration through librdkafka's admin client.
+//! Topic administration through librdkafka's admin client; consumer groups through
+//! [`groups`](crate::groups).
 
 use std::future::Future;
 use std::pin::pin;
@@ -7,22 +8,28 @@ use std::task::{Context, Poll, Wake, Waker};
 use std::thread::{self, Thread};
 use std::time::{Duration, Instant};
 
+use rdkafka::ClientConfig;
 use rdkafka::admin::{
     AdminClient, AdminOptions, ConfigResource, NewTopic, ResourceSpecifier, TopicReplication,
 };
 use rdkafka::client::DefaultClientContext;
 use rdkafka::error::RDKafkaErrorCode;
 use rdkafka::metadata::Metadata;
-use rill_log::{Admin, CleanupPolicy, LogError, Result, TopicConfig, TopicDescription};
+use rill_log::{
+    Admin, CleanupPolicy, GroupDescription, GroupListing, LogError, Offset, Result, TopicConfig,
+    TopicDescription, TopicPartition,
+};
 
 use crate::KafkaConfig;
 use crate::error::{self, Ctx};
+use crate::groups;
 
 /// How often metadata is re-read while waiting for a created or deleted topic to show.
 const SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 
 /// [`rill_log::Admin`] on a Kafka cluster: CreateTopics, DeleteTopics, Metadata and
-/// DescribeConfigs requests.
+/// DescribeConfigs requests for topics; ListGroups, DescribeGroups and OffsetFetch for consumer
+/// groups (none of which joins a group).
 ///
 /// Creation and deletion wait (up to the request timeout) until the cluster's metadata shows
 /// the change, so a topic can be produced to right after `create_topic` returns and re-created
@@ -32,6 +39,8 @@ pub struct KafkaAdmin {
     timeout: Duration,
     replication_factor: i32,
     mock: bool,
+    /// The configuration of the short-lived consumers that read a group's committed offsets.
+    consumer_base: ClientConfig,
 }
 
 impl KafkaAdmin {
@@ -42,11 +51,33 @@ impl KafkaAdmin {
             .client_config()
             .create::<AdminClient<DefaultClientContext>>()
             .map_err(|e| crate::create_error("create admin client", e))?;
-        Ok(Self {
+        let mut admin = Self {
             client,
             timeout: config.request_timeout,
             replication_factor: config.replication_factor.unwrap_or(-1),
             mock,
+            consumer_base: config.client_config(),
+        };
+        if mock {
+            // Other clients reach the mock cluster this one owns by its address.
+            let mut base = ClientConfig::new();
+            base.set("bootstrap.servers", admin.mock_bootstrap_servers()?);
+            admin.consumer_base = base;
+        }
+        Ok(admin)
+    }
+
+    /// librdkafka's mock cluster answers neither ListGroups nor DescribeGroups.
+    fn refuse_group_listing_on_mock(&self, operation: &'static str) -> Result<()> {
+        if !self.mock {
+            return Ok(());
+        }
+        Err(LogError::Backend {
+            operation,
+            code: Some(error::code_name(RDKafkaErrorCode::UnsupportedVersion)),
+            message: "librdkafka's mock cluster does not implement ListGroups or DescribeGroups"
+                .into(),
+            class: rill_log::ErrorClass::InvalidInput,
         })
     }
 
@@ -316,6 +347,32 @@ impl Admin for KafkaAdmin {
             name: name.into(),
             config,
         })
+    }
+
+    fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        self.refuse_group_listing_on_mock("list groups")?;
+        Ok(groups::describe(self.client.inner(), None, self.timeout)?
+            .into_iter()
+            .map(|group| GroupListing {
+                group_id: group.group_id,
+                state: group.state,
+            })
+            .collect())
+    }
+
+    fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        self.refuse_group_listing_on_mock("describe group")?;
+        groups::describe(self.client.inner(), Some(group), self.timeout)?
+            .into_iter()
+            .find(|described| described.group_id == group)
+            .ok_or_else(|| LogError::UnknownGroup {
+                group: group.into(),
+            })
+    }
+
+    fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, Offset)>> {
+        let metadata = self.metadata(None)?;
+        groups::committed(&self.consumer_base, &metadata, group, self.timeout)
     }
 }
 

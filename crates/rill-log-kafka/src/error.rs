@@ -137,6 +137,9 @@ pub(crate) fn map(operation: &'static str, err: KafkaError, ctx: &Ctx<'_>) -> Lo
     if let KafkaError::Transaction(e) = &err {
         return map_txn(operation, e, ctx);
     }
+    if let KafkaError::ClientConfig(_, description, key, value) = &err {
+        return config_error(operation, description, key, value);
+    }
     let message = err.to_string();
     let Some(code) = code_of(&err) else {
         let class = match err {
@@ -158,6 +161,23 @@ pub(crate) fn map(operation: &'static str, err: KafkaError, ctx: &Ctx<'_>) -> Lo
         };
     };
     map_code(operation, code, message, ctx)
+}
+
+/// A refused client property, named by its key only: the value may be a secret (a password),
+/// and both rdkafka's message and librdkafka's description ("Invalid value "..." for ...")
+/// carry it.
+fn config_error(operation: &'static str, description: &str, key: &str, value: &str) -> LogError {
+    let description = if value.is_empty() {
+        description.to_string()
+    } else {
+        description.replace(value, "***")
+    };
+    LogError::Backend {
+        operation,
+        code: None,
+        message: format!("client property '{key}' refused: {description}"),
+        class: ErrorClass::InvalidInput,
+    }
 }
 
 /// Maps an error code from `operation`.
@@ -317,6 +337,21 @@ mod tests {
             code_name(RDKafkaErrorCode::TopicAlreadyExists),
             "TopicAlreadyExists"
         );
+    }
+
+    #[test]
+    fn a_refused_property_is_named_without_its_value() {
+        let refused = rdkafka::ClientConfig::new()
+            .set("security.protocol", "hunter2")
+            .create::<rdkafka::producer::BaseProducer>()
+            .err()
+            .expect("an invalid security.protocol is refused");
+        let error = map("create producer", refused, &Ctx::none());
+        let shown = error.to_string();
+        assert!(shown.contains("security.protocol"), "{shown}");
+        assert!(!shown.contains("hunter2"), "{shown}");
+        assert!(!format!("{error:?}").contains("hunter2"), "{error:?}");
+        assert_eq!(error.class(), ErrorClass::InvalidInput);
     }
 
     #[test]

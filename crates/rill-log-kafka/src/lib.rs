@@ -37,6 +37,7 @@
 mod admin;
 mod consumer;
 mod error;
+mod groups;
 mod producer;
 
 use std::time::Duration;
@@ -142,7 +143,8 @@ impl KafkaLog {
     /// DeleteTopics or DescribeConfigs requests, so [`Admin::create_topic`] creates topics
     /// through the mock's own API (ignoring everything but the partition count),
     /// [`Admin::delete_topic`] fails, and [`Admin::describe_topic`] reports only the partition
-    /// count.
+    /// count. Nor does it answer ListGroups or DescribeGroups, so [`Admin::list_groups`] and
+    /// [`Admin::describe_group`] fail ([`Admin::group_offsets`] works).
     pub fn mock_cluster(brokers: i32) -> Result<Self> {
         let mut config = KafkaConfig::new("");
         config

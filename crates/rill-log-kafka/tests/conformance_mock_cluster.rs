@@ -16,7 +16,9 @@
 //!   (the last stable offset is the end offset), TxnOffsetCommit stores nothing and checks no
 //!   generation, and InitProducerId gives a restarted producer a new id instead of bumping the
 //!   epoch, so nothing is ever fenced;
-//! - cleaner and torn_writes: the mock keeps its log in memory and never cleans it.
+//! - cleaner and torn_writes: the mock keeps its log in memory and never cleans it;
+//! - group_admin: no ListGroups or DescribeGroups handlers, so groups can be neither listed nor
+//!   described (their committed offsets can be read: OffsetFetch is there).
 //!
 //! The adapter's transaction paths are covered by `tests/mock_cluster.rs` (API flow, and the
 //! fenced / refused answers injected with the mock's error injection).
@@ -74,6 +76,10 @@ impl Harness for MockClusterHarness {
                 Feature::TornWrites,
                 "the mock cluster keeps its log in memory",
             )
+            .without(
+                Feature::GroupAdmin,
+                "the mock cluster answers neither ListGroups nor DescribeGroups",
+            )
     }
 
     fn restart(&mut self) -> Result<()> {
@@ -95,5 +101,6 @@ rill_log_conformance::conformance_suite!(
         topic_admin = "unsupported by kafka-mock-cluster: the mock cluster cannot delete topics or describe their configuration",
         cleaner = "unsupported by kafka-mock-cluster: the mock cluster has no retention or compaction",
         torn_writes = "unsupported by kafka-mock-cluster: the mock cluster keeps its log in memory",
+        group_admin = "unsupported by kafka-mock-cluster: the mock cluster answers neither ListGroups nor DescribeGroups",
     ],
 );

@@ -73,6 +73,12 @@ pub enum LogError {
         /// The partition.
         partition: TopicPartition,
     },
+    /// No consumer group of that id exists (it has neither members nor committed offsets).
+    #[error("unknown consumer group '{group}'")]
+    UnknownGroup {
+        /// The group asked for.
+        group: String,
+    },
     /// The operation needs a consumer group, and the consumer has none.
     #[error("{operation} needs a consumer group; configure a group id")]
     NoGroup {
@@ -189,6 +195,7 @@ impl LogError {
             | LogError::RecordTooLarge { .. }
             | LogError::NotAssigned { .. }
             | LogError::NoGroup { .. }
+            | LogError::UnknownGroup { .. }
             | LogError::TransactionState { .. }
             | LogError::OffsetOutOfRange { .. } => ErrorClass::InvalidInput,
             LogError::Timeout { .. } => ErrorClass::Retriable,

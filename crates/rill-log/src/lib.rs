@@ -1,9 +1,10 @@
 //! The log abstraction every layer of rill programs against.
 //!
 //! **Owns:** the vocabulary of a partitioned, replayable log (topics, partitions, offsets,
-//! records, headers, topic configuration), the traits a backend implements ([`Log`],
-//! [`Producer`], [`TransactionalProducer`], [`Consumer`], [`Admin`]), the typed [`LogError`],
-//! and Kafka's default partitioner ([`partition_for_key`]).
+//! records, headers, topic configuration, consumer groups as an administrator sees them), the
+//! traits a backend implements ([`Log`], [`Producer`], [`TransactionalProducer`],
+//! [`Consumer`], [`Admin`]), the typed [`LogError`], and Kafka's default partitioner
+//! ([`partition_for_key`]).
 //!
 //! **Is not:** a backend. The embedded durable log (`rill-log-embedded`) and the Kafka adapter
 //! (`rill-log-kafka`) implement these traits; this crate depends on neither and on nothing
@@ -34,6 +35,7 @@
 mod admin;
 mod consumer;
 mod error;
+mod groups;
 mod log;
 mod partitioner;
 mod producer;
@@ -46,6 +48,7 @@ pub use consumer::{
     RebalanceListener, SeekTo, Watermarks,
 };
 pub use error::{ErrorClass, LogError};
+pub use groups::{GroupDescription, GroupListing, GroupMember, GroupState};
 pub use log::Log;
 pub use partitioner::{murmur2, partition_for_key, to_positive};
 pub use producer::{

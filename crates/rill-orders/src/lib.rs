@@ -5,8 +5,9 @@
 //! its own application id ([`order_details`], [`inventory`], [`fraud`], [`email`],
 //! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), the
 //! HTTP server: the REST API and the topic proxy ([`http`]), typed input records
-//! ([`records`]), and one bootstrap of a whole instance (topics, seed data, services, HTTP) that
-//! the binary, the benchmarks and the tests share ([`instance`]).
+//! ([`records`]), one bootstrap of a whole instance (topics, seed data, services, HTTP) that
+//! the binary, the benchmarks and the tests share ([`instance`]), and consumer groups with
+//! their lag as the tools and the topic proxy show them ([`consumer_groups`]).
 //!
 //! **Is not:** a log backend. It depends on `rill-streams` and `rill-log` only; the binary
 //! chooses the log (the embedded one, or a cluster) and hands it in.
@@ -28,6 +29,7 @@
 #![deny(missing_docs)]
 
 pub mod aggregator;
+pub mod consumer_groups;
 pub mod domain;
 pub mod email;
 mod error;

@@ -421,6 +421,67 @@ async fn the_topic_proxy_lists_produces_and_reads_records() {
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_topic_proxy_lists_groups_and_shows_a_services_members_and_lag() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = open_log(dir.path());
+    let instance = Instance::start(&log, &[Service::OrderDetails]).await;
+    let client = reqwest::Client::new();
+    let group = topics::ORDER_DETAILS_SERVICE;
+    // The service's consumer joins its group in the background: wait until it holds `orders`.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let report = loop {
+        let (status, report) = get(&client, instance.url(&format!("/v1/groups/{group}"))).await;
+        let holds_orders = report["partitions"].as_array().is_some_and(|partitions| {
+            partitions
+                .iter()
+                .filter(|p| p["topic"] == topics::ORDERS && p["member"].is_string())
+                .count()
+                == 3
+        });
+        if status == StatusCode::OK && report["state"] == "Stable" && holds_orders {
+            break report;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{group} never became stable holding the 3 partitions of orders: {status} {report}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let members = report["members"].as_array().expect("members");
+    assert_eq!(members.len(), 1, "{report}");
+    let orders_p0 = report["partitions"]
+        .as_array()
+        .expect("partitions")
+        .iter()
+        .find(|p| p["topic"] == topics::ORDERS && p["partition"] == 0)
+        .expect("orders-0 in the report");
+    assert_eq!(orders_p0["member"], members[0]["memberId"], "{report}");
+    assert_eq!(
+        orders_p0["end"], 0,
+        "nothing was written to orders: {report}"
+    );
+
+    let (status, listed) = get(&client, instance.url("/v1/groups")).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(
+        listed["groups"]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .any(|g| g["group"] == group && g["state"] == "Stable"),
+        "{listed}"
+    );
+    let (status, missing) = get(&client, instance.url("/v1/groups/nobody")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{missing}");
+    assert!(
+        missing["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("nobody")),
+        "{missing}"
+    );
+}
+
 /// Waits until each instance holds some partitions of `orders-store`, answering an order id
 /// held by `b` as seen from `a`.
 async fn key_owned_by(a: &Instance, b: &Instance) -> String {

@@ -28,6 +28,9 @@ enum Command {
     Tail(tools::TailArgs),
     /// Write JSON lines from stdin (`{"key":..,"value":..}`) to a topic.
     Produce(tools::ProduceArgs),
+    /// List consumer groups, or show one: members, and per partition the committed offset,
+    /// end offset and lag.
+    Groups(tools::GroupsArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -41,6 +44,7 @@ pub fn execute(cli: Cli) -> anyhow::Result<()> {
         Command::Topics(args) => tools::topics(&args),
         Command::Tail(args) => tools::tail(&args),
         Command::Produce(args) => tools::produce(&args),
+        Command::Groups(args) => tools::groups(&args),
         Command::Bench(command) => bench::execute(command),
     }
 }

@@ -1,12 +1,14 @@
 //! Talking to a running `rill run` over HTTP: the topic proxy for the tools, the orders API for
-//! the feeds.
+//! the feeds; and where a tool goes (a server, a Kafka cluster, or a data directory).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
+
+use crate::backend::{self, KafkaArgs, OpenLog};
 
 /// Where the default server listens.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";
@@ -19,31 +21,37 @@ pub struct ServerArgs {
     pub server: String,
 }
 
-/// How a tool reaches the log: through a running server, or by opening the data directory.
+/// How a tool reaches the log: through a running server, straight to a Kafka cluster, or by
+/// opening the data directory.
 #[derive(Debug, Clone, Args)]
 pub struct LogAccess {
     /// Base URL of a running `rill run` (default: http://127.0.0.1:8080 when it answers).
-    #[arg(long, env = "RILL_SERVER")]
+    #[arg(long, env = "RILL_SERVER", conflicts_with = "bootstrap")]
     pub server: Option<String>,
     /// Open this data directory directly instead (no server may hold it).
-    #[arg(long, env = "RILL_DATA_DIR", conflicts_with = "server")]
+    #[arg(long, env = "RILL_DATA_DIR", conflicts_with_all = ["server", "bootstrap"])]
     pub data_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
 }
 
 /// Where a tool goes.
 pub enum Target {
     /// Through the topic proxy of a running server.
     Server(Server),
-    /// Straight to the embedded log's directory.
-    DataDir(PathBuf),
+    /// Straight to the log through its traits: a Kafka cluster, or the embedded log's
+    /// directory.
+    Log(OpenLog),
 }
 
 impl LogAccess {
-    /// The server when one is named or the default one answers, else the data directory
-    /// (`./rill-data` by default).
+    /// The cluster or the data directory when one is named; else the server when one is named
+    /// or the default one answers; else the data directory `./rill-data`.
     pub fn resolve(&self) -> anyhow::Result<Target> {
-        if let Some(dir) = &self.data_dir {
-            return Ok(Target::DataDir(dir.clone()));
+        if self.kafka.bootstrap.is_some() || self.data_dir.is_some() {
+            // On a cluster the directory is not used: `--bootstrap` excludes `--data-dir`.
+            let dir = self.data_dir.clone().unwrap_or_default();
+            return Ok(Target::Log(backend::open(&self.kafka, &dir, None)?));
         }
         let url = self.server.as_deref().unwrap_or(DEFAULT_SERVER);
         let server = Server::new(url)?;
@@ -52,7 +60,11 @@ impl LogAccess {
             Err(error) if self.server.is_some() => {
                 Err(error.context(format!("no rill server answers at {url}")))
             }
-            Err(_) => Ok(Target::DataDir(PathBuf::from("./rill-data"))),
+            Err(_) => Ok(Target::Log(backend::open(
+                &self.kafka,
+                Path::new("./rill-data"),
+                None,
+            )?)),
         }
     }
 }

@@ -1,5 +1,6 @@
-//! `topics`, `tail` and `produce`: through the topic proxy of a running server, or on the
-//! embedded log's data directory when no server holds it.
+//! `topics`, `tail`, `produce` and `groups`: through the topic proxy of a running server, or
+//! straight to the log through its traits: a Kafka cluster (`--bootstrap`) or the embedded
+//! log's data directory when no server holds it.
 
 use std::io::{BufRead, Write};
 use std::time::Duration;
@@ -7,47 +8,103 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use clap::Args;
 use rill_log::{ConsumedRecord, ConsumerConfig, Log, ProducerRecord, SeekTo, TopicPartition};
-use rill_log_embedded::FsyncPolicy;
+use rill_orders::consumer_groups::{self, GroupReport, GroupSummary};
 use rill_orders::json_records;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::backend::OpenLog;
 use crate::client::{LogAccess, Server, Target};
-use crate::embedded;
+
+/// Runs `work` on the log, then closes it (the embedded log cleanly), also when `work` failed.
+fn with_log(log: OpenLog, work: impl FnOnce(&dyn Log) -> anyhow::Result<()>) -> anyhow::Result<()> {
+    let result = work(log.shared().as_ref());
+    let closed = log.close();
+    result.and(closed)
+}
 
 /// Flags of `rill topics`.
 #[derive(Debug, Args)]
 pub struct TopicsArgs {
     #[command(flatten)]
     access: LogAccess,
+    /// JSON lines (`{"name","partitions","endOffsets","records"}`) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// A topic as `rill topics` shows it; the topic proxy's `GET /v1/topics` answers the same.
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct TopicRow {
+    name: String,
+    partitions: i32,
+    /// Per partition, the offset the next record will get.
+    end_offsets: Vec<i64>,
+    /// Records the partitions hold (end minus start offsets).
+    records: i64,
 }
 
 pub fn topics(args: &TopicsArgs) -> anyhow::Result<()> {
-    let data_dir = match args.access.resolve()? {
-        Target::Server(server) => return topics_via(&server),
-        Target::DataDir(dir) => dir,
-    };
-    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
+    match args.access.resolve()? {
+        Target::Server(server) => {
+            let mut answer = server.get("/v1/topics")?;
+            let rows: Vec<TopicRow> = serde_json::from_value(answer["topics"].take())
+                .with_context(|| format!("reading the topics {} listed", server.base()))?;
+            print_topics(&rows, args.json)
+        }
+        Target::Log(log) => with_log(log, |log| print_topics(&topic_rows(log)?, args.json)),
+    }
+}
+
+fn topic_rows(log: &dyn Log) -> anyhow::Result<Vec<TopicRow>> {
     let consumer = log.consumer(&ConsumerConfig::default(), None)?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<40} {:>10} {:>14}",
-        "TOPIC", "PARTITIONS", "RECORDS"
-    )?;
+    let mut rows = Vec::new();
     for name in log.admin().list_topics()? {
-        let description = log.admin().describe_topic(&name)?;
+        let partitions = log.admin().describe_topic(&name)?.config.partitions;
+        let mut end_offsets = Vec::with_capacity(usize::try_from(partitions).unwrap_or(0));
         let mut records = 0;
-        for partition in 0..description.config.partitions {
+        for partition in 0..partitions {
             let marks = consumer.watermarks(&TopicPartition::new(name.clone(), partition))?;
+            end_offsets.push(marks.high);
             records += marks.high - marks.low;
         }
-        writeln!(
-            out,
-            "{:<40} {:>10} {:>14}",
-            name, description.config.partitions, records
-        )?;
+        rows.push(TopicRow {
+            name,
+            partitions,
+            end_offsets,
+            records,
+        });
     }
-    Ok(())
+    consumer.close()?;
+    Ok(rows)
+}
+
+fn print_topics(rows: &[TopicRow], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for row in rows {
+            writeln!(out, "{}", serde_json::to_string(row)?)?;
+        }
+        return Ok(());
+    }
+    let cells = rows
+        .iter()
+        .map(|row| {
+            let ends: Vec<String> = row.end_offsets.iter().map(i64::to_string).collect();
+            vec![
+                row.name.clone(),
+                row.partitions.to_string(),
+                row.records.to_string(),
+                ends.join(","),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        &["TOPIC", "PARTITIONS", "RECORDS", "END-OFFSETS"],
+        cells,
+    )
 }
 
 /// Flags of `rill tail`.
@@ -69,11 +126,13 @@ pub struct TailArgs {
 }
 
 pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
-    let data_dir = match args.access.resolve()? {
-        Target::Server(server) => return tail_via(&server, args),
-        Target::DataDir(dir) => dir,
-    };
-    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
+    match args.access.resolve()? {
+        Target::Server(server) => tail_via(&server, args),
+        Target::Log(log) => with_log(log, |log| tail_on(log, args)),
+    }
+}
+
+fn tail_on(log: &dyn Log, args: &TailArgs) -> anyhow::Result<()> {
     let partitions = log.admin().describe_topic(&args.topic)?.config.partitions;
     let assignment: Vec<TopicPartition> = (0..partitions)
         .map(|p| TopicPartition::new(args.topic.clone(), p))
@@ -109,6 +168,7 @@ pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
             printed += 1;
         }
     }
+    consumer.close()?;
     Ok(())
 }
 
@@ -122,11 +182,13 @@ pub struct ProduceArgs {
 }
 
 pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
-    let data_dir = match args.access.resolve()? {
-        Target::Server(server) => return produce_via(&server, &args.topic),
-        Target::DataDir(dir) => dir,
-    };
-    let log = embedded::open(&data_dir, FsyncPolicy::Always)?;
+    match args.access.resolve()? {
+        Target::Server(server) => produce_via(&server, &args.topic),
+        Target::Log(log) => with_log(log, |log| produce_on(log, &args.topic)),
+    }
+}
+
+fn produce_on(log: &dyn Log, topic: &str) -> anyhow::Result<()> {
     let producer = log.producer(&Default::default())?;
     let mut deliveries = Vec::new();
     for (number, line) in std::io::stdin().lock().lines().enumerate() {
@@ -134,7 +196,7 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         if line.trim().is_empty() {
             continue;
         }
-        let record = parse_record_line(&args.topic, &line)
+        let record = parse_record_line(topic, &line)
             .with_context(|| format!("line {}: {line}", number + 1))?;
         deliveries.push(producer.send(record)?);
     }
@@ -148,6 +210,158 @@ pub fn produce(args: &ProduceArgs) -> anyhow::Result<()> {
         )?;
     }
     Ok(())
+}
+
+/// Flags of `rill groups`.
+#[derive(Debug, Args)]
+pub struct GroupsArgs {
+    #[command(flatten)]
+    access: LogAccess,
+    /// Show this group: its state, its members, and per partition the committed offset, the
+    /// end offset (high watermark) and the lag. Without it, every group is listed.
+    group: Option<String>,
+    /// JSON lines instead of a table: one line per group, or the group's whole report.
+    #[arg(long)]
+    json: bool,
+}
+
+pub fn groups(args: &GroupsArgs) -> anyhow::Result<()> {
+    match (args.access.resolve()?, &args.group) {
+        (Target::Server(server), None) => {
+            let mut answer = server
+                .get("/v1/groups")
+                .context("listing groups through the server")?;
+            let groups: Vec<GroupSummary> = serde_json::from_value(answer["groups"].take())
+                .with_context(|| format!("reading the groups {} listed", server.base()))?;
+            print_groups(&groups, args.json)
+        }
+        (Target::Server(server), Some(group)) => {
+            let answer = server
+                .get(&format!("/v1/groups/{}", path_segment(group)))
+                .with_context(|| format!("describing group '{group}' through the server"))?;
+            let report: GroupReport = serde_json::from_value(answer)
+                .with_context(|| format!("reading the report {} gave", server.base()))?;
+            print_report(&report, args.json)
+        }
+        (Target::Log(log), None) => with_log(log, |log| {
+            print_groups(&consumer_groups::list(log)?, args.json)
+        }),
+        (Target::Log(log), Some(group)) => with_log(log, |log| {
+            print_report(&consumer_groups::report(log, group)?, args.json)
+        }),
+    }
+}
+
+fn print_groups(groups: &[GroupSummary], json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        for group in groups {
+            writeln!(out, "{}", serde_json::to_string(group)?)?;
+        }
+        return Ok(());
+    }
+    let rows = groups
+        .iter()
+        .map(|g| vec![g.group.clone(), g.state.clone()])
+        .collect();
+    table(&mut out, &["GROUP", "STATE"], rows)
+}
+
+fn print_report(report: &GroupReport, json: bool) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if json {
+        writeln!(out, "{}", serde_json::to_string(report)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "group {}: {}, {} member(s)",
+        report.group,
+        report.state,
+        report.members.len()
+    )?;
+    let or_dash = |value: Option<String>| value.unwrap_or_else(|| "-".to_string());
+    if !report.members.is_empty() {
+        writeln!(out)?;
+        let rows = report
+            .members
+            .iter()
+            .map(|m| {
+                let assigned = m.assignment.as_ref().map(|partitions| {
+                    let names: Vec<String> = partitions
+                        .iter()
+                        .map(|p| format!("{}-{}", p.topic, p.partition))
+                        .collect();
+                    names.join(",")
+                });
+                vec![
+                    m.member_id.clone(),
+                    m.client_id.clone(),
+                    or_dash(m.host.clone()),
+                    or_dash(assigned),
+                ]
+            })
+            .collect();
+        table(
+            &mut out,
+            &["MEMBER-ID", "CLIENT-ID", "HOST", "PARTITIONS"],
+            rows,
+        )?;
+    }
+    writeln!(out)?;
+    let rows = report
+        .partitions
+        .iter()
+        .map(|p| {
+            vec![
+                p.topic.clone(),
+                p.partition.to_string(),
+                or_dash(p.committed.map(|o| o.to_string())),
+                or_dash(p.end.map(|o| o.to_string())),
+                or_dash(p.lag.map(|o| o.to_string())),
+                or_dash(p.member.clone()),
+            ]
+        })
+        .collect();
+    table(
+        &mut out,
+        &["TOPIC", "PARTITION", "COMMITTED", "END", "LAG", "MEMBER-ID"],
+        rows,
+    )
+}
+
+/// Writes `rows` under `headers`, each column as wide as its widest cell.
+fn table(out: &mut impl Write, headers: &[&str], rows: Vec<Vec<String>>) -> anyhow::Result<()> {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for row in &rows {
+        for (width, cell) in widths.iter_mut().zip(row) {
+            *width = (*width).max(cell.chars().count());
+        }
+    }
+    let header: Vec<String> = headers.iter().map(|h| h.to_string()).collect();
+    for row in std::iter::once(&header).chain(&rows) {
+        let cells: Vec<String> = row
+            .iter()
+            .zip(&widths)
+            .map(|(cell, width)| format!("{cell:<width$}"))
+            .collect();
+        writeln!(out, "{}", cells.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+/// `text` as one URL path segment: everything but unreserved characters percent-encoded, so a
+/// group id with `/`, `?` or spaces reaches the server whole.
+fn path_segment(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for byte in text.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
 }
 
 /// Parses a JSON line `{"key": K, "value": V, "partition": P}` into a record (see
@@ -166,27 +380,6 @@ fn record_json(record: &ConsumedRecord) -> Value {
         "key": record.key.as_deref().map(json_records::key_json),
         "value": record.value.as_deref().map(json_records::value_json),
     })
-}
-
-/// `rill topics` through the proxy.
-fn topics_via(server: &Server) -> anyhow::Result<()> {
-    let answer = server.get("/v1/topics")?;
-    let mut out = std::io::stdout().lock();
-    writeln!(
-        out,
-        "{:<40} {:>10} {:>14}",
-        "TOPIC", "PARTITIONS", "RECORDS"
-    )?;
-    for topic in answer["topics"].as_array().into_iter().flatten() {
-        writeln!(
-            out,
-            "{:<40} {:>10} {:>14}",
-            topic["name"].as_str().unwrap_or("?"),
-            topic["partitions"].as_i64().unwrap_or(0),
-            topic["records"].as_i64().unwrap_or(0)
-        )?;
-    }
-    Ok(())
 }
 
 /// `rill tail` through the proxy: reads each partition from its start position (the beginning
@@ -289,6 +482,30 @@ mod tests {
         let record = parse_record_line("t", r#"{"key":7,"value":null}"#).unwrap();
         assert_eq!(record.key.as_deref(), Some(&7i64.to_be_bytes()[..]));
         assert_eq!(record.value, None);
+    }
+
+    #[test]
+    fn group_ids_become_one_path_segment() {
+        assert_eq!(path_segment("orders-service.v2_x~"), "orders-service.v2_x~");
+        assert_eq!(path_segment("a/b c?#é"), "a%2Fb%20c%3F%23%C3%A9");
+    }
+
+    #[test]
+    fn tables_pad_columns_to_their_widest_cell() {
+        let mut out = Vec::new();
+        table(
+            &mut out,
+            &["GROUP", "STATE"],
+            vec![
+                vec!["g".into(), "Stable".into()],
+                vec!["longer-group".into(), "Empty".into()],
+            ],
+        )
+        .unwrap();
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "GROUP         STATE\ng             Stable\nlonger-group  Empty\n"
+        );
     }
 
     #[test]

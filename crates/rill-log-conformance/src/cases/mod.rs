@@ -7,6 +7,8 @@
 pub mod admin;
 pub mod dense_offsets;
 pub mod errors;
+pub mod group_admin;
+pub mod group_offsets;
 pub mod groups;
 pub mod offsets;
 pub mod produce_consume;

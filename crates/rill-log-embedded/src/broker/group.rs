@@ -12,7 +12,10 @@ use std::collections::{BTreeMap, BTreeSet, HashSet};
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
-use rill_log::{AssignmentStrategy, LogError, Result, TopicPartition};
+use rill_log::{
+    AssignmentStrategy, GroupMember, GroupState as AdminGroupState, LogError, Result,
+    TopicPartition,
+};
 
 /// Incarnation (partition 0's uid) and partition count of a topic, `None` when it does not
 /// exist.
@@ -37,6 +40,8 @@ pub(crate) enum Sync {
 }
 
 struct Member {
+    /// The client id of the member's consumer, for administrators.
+    client_id: String,
     topics: BTreeSet<String>,
     /// Partitions the member holds (assigned and not yet acknowledged as revoked).
     owned: BTreeSet<TopicPartition>,
@@ -92,6 +97,7 @@ impl Group {
         state.members.insert(
             member_id.clone(),
             Member {
+                client_id: client_id.to_string(),
                 topics: topics.iter().cloned().collect(),
                 owned: BTreeSet::new(),
                 target: BTreeSet::new(),
@@ -198,6 +204,36 @@ impl Group {
             .members
             .contains_key(member_id)
             .then_some(state.generation)
+    }
+
+    /// The group's state and its live members (those within their session timeout) with the
+    /// partitions they hold, for administrators. Looking does not remove silent members:
+    /// their next `sync` or a join does, and until then the group counts as rebalancing.
+    pub(crate) fn describe(&self) -> (AdminGroupState, Vec<GroupMember>) {
+        let state = self.state.lock();
+        let now = Instant::now();
+        let live: Vec<(&String, &Member)> = state
+            .members
+            .iter()
+            .filter(|(_, m)| now.duration_since(m.last_seen) <= m.session_timeout)
+            .collect();
+        let settled =
+            live.len() == state.members.len() && live.iter().all(|(_, m)| m.owned == m.target);
+        let group_state = match (live.is_empty(), settled) {
+            (true, _) => AdminGroupState::Empty,
+            (false, true) => AdminGroupState::Stable,
+            (false, false) => AdminGroupState::Rebalancing,
+        };
+        let members = live
+            .into_iter()
+            .map(|(id, m)| GroupMember {
+                member_id: id.clone(),
+                client_id: m.client_id.clone(),
+                host: None,
+                assignment: Some(m.owned.iter().cloned().collect()),
+            })
+            .collect();
+        (group_state, members)
     }
 
     /// Runs `commit` if the member owns every partition, holding the group so ownership

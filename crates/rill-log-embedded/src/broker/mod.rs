@@ -4,7 +4,8 @@
 //! - `lock`: the exclusive lock on the data directory;
 //! - `journal`: the checksummed metadata journal (topics, offsets, transactions, epochs);
 //! - `state`: the state shared by the log and its clients, and the wake-up notifier;
-//! - `topics`: topics and their partitions, `topic.json`, the `Admin` implementation;
+//! - `topics`: topics and their partitions, `topic.json`, the `Admin` implementation (topics,
+//!   and groups as `group` and the committed offsets describe them);
 //! - `flusher`: the group-commit thread that writes and fsyncs produced records;
 //! - `syncer`: fsyncs of several partitions at once, on a small pool of threads;
 //! - `producer`: the non-transactional producer and record routing;

@@ -1,6 +1,8 @@
 //! Topics and their partitions: validation, `topics/<topic>/topic.json`, opening partitions,
-//! and the [`Admin`] implementation.
+//! and the [`Admin`] implementation (for groups it reads the coordinators of `group` and the
+//! committed offsets).
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
@@ -8,10 +10,12 @@ use std::time::Duration;
 
 use parking_lot::Mutex;
 use rill_log::{
-    Admin, CleanupPolicy, LogError, Offset, Result, TopicConfig, TopicDescription, TopicPartition,
+    Admin, CleanupPolicy, GroupDescription, GroupListing, GroupState, LogError, Offset, Result,
+    TopicConfig, TopicDescription, TopicPartition,
 };
 use serde::{Deserialize, Serialize};
 
+use super::group::Group;
 use super::journal::{Entry, sync_dir};
 use super::state::Inner;
 use crate::storage::{PartitionConfig, PartitionLog, RecoveryReport};
@@ -401,5 +405,71 @@ impl Admin for Inner {
             name: name.to_string(),
             config: topic.config.clone(),
         })
+    }
+
+    fn list_groups(&self) -> Result<Vec<GroupListing>> {
+        self.check_open()?;
+        // Coordinators exist for every group a consumer was made for, even one that never
+        // joined; a group counts once it has members or offsets, as on Kafka.
+        let coordinators: Vec<(String, Arc<Group>)> = self
+            .groups
+            .lock()
+            .iter()
+            .map(|(id, group)| (id.clone(), group.clone()))
+            .collect();
+        let mut listed: BTreeMap<String, GroupState> = self
+            .meta
+            .lock()
+            .offsets
+            .iter()
+            .filter(|(_, offsets)| !offsets.is_empty())
+            .map(|(id, _)| (id.clone(), GroupState::Empty))
+            .collect();
+        for (id, group) in coordinators {
+            let (state, _) = group.describe();
+            if state != GroupState::Empty {
+                listed.insert(id, state);
+            }
+        }
+        Ok(listed
+            .into_iter()
+            .map(|(group_id, state)| GroupListing { group_id, state })
+            .collect())
+    }
+
+    fn describe_group(&self, group: &str) -> Result<GroupDescription> {
+        self.check_open()?;
+        let (state, members) = self
+            .existing_group(group)
+            .map_or((GroupState::Empty, Vec::new()), |g| g.describe());
+        let has_offsets = self
+            .meta
+            .lock()
+            .offsets
+            .get(group)
+            .is_some_and(|offsets| !offsets.is_empty());
+        if members.is_empty() && !has_offsets {
+            return Err(LogError::UnknownGroup {
+                group: group.to_string(),
+            });
+        }
+        Ok(GroupDescription {
+            group_id: group.to_string(),
+            state,
+            members,
+        })
+    }
+
+    fn group_offsets(&self, group: &str) -> Result<Vec<(TopicPartition, Offset)>> {
+        self.check_open()?;
+        let mut offsets: Vec<(TopicPartition, Offset)> = self
+            .meta
+            .lock()
+            .offsets
+            .get(group)
+            .map(|offsets| offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect())
+            .unwrap_or_default();
+        offsets.sort();
+        Ok(offsets)
     }
 }

@@ -119,6 +119,8 @@ impl HttpApi {
                 "/v1/topics/{topic}/records",
                 get(proxy::read_records).post(proxy::produce_records),
             )
+            .route("/v1/groups", get(proxy::list_groups))
+            .route("/v1/groups/{group}", get(proxy::describe_group))
             .route("/v1/openapi.json", get(openapi))
             .route("/health", get(health))
             .route("/ready", get(ready))

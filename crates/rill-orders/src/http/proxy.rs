@@ -1,5 +1,6 @@
 //! The topic proxy: list topics, produce JSON records, read records by partition and offset,
-//! so that tools work while `rill run` holds the embedded log.
+//! list consumer groups and show one with its lag, so that tools work while `rill run` holds
+//! the embedded log.
 //!
 //! Keys and values are JSON, converted as [`json_records`](crate::json_records) describes.
 //! Reads are read-committed: records of open or aborted transactions are not shown. Writes to
@@ -17,6 +18,7 @@ use rill_log::{ConsumerConfig, IsolationLevel, Log, LogError, SeekTo, TopicParti
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::consumer_groups;
 use crate::json_records::{key_json, producer_record, value_json};
 use crate::topics::ORDERS;
 
@@ -87,6 +89,34 @@ pub(crate) async fn list_topics(State(state): State<Arc<ApiState>>) -> Result<Re
     })
     .await?;
     Ok(Json(json!({ "topics": topics })).into_response())
+}
+
+/// `GET /v1/groups`: every consumer group with its state.
+pub(crate) async fn list_groups(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let log = state.log.clone();
+    let groups = blocking(move || {
+        consumer_groups::list(log.as_ref())
+            .map_err(|e| ApiError::internal(format!("listing groups: {e}")))
+    })
+    .await?;
+    Ok(Json(json!({ "groups": groups })).into_response())
+}
+
+/// `GET /v1/groups/{group}`: one group's state, members, and per partition its committed
+/// offset, end offset and lag.
+pub(crate) async fn describe_group(
+    State(state): State<Arc<ApiState>>,
+    Path(group): Path<String>,
+) -> Result<Response, ApiError> {
+    let log = state.log.clone();
+    let report = blocking(move || {
+        consumer_groups::report(log.as_ref(), &group).map_err(|e| match e {
+            LogError::UnknownGroup { .. } => ApiError::new(StatusCode::NOT_FOUND, e.to_string()),
+            other => ApiError::internal(format!("group '{group}': {other}")),
+        })
+    })
+    .await?;
+    Ok(Json(report).into_response())
 }
 
 /// Body of `POST /v1/topics/{topic}/records`: records as
