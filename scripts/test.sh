@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
-# Runs every test of the workspace. Starts the Kafka-protocol broker (nisshi, installed once into
-# /opt/rill-tools) that the Kafka backend's tests need, unless RILL_KAFKA_BOOTSTRAP already
-# points at one, and stops it afterwards.
+# Runs every test of the workspace. Installs Apache Kafka (once, into /opt/rill-tools, from
+# Maven Central) and starts three brokers on loopback for the Kafka backend's tests, unless
+# RILL_KAFKA_BOOTSTRAP already points at a cluster; stops them afterwards. The cluster test
+# (crates/rill/tests/cluster_kafka.rs) starts and kills brokers of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-broker_pid=""
-cleanup() { if [ -n "$broker_pid" ]; then kill "$broker_pid" 2>/dev/null || true; fi; }
+started=""
+cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop || true; fi; }
 trap cleanup EXIT
 
-if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ] && [ -x scripts/kafka-broker.sh ]; then
-  scripts/kafka-broker.sh install
-  broker_pid=$(scripts/kafka-broker.sh start)
-  export RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092
+scripts/kafka.sh install
+if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ]; then
+  started=yes
+  RILL_KAFKA_BOOTSTRAP=$(scripts/kafka.sh start --brokers 3)
+  export RILL_KAFKA_BOOTSTRAP
+  echo "Kafka brokers at $RILL_KAFKA_BOOTSTRAP" >&2
 fi
 
 # A hung test (e.g. a client waiting on a broker forever) fails the run instead of stalling it.

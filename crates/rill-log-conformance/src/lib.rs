@@ -24,14 +24,12 @@
 //!     unsupported: [],
 //! );
 //!
-//! // crates/rill-log-kafka/tests/conformance_nisshi.rs
+//! // crates/rill-log-kafka/tests/conformance_kafka.rs
 //! rill_log_conformance::conformance_suite!(
-//!     harness: KafkaHarness::nisshi(),
+//!     harness: KafkaHarness::new(),
 //!     unsupported: [
-//!         transactions = "unsupported by kafka-nisshi: nisshi 0.8.1 refuses InitProducerId",
-//!         cleaner = "unsupported by kafka-nisshi: the broker runs retention on its own schedule",
-//!         torn_writes = "unsupported by kafka-nisshi: the broker's files are out of reach",
-//!         dense_offsets = "unsupported by kafka-nisshi: Kafka leaves gaps for markers",
+//!         cleaner = "unsupported by kafka: the broker runs retention on its own schedule",
+//!         torn_writes = "unsupported by kafka: the broker's files are out of reach",
 //!     ],
 //! );
 //! ```
@@ -133,10 +131,10 @@ impl fmt::Display for Feature {
 ///
 /// ```
 /// use rill_log_conformance::{Capabilities, Feature};
-/// let nisshi = Capabilities::all()
-///     .without(Feature::Transactions, "nisshi 0.8.1 refuses InitProducerId");
-/// assert_eq!(nisshi.unsupported(Feature::Transactions), Some("nisshi 0.8.1 refuses InitProducerId"));
-/// assert!(nisshi.supports(Feature::Cleaner));
+/// let kafka = Capabilities::all()
+///     .without(Feature::Cleaner, "the broker runs retention on its own schedule");
+/// assert_eq!(kafka.unsupported(Feature::Cleaner), Some("the broker runs retention on its own schedule"));
+/// assert!(kafka.supports(Feature::Transactions));
 /// ```
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Capabilities {
@@ -318,9 +316,9 @@ pub fn check_declared(harness: &dyn Harness, declared: &[(Feature, &str)]) {
 ///
 /// ```ignore
 /// rill_log_conformance::conformance_suite!(
-///     harness: KafkaHarness::nisshi(),
+///     harness: KafkaHarness::new(),
 ///     unsupported: [
-///         transactions = "unsupported by kafka-nisshi: nisshi 0.8.1 refuses InitProducerId",
+///         cleaner = "unsupported by kafka: the broker runs retention on its own schedule",
 ///     ],
 /// );
 /// ```

@@ -570,7 +570,7 @@ impl ConsumerView<'_> {
         let deadline = Instant::now() + ctx.timeout;
         // Give the partitions up through an ordinary rebalance first: revoking them from
         // inside librdkafka's close path (incremental unassign while the group is
-        // terminating) was seen to block forever on nisshi.
+        // terminating) was seen to block forever on nisshi, a broker used before Kafka.
         if self
             .base
             .subscription()

@@ -396,7 +396,20 @@ impl KafkaTransactionalProducer {
         }
     }
 
+    /// `ProducerFenced` once a newer producer with the same transactional id has fenced this
+    /// one: every later call fails the same way (the transaction this producer had open is
+    /// gone with its epoch, so "a transaction is in progress" would mislead).
+    fn fenced(&self) -> Result<()> {
+        match self.core.producer.client().fatal_error() {
+            Some((code, _)) if error::is_fenced(code) => Err(LogError::ProducerFenced {
+                transactional_id: self.transactional_id.clone(),
+            }),
+            _ => Ok(()),
+        }
+    }
+
     fn require_transaction(&self, operation: &'static str) -> Result<()> {
+        self.fenced()?;
         if self.in_transaction.load(Ordering::Acquire) {
             Ok(())
         } else {
@@ -441,6 +454,7 @@ impl Producer for KafkaTransactionalProducer {
 
 impl TransactionalProducer for KafkaTransactionalProducer {
     fn begin(&self) -> Result<()> {
+        self.fenced()?;
         if self.in_transaction.load(Ordering::Acquire) {
             return Err(LogError::TransactionState {
                 operation: "begin",

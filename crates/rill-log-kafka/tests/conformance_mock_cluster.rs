@@ -1,5 +1,5 @@
 //! The `rill-log` conformance suite, unchanged, against the Kafka backend on librdkafka's
-//! in-process mock cluster (one fresh cluster per case), for what nisshi cannot run. It runs in
+//! in-process mock cluster (one fresh cluster per case), as a quick check without a broker. It runs in
 //! the default `cargo test`; no broker is needed.
 //!
 //! The mock cluster is a test double written by the librdkafka authors, not a broker, and in

@@ -1,8 +1,9 @@
 //! The Kafka backend against librdkafka's in-process mock cluster.
 //!
 //! The mock cluster is a test double written by the librdkafka authors, not a broker. It is
-//! used here for what the real broker available to the tests (nisshi) lacks: transactions,
-//! read-committed isolation and producer fencing. Every test name ends in `_mock_cluster`.
+//! used here for quick in-process checks of transactions, read-committed isolation and
+//! producer fencing, and for failures a real broker cannot be made to show on demand (a
+//! refused InitProducerId). Every test name ends in `_mock_cluster`.
 
 mod common;
 
@@ -169,7 +170,7 @@ fn seek_position_and_watermarks_mock_cluster() {
     );
     assert_eq!(consumer.position(&tp).expect("position"), 10);
 
-    // Seeking by timestamp is checked on nisshi: the mock cluster's ListOffsets does not
+    // Seeking by timestamp is checked on Kafka (kafka_broker.rs): the mock cluster's ListOffsets does not
     // look up timestamps (it answers -1, i.e. the end).
 
     consumer.seek(&tp, SeekTo::Beginning).expect("seek");
@@ -380,7 +381,8 @@ fn a_fenced_producer_gets_producer_fenced_mock_cluster() {
     new.commit().expect("commit");
 }
 
-/// A cluster that refuses InitProducerId for a transactional id (as nisshi does) makes
+/// A cluster that refuses InitProducerId for a transactional id (as brokers without
+/// transactions, or without the ACL for the id, do) makes
 /// `transactional_producer` fail with `TransactionsUnsupported`.
 #[test]
 fn a_refused_init_producer_id_means_transactions_unsupported_mock_cluster() {
@@ -450,7 +452,7 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
     // The listener committed from inside on_revoked through the consumer view. Whether the
     // mock coordinator accepts it depends on timing: unlike a Kafka broker it refuses every
     // OffsetCommit with REBALANCE_IN_PROGRESS while it waits for members to rejoin (the
-    // nisshi test asserts the commit succeeds).
+    // test on Kafka, kafka_broker.rs, asserts the commit succeeds).
     assert!(
         events.iter().any(|e| matches!(e, Event::CommitInRevoke(_))),
         "the listener committed from inside on_revoked: {events:?}"

@@ -1,9 +1,9 @@
 //! The `rill-log` conformance suite, unchanged, against the Kafka backend on a real broker:
-//! nisshi 0.8.1 on loopback.
+//! Apache Kafka 4.4.0 (three KRaft brokers on loopback, started by `scripts/kafka.sh`).
 //!
 //! NEEDS A BROKER at `RILL_KAFKA_BOOTSTRAP`; without it every case FAILS with instructions
-//! (`scripts/kafka-broker.sh install && scripts/kafka-broker.sh start`, then
-//! `RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092`).
+//! (`scripts/kafka.sh install && scripts/kafka.sh start --brokers 3`, then
+//! `RILL_KAFKA_BOOTSTRAP=<the list it prints>`). `scripts/test.sh` does both.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,11 +13,11 @@ use rill_log_conformance::{Capabilities, Feature, Harness};
 use rill_log_kafka::{KafkaConfig, KafkaLog};
 
 /// A Kafka log on the broker named by `RILL_KAFKA_BOOTSTRAP`; restart makes new clients.
-struct NisshiHarness {
+struct KafkaHarness {
     log: Arc<KafkaLog>,
 }
 
-impl NisshiHarness {
+impl KafkaHarness {
     fn new() -> Self {
         Self {
             log: Self::connect(),
@@ -27,10 +27,9 @@ impl NisshiHarness {
     fn connect() -> Arc<KafkaLog> {
         let bootstrap = std::env::var("RILL_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
             panic!(
-                "RILL_KAFKA_BOOTSTRAP is not set: the Kafka conformance cases need a \
-                 Kafka-protocol broker. Start one with `scripts/kafka-broker.sh install && \
-                 scripts/kafka-broker.sh start` (nisshi on 127.0.0.1:9092) and run with \
-                 RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092"
+                "RILL_KAFKA_BOOTSTRAP is not set: the Kafka conformance cases need a Kafka \
+                 broker. Start one with `scripts/kafka.sh install && scripts/kafka.sh start \
+                 --brokers 3` and run with RILL_KAFKA_BOOTSTRAP set to the list it prints"
             )
         });
         let config = KafkaConfig::new(bootstrap).request_timeout(Duration::from_secs(20));
@@ -38,9 +37,9 @@ impl NisshiHarness {
     }
 }
 
-impl Harness for NisshiHarness {
+impl Harness for KafkaHarness {
     fn backend(&self) -> &str {
-        "kafka-nisshi"
+        "kafka"
     }
 
     fn log(&self) -> Arc<dyn Log> {
@@ -49,10 +48,6 @@ impl Harness for NisshiHarness {
 
     fn capabilities(&self) -> Capabilities {
         Capabilities::all()
-            .without(
-                Feature::Transactions,
-                "nisshi 0.8.1 refuses InitProducerId for a transactional id",
-            )
             .without(
                 Feature::Cleaner,
                 "the broker runs retention and compaction on its own schedule",
@@ -71,10 +66,9 @@ impl Harness for NisshiHarness {
 }
 
 rill_log_conformance::conformance_suite!(
-    harness: NisshiHarness::new(),
+    harness: KafkaHarness::new(),
     unsupported: [
-        transactions = "unsupported by kafka-nisshi: nisshi 0.8.1 refuses InitProducerId for a transactional id",
-        cleaner = "unsupported by kafka-nisshi: the broker runs retention and compaction on its own schedule",
-        torn_writes = "unsupported by kafka-nisshi: the broker's files are out of reach",
+        cleaner = "unsupported by kafka: the broker runs retention and compaction on its own schedule",
+        torn_writes = "unsupported by kafka: the broker's files are out of reach",
     ],
 );

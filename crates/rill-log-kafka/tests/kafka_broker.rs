@@ -1,11 +1,11 @@
-//! The Kafka backend against a real Kafka-protocol broker: nisshi 0.8.1 on loopback.
+//! The Kafka backend against a real broker: Apache Kafka 4.4.0 on loopback.
 //!
 //! NEEDS A BROKER. The address comes from `RILL_KAFKA_BOOTSTRAP`; when it is unset every test
 //! here FAILS (it does not pass silently) with instructions:
 //!
 //! ```text
-//! scripts/kafka-broker.sh install && scripts/kafka-broker.sh start
-//! RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092 cargo test -p rill-log-kafka --test nisshi_broker
+//! scripts/kafka.sh install && BOOTSTRAP=$(scripts/kafka.sh start --brokers 3)
+//! RILL_KAFKA_BOOTSTRAP=$BOOTSTRAP cargo test -p rill-log-kafka --test kafka_broker
 //! ```
 
 mod common;
@@ -14,9 +14,8 @@ use std::time::Duration;
 
 use common::{Event, Recorder, held, poll_for, poll_until, poll_until_split, unique};
 use rill_log::{
-    AssignmentStrategy, CleanupPolicy, ConsumerConfig, ErrorClass, Header, Log, LogError,
-    OffsetReset, ProducerConfig, ProducerRecord, SeekTo, TopicConfig, TopicPartition,
-    partition_for_key,
+    AssignmentStrategy, CleanupPolicy, ConsumerConfig, Header, Log, LogError, OffsetReset,
+    ProducerConfig, ProducerRecord, SeekTo, TopicConfig, TopicPartition, partition_for_key,
 };
 use rill_log_kafka::{KafkaConfig, KafkaLog};
 
@@ -24,9 +23,9 @@ use rill_log_kafka::{KafkaConfig, KafkaLog};
 fn broker() -> KafkaLog {
     let bootstrap = std::env::var("RILL_KAFKA_BOOTSTRAP").unwrap_or_else(|_| {
         panic!(
-            "RILL_KAFKA_BOOTSTRAP is not set: these tests need a Kafka-protocol broker. Start \
-             one with `scripts/kafka-broker.sh install && scripts/kafka-broker.sh start` \
-             (nisshi on 127.0.0.1:9092) and run with RILL_KAFKA_BOOTSTRAP=127.0.0.1:9092"
+            "RILL_KAFKA_BOOTSTRAP is not set: these tests need a Kafka broker. Start one with \
+             `scripts/kafka.sh install && scripts/kafka.sh start --brokers 3` and run with \
+             RILL_KAFKA_BOOTSTRAP set to the list it prints"
         )
     });
     KafkaLog::new(KafkaConfig::new(bootstrap).request_timeout(Duration::from_secs(20)))
@@ -52,7 +51,7 @@ fn admin_creates_lists_describes_and_deletes_topics() {
     assert_eq!(described.name, topic);
     assert_eq!(described.config.partitions, 3);
     assert_eq!(described.config.cleanup_policy, CleanupPolicy::Compact);
-    // nisshi's DescribeConfigs does not return retention.ms: it stays at the default (None).
+    assert_eq!(described.config.retention, Some(Duration::from_secs(3600)));
     assert!(matches!(
         admin.create_topic(&topic, &config),
         Err(LogError::TopicExists { .. })
@@ -354,21 +353,6 @@ fn rebalance_split_and_take_over(strategy: AssignmentStrategy, revoked_on_join: 
     eprintln!("first dropped after {:?}", started.elapsed());
     drop(second);
     eprintln!("second dropped after {:?}", started.elapsed());
-}
-
-#[test]
-fn transactions_are_unsupported_on_nisshi() {
-    let log = broker();
-    let err = log
-        .transactional_producer(&ProducerConfig::default(), &unique("tx"))
-        .err()
-        .expect("nisshi refuses transactions");
-    assert!(
-        matches!(err, LogError::TransactionsUnsupported { .. }),
-        "{err:?}"
-    );
-    assert_eq!(err.class(), ErrorClass::Fatal);
-    assert!(err.to_string().contains("at-least-once"), "{err}");
 }
 
 #[test]
