@@ -310,17 +310,24 @@ impl ThreadTasks {
     }
 
     /// After a failed commit or lost partitions: drops all uncommitted work and rebuilds the
-    /// tasks of the current assignment from their changelogs and committed offsets.
-    pub fn reset(&mut self, consumer: &dyn Consumer) -> Result<()> {
+    /// tasks of the current assignment, but for the `lost` partitions, from their changelogs and
+    /// committed offsets.
+    ///
+    /// The lost partitions are still in the assignment while the listener hears of them (the
+    /// backend unassigns them afterwards, without a revocation): a task rebuilt for them would
+    /// never see a record again, and its stale stores would stay registered for queries and be
+    /// taken up, unrestored, if the partition came back.
+    pub fn reset(&mut self, consumer: &dyn Consumer, lost: &[TopicPartition]) -> Result<()> {
         self.collector.borrow_mut().producer.abort();
         let ids: Vec<TaskId> = self.tasks.keys().copied().collect();
         for id in ids {
             self.close_task(id, None);
         }
         self.uncommitted.clear();
-        let assignment = consumer
+        let mut assignment = consumer
             .assignment()
             .map_err(|e| StreamsError::log("reading the assignment", e))?;
+        assignment.retain(|partition| !lost.contains(partition));
         let committed = consumer
             .committed(&assignment)
             .map_err(|e| StreamsError::log("reading committed offsets", e))?;

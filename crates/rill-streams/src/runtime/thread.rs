@@ -60,8 +60,8 @@ impl RebalanceListener for TaskListener {
         self.record(with_tasks(|tasks| tasks.revoked(consumer, partitions)));
     }
 
-    fn on_lost(&mut self, consumer: &dyn Consumer, _partitions: &[TopicPartition]) {
-        self.record(with_tasks(|tasks| tasks.reset(consumer)));
+    fn on_lost(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.record(with_tasks(|tasks| tasks.reset(consumer, partitions)));
     }
 }
 
@@ -210,7 +210,7 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
 fn recover_or_fail(consumer: &dyn Consumer, error: StreamsError) -> Result<()> {
     if ThreadTasks::is_recoverable(&error) {
         tracing::warn!(%error, "rebuilding tasks after losing ownership");
-        with_tasks(|tasks| tasks.reset(consumer))
+        with_tasks(|tasks| tasks.reset(consumer, &[]))
     } else {
         Err(error)
     }
