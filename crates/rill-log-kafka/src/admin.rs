@@ -26,6 +26,11 @@ use crate::groups;
 
 /// How often metadata is re-read while waiting for a created or deleted topic to show.
 const SETTLE_INTERVAL: Duration = Duration::from_millis(50);
+/// How long a topic that a broker does not know is asked for again before it is declared
+/// absent. A topic is created by the controller and every broker learns of it from the
+/// metadata log a moment later, so right after another client created it (another instance
+/// starting at the same time) the broker that answers may not know it yet.
+const METADATA_PROPAGATION: Duration = Duration::from_secs(2);
 
 /// [`rill_log::Admin`] on a Kafka cluster: CreateTopics, DeleteTopics, Metadata and
 /// DescribeConfigs requests for topics; ListGroups, DescribeGroups and OffsetFetch for consumer
@@ -115,7 +120,21 @@ impl KafkaAdmin {
 
     /// Partition count of `topic` per the cluster's metadata (all-topics request, which never
     /// auto-creates), `None` when the topic is absent.
+    /// The topic's partition count, `None` when no broker asked within
+    /// [`METADATA_PROPAGATION`] knows it.
     fn partition_count(&self, topic: &str) -> Result<Option<i32>> {
+        let deadline = Instant::now() + METADATA_PROPAGATION;
+        loop {
+            let count = self.known_partition_count(topic)?;
+            if count.is_some() || Instant::now() >= deadline {
+                return Ok(count);
+            }
+            thread::sleep(SETTLE_INTERVAL);
+        }
+    }
+
+    /// The topic's partition count as the broker asked knows it.
+    fn known_partition_count(&self, topic: &str) -> Result<Option<i32>> {
         let metadata = self.metadata(None)?;
         Ok(metadata
             .topics()
@@ -155,7 +174,8 @@ impl KafkaAdmin {
     }
 
     fn create_on_mock(&self, name: &str, config: &TopicConfig) -> Result<()> {
-        if self.partition_count(name)?.is_some() {
+        // The mock cluster's metadata is its own: no propagation to wait for.
+        if self.known_partition_count(name)?.is_some() {
             return Err(LogError::TopicExists { topic: name.into() });
         }
         let mock = self.client.inner().mock_cluster().ok_or(LogError::Closed {
@@ -324,11 +344,22 @@ impl Admin for KafkaAdmin {
             .ok_or_else(|| LogError::UnknownTopic { topic: name.into() })?;
         let mut config = TopicConfig::with_partitions(partitions);
         if !self.mock {
-            let results = block_on(
-                self.client
-                    .describe_configs([&ResourceSpecifier::Topic(name)], &self.options()),
-            )
-            .map_err(|e| error::map("describe topic", e, &Ctx::topic(name)))?;
+            // The broker answering may learn of the topic later than the one that listed it.
+            let deadline = Instant::now() + METADATA_PROPAGATION;
+            let results = loop {
+                let results = block_on(
+                    self.client
+                        .describe_configs([&ResourceSpecifier::Topic(name)], &self.options()),
+                )
+                .map_err(|e| error::map("describe topic", e, &Ctx::topic(name)))?;
+                let unknown = results
+                    .iter()
+                    .any(|result| matches!(result, Err(RDKafkaErrorCode::UnknownTopicOrPartition)));
+                if !unknown || Instant::now() >= deadline {
+                    break results;
+                }
+                thread::sleep(SETTLE_INTERVAL);
+            };
             for result in results {
                 match result {
                     Ok(resource) => apply_described(&mut config, &resource),

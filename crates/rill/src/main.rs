@@ -39,8 +39,56 @@ fn main() -> ExitCode {
     match cli::execute(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", chain_message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+/// The error and its causes in one line, each cause once: the libraries' errors already end
+/// their message with their source's, so anyhow's `{:#}` would repeat every cause.
+fn chain_message(error: &anyhow::Error) -> String {
+    let mut message = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if message.ends_with(&text) {
+            continue;
+        }
+        if !message.is_empty() {
+            message.push_str(": ");
+        }
+        message.push_str(&text);
+    }
+    message
+}
+
+#[cfg(test)]
+mod tests {
+    use super::chain_message;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("unknown topic 'a'")]
+    struct Leaf;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("describing a topic: {source}")]
+    struct Wrapping {
+        #[source]
+        source: Leaf,
+    }
+
+    #[test]
+    fn a_cause_already_in_its_wrapper_message_is_not_repeated() {
+        let error = anyhow::Error::new(Wrapping { source: Leaf }).context("starting");
+        assert_eq!(
+            chain_message(&error),
+            "starting: describing a topic: unknown topic 'a'"
+        );
+    }
+
+    #[test]
+    fn a_cause_the_wrapper_does_not_name_is_printed() {
+        let error = anyhow::Error::new(Leaf).context("starting");
+        assert_eq!(chain_message(&error), "starting: unknown topic 'a'");
     }
 }

@@ -17,7 +17,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use common::{Audit, Rill, decided_within, free_port, order, post_order, set_stock};
+use common::{Audit, Rill, free_port, order, post_order, set_stock, try_decided_within};
 use parking_lot::Mutex;
 use reqwest::StatusCode;
 use rill_log_kafka::{KafkaConfig, KafkaLog};
@@ -223,7 +223,14 @@ async fn three_instances_survive_a_killed_instance_and_a_killed_broker_without_l
     // Generous: a partition whose owner died waits for the group to notice (10 s here) and
     // for the new owner to restore its stores.
     for (i, id) in acknowledged.iter().enumerate() {
-        decided_within(&client, &bases[i % 3], id, Duration::from_secs(150)).await;
+        let answer = try_decided_within(&client, &bases[i % 3], id, Duration::from_secs(150)).await;
+        if let Err(failure) = answer {
+            // A stuck order is a stuck thread somewhere: show where each instance stands.
+            for instance in instances.iter().flatten() {
+                instance.dump_threads();
+            }
+            panic!("{failure}");
+        }
     }
     eprintln!("all decided after {:?}", started.elapsed());
     for id in &acknowledged {

@@ -96,6 +96,11 @@ impl Rill {
         }
     }
 
+    /// Prints every thread's stack (see [`dump_threads`]).
+    pub fn dump_threads(&self) {
+        dump_threads(&self.child.id().to_string());
+    }
+
     /// SIGTERM and wait for a clean exit.
     pub fn stop(mut self) {
         let pid = self.child.id().to_string();
@@ -106,12 +111,28 @@ impl Rill {
                 assert!(status.success(), "rill run stopped with {status}");
                 return;
             }
-            assert!(
-                Instant::now() < deadline,
-                "rill run did not stop on SIGTERM"
-            );
+            if Instant::now() >= deadline {
+                dump_threads(&pid);
+                panic!("rill run did not stop on SIGTERM");
+            }
             std::thread::sleep(Duration::from_millis(50));
         }
+    }
+}
+
+/// Prints every thread's stack of a hung process (when gdb is installed), so that a hang
+/// seen once in CI can be explained from its log.
+fn dump_threads(pid: &str) {
+    let dumped = Command::new("gdb")
+        .args(["-p", pid, "-batch", "-ex", "thread apply all bt 30"])
+        .stdin(Stdio::null())
+        .output();
+    match dumped {
+        Ok(output) => eprintln!(
+            "threads of hung rill run {pid}:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        ),
+        Err(error) => eprintln!("no thread dump of {pid} (gdb: {error})"),
     }
 }
 
@@ -148,6 +169,20 @@ pub async fn decided_within(
     id: &str,
     wait: Duration,
 ) -> Value {
+    match try_decided_within(client, base, id, wait).await {
+        Ok(order) => order,
+        Err(failure) => panic!("{failure}"),
+    }
+}
+
+/// The order once it reached a final state, long-polling up to `wait`; otherwise what the API
+/// answered.
+pub async fn try_decided_within(
+    client: &reqwest::Client,
+    base: &str,
+    id: &str,
+    wait: Duration,
+) -> Result<Value, String> {
     let response = client
         .get(format!(
             "{base}/v1/orders/{id}/validated?timeout={}",
@@ -155,11 +190,17 @@ pub async fn decided_within(
         ))
         .send()
         .await
-        .expect("get");
+        .map_err(|e| format!("order {id} at {base}: {e}"))?;
     let status = response.status();
-    let body: Value = response.json().await.expect("json");
-    assert_eq!(status, StatusCode::OK, "order {id} at {base}: {body}");
-    body
+    let body: Value = response
+        .json()
+        .await
+        .map_err(|e| format!("order {id} at {base}: {status}, {e}"))?;
+    if status == StatusCode::OK {
+        Ok(body)
+    } else {
+        Err(format!("order {id} at {base}: {status} {body}"))
+    }
 }
 
 pub async fn set_stock(client: &reqwest::Client, base: &str, product: &str, count: i64) {
