@@ -1,8 +1,8 @@
 //! Idempotent and transactional producers on librdkafka's threaded producer.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, RwLock, mpsc};
 use std::thread;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -336,13 +336,30 @@ impl Producer for KafkaProducer {
     }
 }
 
+/// How long past its own timeout a `send_offsets_to_transaction` is waited for before the
+/// producer is given up (see [`KafkaTransactionalProducer`]).
+const WEDGED_GRACE: Duration = Duration::from_secs(5);
+
 /// A [`rill_log::TransactionalProducer`] on librdkafka's transactional producer. Creating it
 /// runs `init_transactions`, which fences any older producer with the same transactional id
 /// and fails with [`LogError::TransactionsUnsupported`] on a cluster without transactions.
+///
+/// librdkafka's `send_offsets_to_transaction` can block forever when the group coordinator
+/// goes away during the call (the coordinator request ignores its timeout: librdkafka issues
+/// 5456 and 5511; seen here when a broker was killed). So that call runs on a thread of its
+/// own; when it has not answered shortly after its timeout, the producer is replaced by a new
+/// one with the same transactional id, whose `init_transactions` fences the stuck one and
+/// aborts its transaction, and the call fails with [`LogError::Timeout`]. The stuck thread and
+/// the old producer are left to librdkafka.
 pub struct KafkaTransactionalProducer {
-    core: ProducerCore,
+    core: RwLock<Arc<ProducerCore>>,
+    cluster: KafkaConfig,
+    config: ProducerConfig,
     transactional_id: String,
     in_transaction: AtomicBool,
+    /// Set when the producer was given up and its replacement could not be initialised yet;
+    /// the next `begin` tries again.
+    wedged: AtomicBool,
 }
 
 impl KafkaTransactionalProducer {
@@ -351,56 +368,66 @@ impl KafkaTransactionalProducer {
         config: &ProducerConfig,
         transactional_id: &str,
     ) -> Result<Self> {
-        let core = ProducerCore::new(cluster, config, Some(transactional_id))?;
-        let producer = Self {
-            core,
+        let core = Self::initialised_core(cluster, config, transactional_id)?;
+        Ok(Self {
+            core: RwLock::new(Arc::new(core)),
+            cluster: cluster.clone(),
+            config: config.clone(),
             transactional_id: transactional_id.to_string(),
             in_transaction: AtomicBool::new(false),
-        };
-        producer
+            wedged: AtomicBool::new(false),
+        })
+    }
+
+    /// A producer with the transactional id, after `init_transactions`.
+    fn initialised_core(
+        cluster: &KafkaConfig,
+        config: &ProducerConfig,
+        transactional_id: &str,
+    ) -> Result<ProducerCore> {
+        let core = ProducerCore::new(cluster, config, Some(transactional_id))?;
+        core.producer
+            .init_transactions(core.timeout)
+            .map_err(|e| txn_error(&core, transactional_id, "init transactions", e))?;
+        Ok(core)
+    }
+
+    /// The librdkafka producer in use now.
+    fn core(&self) -> Arc<ProducerCore> {
+        self.core
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone()
+    }
+
+    /// Puts a new producer in place of a stuck one; on failure, the next `begin` tries again.
+    fn replace(&self) -> Result<()> {
+        self.in_transaction.store(false, Ordering::Release);
+        self.wedged.store(true, Ordering::Release);
+        let core = Self::initialised_core(&self.cluster, &self.config, &self.transactional_id)?;
+        *self
             .core
-            .producer
-            .init_transactions(producer.core.timeout)
-            .map_err(|e| producer.txn_error("init transactions", e))?;
-        Ok(producer)
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = Arc::new(core);
+        self.wedged.store(false, Ordering::Release);
+        tracing::warn!(
+            transactional_id = %self.transactional_id,
+            "replaced a transactional producer stuck in send_offsets_to_transaction"
+        );
+        Ok(())
     }
 
     /// Maps an error of a transactional call; a fatal error is named by the producer's
     /// recorded fatal error (e.g. fenced).
     fn txn_error(&self, operation: &'static str, err: KafkaError) -> LogError {
-        let ctx = Ctx {
-            topic: None,
-            timeout: Some(self.core.timeout),
-            transactional_id: Some(&self.transactional_id),
-            group: None,
-        };
-        match &err {
-            KafkaError::Transaction(e) => {
-                if e.is_fatal()
-                    && let Some((code, message)) = self.core.producer.client().fatal_error()
-                {
-                    if error::is_fenced(code) {
-                        return LogError::ProducerFenced {
-                            transactional_id: self.transactional_id.clone(),
-                        };
-                    }
-                    if error::is_transactions_unsupported(code, &message) {
-                        return LogError::TransactionsUnsupported {
-                            reason: format!("{}: {message}", error::code_name(code)),
-                        };
-                    }
-                }
-                error::map_txn(operation, e, &ctx)
-            }
-            _ => error::map(operation, err, &ctx),
-        }
+        txn_error(&self.core(), &self.transactional_id, operation, err)
     }
 
     /// `ProducerFenced` once a newer producer with the same transactional id has fenced this
     /// one: every later call fails the same way (the transaction this producer had open is
     /// gone with its epoch, so "a transaction is in progress" would mislead).
     fn fenced(&self) -> Result<()> {
-        match self.core.producer.client().fatal_error() {
+        match self.core().producer.client().fatal_error() {
             Some((code, _)) if error::is_fenced(code) => Err(LogError::ProducerFenced {
                 transactional_id: self.transactional_id.clone(),
             }),
@@ -421,6 +448,42 @@ impl KafkaTransactionalProducer {
     }
 }
 
+/// Maps an error of a transactional call of `core`; a fatal error is named by the producer's
+/// recorded fatal error (e.g. fenced).
+fn txn_error(
+    core: &ProducerCore,
+    transactional_id: &str,
+    operation: &'static str,
+    err: KafkaError,
+) -> LogError {
+    let ctx = Ctx {
+        topic: None,
+        timeout: Some(core.timeout),
+        transactional_id: Some(transactional_id),
+        group: None,
+    };
+    match &err {
+        KafkaError::Transaction(e) => {
+            if e.is_fatal()
+                && let Some((code, message)) = core.producer.client().fatal_error()
+            {
+                if error::is_fenced(code) {
+                    return LogError::ProducerFenced {
+                        transactional_id: transactional_id.to_string(),
+                    };
+                }
+                if error::is_transactions_unsupported(code, &message) {
+                    return LogError::TransactionsUnsupported {
+                        reason: format!("{}: {message}", error::code_name(code)),
+                    };
+                }
+            }
+            error::map_txn(operation, e, &ctx)
+        }
+        _ => error::map(operation, err, &ctx),
+    }
+}
+
 impl std::fmt::Debug for KafkaTransactionalProducer {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("KafkaTransactionalProducer")
@@ -432,9 +495,10 @@ impl std::fmt::Debug for KafkaTransactionalProducer {
 impl Producer for KafkaTransactionalProducer {
     fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.require_transaction("send")?;
-        self.core.send(record).map_err(|e| match e {
+        let core = self.core();
+        core.send(record).map_err(|e| match e {
             LogError::Backend { .. } => {
-                if let Some((code, _)) = self.core.producer.client().fatal_error()
+                if let Some((code, _)) = core.producer.client().fatal_error()
                     && error::is_fenced(code)
                 {
                     return LogError::ProducerFenced {
@@ -448,12 +512,15 @@ impl Producer for KafkaTransactionalProducer {
     }
 
     fn flush(&self, timeout: Duration) -> Result<()> {
-        self.core.flush(timeout)
+        self.core().flush(timeout)
     }
 }
 
 impl TransactionalProducer for KafkaTransactionalProducer {
     fn begin(&self) -> Result<()> {
+        if self.wedged.load(Ordering::Acquire) {
+            self.replace()?;
+        }
         self.fenced()?;
         if self.in_transaction.load(Ordering::Acquire) {
             return Err(LogError::TransactionState {
@@ -461,7 +528,7 @@ impl TransactionalProducer for KafkaTransactionalProducer {
                 state: "a transaction is already in progress",
             });
         }
-        self.core
+        self.core()
             .producer
             .begin_transaction()
             .map_err(|e| self.txn_error("begin transaction", e))?;
@@ -475,10 +542,10 @@ impl TransactionalProducer for KafkaTransactionalProducer {
         group: &GroupMetadata,
     ) -> Result<()> {
         self.require_transaction("send offsets")?;
-        let metadata = group
+        let backend = group
             .backend
-            .as_ref()
-            .and_then(|b| b.downcast_ref::<ConsumerGroupMetadata>())
+            .clone()
+            .filter(|b| b.downcast_ref::<ConsumerGroupMetadata>().is_some())
             .ok_or_else(|| LogError::Backend {
                 operation: "send offsets",
                 code: None,
@@ -489,17 +556,51 @@ impl TransactionalProducer for KafkaTransactionalProducer {
                 class: ErrorClass::InvalidInput,
             })?;
         let tpl = offsets_list(offsets)?;
-        self.core
-            .producer
-            .send_offsets_to_transaction(&tpl, metadata, self.core.timeout)
-            .map_err(|e| self.txn_error("send offsets", e))
+        let core = self.core();
+        let timeout = core.timeout;
+        let (answer, answered) = mpsc::sync_channel(1);
+        let call = move || {
+            if let Some(metadata) = backend.downcast_ref::<ConsumerGroupMetadata>() {
+                let result = core
+                    .producer
+                    .send_offsets_to_transaction(&tpl, metadata, timeout);
+                // The caller may have given up waiting: nobody to tell then.
+                let _ = answer.send(result);
+            }
+        };
+        thread::Builder::new()
+            .name("rill-txn-offsets".into())
+            .spawn(call)
+            .map_err(|e| LogError::Backend {
+                operation: "send offsets",
+                code: None,
+                message: format!("starting the thread that sends offsets: {e}"),
+                class: ErrorClass::Retriable,
+            })?;
+        match answered.recv_timeout(timeout + WEDGED_GRACE) {
+            Ok(result) => result.map_err(|e| self.txn_error("send offsets", e)),
+            Err(_) => {
+                if let Err(error) = self.replace() {
+                    tracing::warn!(
+                        transactional_id = %self.transactional_id,
+                        %error,
+                        "a transactional producer stuck in send_offsets_to_transaction could \
+                         not be replaced yet"
+                    );
+                }
+                Err(LogError::Timeout {
+                    operation: "send offsets",
+                    after: timeout,
+                })
+            }
+        }
     }
 
     fn commit(&self) -> Result<()> {
         self.require_transaction("commit")?;
-        self.core
-            .producer
-            .commit_transaction(self.core.timeout)
+        let core = self.core();
+        core.producer
+            .commit_transaction(core.timeout)
             .map_err(|e| self.txn_error("commit transaction", e))?;
         self.in_transaction.store(false, Ordering::Release);
         Ok(())
@@ -507,9 +608,9 @@ impl TransactionalProducer for KafkaTransactionalProducer {
 
     fn abort(&self) -> Result<()> {
         self.require_transaction("abort")?;
-        self.core
-            .producer
-            .abort_transaction(self.core.timeout)
+        let core = self.core();
+        core.producer
+            .abort_transaction(core.timeout)
             .map_err(|e| self.txn_error("abort transaction", e))?;
         self.in_transaction.store(false, Ordering::Release);
         Ok(())

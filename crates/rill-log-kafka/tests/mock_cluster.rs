@@ -479,3 +479,92 @@ fn rebalance_listener_commits_on_revoke_mock_cluster() {
         let _ = second.poll(Duration::from_millis(100)).expect("poll");
     }
 }
+
+/// librdkafka's `send_offsets_to_transaction` waits forever when the group coordinator goes
+/// down during the call (librdkafka issues 5456 and 5511). The adapter gives the call its
+/// timeout plus a grace, then replaces the producer: the call fails with `Timeout` instead of
+/// blocking the stream thread for good, and the next transaction works.
+#[test]
+fn send_offsets_returns_when_the_group_coordinator_goes_down_mock_cluster() {
+    use rdkafka::mocking::MockCoordinator;
+    use rill_log::TransactionalProducer;
+    use std::sync::{Arc, mpsc};
+
+    let cluster = MockCluster::new(3).expect("mock cluster");
+    let topic = unique("offsets-stuck");
+    cluster.create_topic(&topic, 1, 1).expect("create");
+    cluster
+        .partition_leader(&topic, 0, Some(1))
+        .expect("leader");
+    let group = unique("stuck-group");
+    let id = unique("stuck-id");
+    cluster
+        .coordinator(MockCoordinator::Group(group.clone()), 2)
+        .expect("group coordinator");
+    cluster
+        .coordinator(MockCoordinator::Transaction(id.clone()), 1)
+        .expect("transaction coordinator");
+    let log = KafkaLog::new(
+        KafkaConfig::new(cluster.bootstrap_servers()).request_timeout(Duration::from_secs(2)),
+    )
+    .expect("log");
+    let producer: Arc<Box<dyn TransactionalProducer>> = Arc::new(
+        log.transactional_producer(&ProducerConfig::default(), &id)
+            .expect("producer"),
+    );
+    let member = consumer(&log, &group, IsolationLevel::ReadCommitted);
+    let metadata = member.group_metadata().expect("group metadata");
+    producer.begin().expect("begin");
+    producer
+        .send(ProducerRecord::new(&topic).value("stuck"))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+
+    cluster.broker_down(2).expect("group coordinator down");
+    let offsets = vec![(TopicPartition::new(&topic, 0), 1)];
+    let (answer, answered) = mpsc::channel();
+    let calling = Arc::clone(&producer);
+    std::thread::spawn(move || {
+        let _ = answer.send(calling.send_offsets(&offsets, &metadata));
+    });
+    // Far beyond the adapter's 2 s + grace: only a call that never returns gets here.
+    let result = answered
+        .recv_timeout(Duration::from_secs(60))
+        .expect("send_offsets returned");
+    assert!(
+        matches!(
+            result,
+            Err(LogError::Timeout {
+                operation: "send offsets",
+                ..
+            })
+        ),
+        "{result:?}"
+    );
+
+    producer.begin().expect("begin on the replacement");
+    producer
+        .send(ProducerRecord::new(&topic).value("after"))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    producer.commit().expect("commit on the replacement");
+    let reader = log
+        .consumer(
+            &ConsumerConfig {
+                isolation: IsolationLevel::ReadCommitted,
+                ..ConsumerConfig::default()
+            },
+            None,
+        )
+        .expect("reader");
+    reader
+        .assign(&[TopicPartition::new(&topic, 0)])
+        .expect("assign");
+    reader
+        .seek(&TopicPartition::new(&topic, 0), SeekTo::Beginning)
+        .expect("seek");
+    let read = poll_until(reader.as_ref(), 1, Duration::from_secs(30));
+    assert!(values(&read).contains(&"after".to_string()), "{read:?}");
+}
