@@ -22,10 +22,13 @@ use clap::Parser;
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-/// Info, except for rdkafka's consumer module: its one error message ("Failed to close consumer
-/// queue on drop") fires for every Kafka consumer that rill closed explicitly before dropping
-/// it, which is every consumer; its warnings are about events rill does not use.
-const DEFAULT_LOG_FILTER: &str = "info,rdkafka::consumer::base_consumer=off";
+/// rill's own events at info, its dependencies' at warn: the storage engine alone logged some
+/// 150 lines of internals at start ("Recovering LSM-tree at ..."), burying the line with the
+/// API's address. rdkafka's consumer module is off: its one error message ("Failed to close
+/// consumer queue on drop") fires for every Kafka consumer that rill closed explicitly before
+/// dropping it, which is every consumer. `RUST_LOG` replaces the whole filter.
+const DEFAULT_LOG_FILTER: &str = "warn,rill=info,rill_orders=info,rill_streams=info,rill_log=info,\
+rill_log_embedded=info,rill_log_kafka=info,rdkafka::consumer::base_consumer=off";
 
 fn main() -> ExitCode {
     tracing_subscriber::fmt()

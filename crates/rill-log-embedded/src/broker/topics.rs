@@ -341,7 +341,7 @@ impl Admin for Inner {
             Ok(topic) => {
                 topics.insert(name.to_string(), Arc::new(topic));
                 drop(topics);
-                tracing::info!(
+                tracing::debug!(
                     topic = name,
                     partitions = config.partitions,
                     "created topic"

@@ -153,14 +153,19 @@ impl ThreadTasks {
             )?;
             // From here on the store runs ahead of the checkpoint: drop it until a clean close.
             store.engine.remove_checkpoint()?;
-            tracing::info!(
-                task = %id,
-                store = %name,
-                from = ?checkpoint,
-                records = applied,
-                elapsed_ms = started.elapsed().as_millis() as u64,
-                "restored store"
-            );
+            // An empty catch-up (the usual start) is not worth a line per store and task.
+            if applied > 0 {
+                tracing::info!(
+                    task = %id,
+                    store = %name,
+                    from = ?checkpoint,
+                    records = applied,
+                    elapsed_ms = started.elapsed().as_millis() as u64,
+                    "restored store"
+                );
+            } else {
+                tracing::debug!(task = %id, store = %name, from = ?checkpoint, "store up to date");
+            }
         }
         let mut local = self.shared.local_stores.write();
         for (name, store) in &task.state.stores {
