@@ -144,11 +144,17 @@ impl Instance {
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(http_error)?;
+            // The one line a person starting rill looks for: where to point a browser, curl
+            // and Prometheus, and where the state is.
+            let local = listener.local_addr().unwrap_or(addr);
             tracing::info!(
-                api = %format!("http://{addr}/v1/orders"),
-                openapi = %format!("http://{addr}/v1/openapi.json"),
+                dashboard = %format!("http://{local}/"),
+                api = %format!("http://{local}/v1/orders"),
+                openapi = %format!("http://{local}/v1/openapi.json"),
+                metrics = %format!("http://{local}/metrics"),
+                state = %self.system.config().state_dir.display(),
                 partitions = self.topics.partitions,
-                "the order system is running"
+                "rill is running"
             );
             api.serve(listener, stop).await
         });

@@ -97,6 +97,8 @@ pub struct SystemConfig {
     pub guarantee: ProcessingGuarantee,
     /// What the email service sends emails with.
     pub emailer: Arc<dyn Emailer>,
+    /// Largest record batch the topic proxy takes in one request.
+    pub max_batch_bytes: usize,
     /// Test hook given to every service's runtime (see `StreamsConfig::fault_injector`).
     #[doc(hidden)]
     pub fault_injector: Option<FaultInjector>,
@@ -113,6 +115,7 @@ impl SystemConfig {
             commit_interval: Duration::from_millis(20),
             guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
+            max_batch_bytes: crate::http::DEFAULT_MAX_BATCH_BYTES,
             fault_injector: None,
         }
     }
@@ -188,6 +191,11 @@ impl OrdersSystem {
             .transpose()
     }
 
+    /// How this system was started.
+    pub fn config(&self) -> &SystemConfig {
+        &self.config
+    }
+
     /// The waiting GETs and in-flight posts.
     pub fn hub(&self) -> &Arc<OrdersHub> {
         &self.hub
@@ -210,7 +218,8 @@ impl OrdersSystem {
             let ready = apps.iter().all(|(_, app)| app.state() == AppState::Running);
             (ready, states)
         });
-        HttpApi::new(self.log.clone(), orders, readiness)
+        Ok(HttpApi::new(self.log.clone(), orders, readiness)?
+            .max_batch_bytes(self.config.max_batch_bytes))
     }
 
     /// Whether every service is running (none stopped with an error).

@@ -292,6 +292,34 @@ async fn unknown_routes_large_bodies_and_bad_queries_get_json_errors() {
     assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let error: Value = response.json().await.expect("json error");
     assert_eq!(error["status"], 413);
+    // A batch to the topic proxy may be far larger than a single order...
+    let customers: Vec<Value> = (0..2_000)
+        .map(|id| {
+            json!({"key": id, "value": {"id": id, "firstName": "Ann", "lastName": "Lee",
+            "email": "ann@example.com", "address": "1 Road", "level": "gold"}})
+        })
+        .collect();
+    let batch = serde_json::to_vec(&json!({ "records": customers })).expect("batch");
+    assert!(batch.len() > 200 * 1024, "{} bytes", batch.len());
+    let response = client
+        .post(instance.url("/v1/topics/customers/records"))
+        .header("content-type", "application/json")
+        .body(batch)
+        .send()
+        .await
+        .expect("post batch");
+    assert_eq!(response.status(), StatusCode::OK);
+    let written: Value = response.json().await.expect("json");
+    assert_eq!(written["offsets"].as_array().map(Vec::len), Some(2_000));
+    // ...up to its own limit.
+    let response = client
+        .post(instance.url("/v1/topics/customers/records"))
+        .header("content-type", "application/json")
+        .body(vec![b' '; rill_orders::http::DEFAULT_MAX_BATCH_BYTES + 1])
+        .send()
+        .await
+        .expect("post");
+    assert_eq!(response.status(), StatusCode::PAYLOAD_TOO_LARGE);
     let (status, error) = get(&client, instance.url("/v1/orders/o?timeout=soon")).await;
     assert_eq!(
         (status, error["status"].clone()),

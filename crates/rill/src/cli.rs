@@ -1,15 +1,32 @@
 //! Command-line interface: flags and subcommands.
 
-use clap::{Parser, Subcommand};
+use std::path::PathBuf;
 
+use clap::{ArgMatches, Parser, Subcommand, ValueEnum};
+
+use crate::config::{self, ConfigFile};
 use crate::{bench, feeds, run, tools};
 
 /// rill: event-driven order processing on a partitioned, replayable log.
 #[derive(Debug, Parser)]
 #[command(name = "rill", version, about)]
 pub struct Cli {
+    /// Settings of `rill run` from a TOML file (keys: the flags' long names, and a [kafka]
+    /// table); flags and RILL_* variables override it. `rill config` shows the result.
+    #[arg(long, global = true, env = "RILL_CONFIG", value_name = "PATH")]
+    config: Option<PathBuf>,
+    /// Log lines for people (`text`) or one JSON object per line for machines (`json`).
+    #[arg(long, global = true, env = "RILL_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -34,10 +51,35 @@ enum Command {
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
+    /// Print the settings `rill run` would use with the same flags, environment and
+    /// `--config` file, and where each comes from (secrets masked).
+    Config(ConfigArgs),
 }
 
-pub fn execute(cli: Cli) -> anyhow::Result<()> {
+/// `rill config` takes every flag of `rill run`.
+#[derive(Debug, clap::Args)]
+pub struct ConfigArgs {
+    #[command(flatten)]
+    run: run::RunArgs,
+}
+
+/// What `rill config` needs beyond the parsed flags: the command line as configured and its
+/// raw matches (to tell where each value came from).
+pub struct Invocation<'a> {
+    pub command: &'a clap::Command,
+    pub matches: &'a ArgMatches,
+    pub file: Option<&'a ConfigFile>,
+}
+
+pub fn execute(cli: Cli, invocation: &Invocation<'_>) -> anyhow::Result<()> {
     match cli.command {
+        Command::Config(_) => {
+            print!(
+                "{}",
+                config::describe(invocation.command, invocation.matches, invocation.file)
+            );
+            Ok(())
+        }
         Command::Run(args) => run::run(&args),
         Command::AddInventory(args) => feeds::add_inventory(&args),
         Command::PostOrders(args) => feeds::post_orders(&args),

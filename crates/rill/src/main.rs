@@ -7,6 +7,7 @@ mod backend;
 mod bench;
 mod cli;
 mod client;
+mod config;
 mod embedded;
 mod feeds;
 mod run;
@@ -14,7 +15,7 @@ mod tools;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 
 /// mimalloc rather than glibc malloc: the stream threads allocate and free many small buffers
 /// per record (keys, values, serde output), and glibc's arena bookkeeping took about a third
@@ -31,20 +32,49 @@ const DEFAULT_LOG_FILTER: &str = "warn,rill=info,rill_orders=info,rill_streams=i
 rill_log_embedded=info,rill_log_kafka=info,rdkafka::consumer::base_consumer=off";
 
 fn main() -> ExitCode {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER)),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let cli = cli::Cli::parse();
-    match cli::execute(cli) {
+    let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
+    let file = match config::named_file(&args)
+        .map(|path| config::ConfigFile::load(&path, &cli::Cli::command()))
+        .transpose()
+    {
+        Ok(file) => file,
+        Err(error) => {
+            eprintln!("error: {}", chain_message(&error));
+            return ExitCode::from(2);
+        }
+    };
+    let command = config::configure(cli::Cli::command(), file.as_ref());
+    let matches = command.clone().get_matches_from(args);
+    let cli = match cli::Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(error) => error.exit(),
+    };
+    init_logging(cli.log_format);
+    let invocation = cli::Invocation {
+        command: &command,
+        matches: &matches,
+        file: file.as_ref(),
+    };
+    match cli::execute(cli, &invocation) {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {}", chain_message(&error));
             ExitCode::FAILURE
         }
+    }
+}
+
+fn init_logging(format: cli::LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(DEFAULT_LOG_FILTER));
+    // Colours only for a terminal: escape codes make a log file or a CI page hard to read.
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .with_writer(std::io::stderr);
+    match format {
+        cli::LogFormat::Text => logs.init(),
+        cli::LogFormat::Json => logs.json().init(),
     }
 }
 

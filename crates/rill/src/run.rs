@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Largest record batch the topic proxy takes in one request, in bytes (other requests
+    /// are limited to 64 KiB).
+    #[arg(long, default_value_t = rill_orders::http::DEFAULT_MAX_BATCH_BYTES)]
+    max_batch_bytes: usize,
     /// Test hook: abort the process when a service is about to commit for the Nth time
     /// (records processed, their outputs and offsets not yet committed).
     #[arg(long, hide = true)]
@@ -74,6 +78,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.partitions = args.partitions;
     config.system.services = args.services.clone();
     config.system.threads = args.threads.max(1);
+    config.system.max_batch_bytes = args.max_batch_bytes;
     config.system.guarantee = match args.processing_guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,

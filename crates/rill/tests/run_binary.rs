@@ -132,3 +132,67 @@ fn a_cluster_without_transactions_is_refused_with_the_at_least_once_advice() {
     let topics = rill_log::Log::admin(&log).list_topics().expect("list");
     assert!(!topics.iter().any(|t| t == "orders"), "{topics:?}");
 }
+
+/// A `rill.toml` sets what its flags would, `--log-format json` makes every log line a JSON
+/// object, and the start banner names the dashboard, API, metrics and state directory.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_config_file_sets_run_and_json_logs_carry_the_start_banner() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let config = root.path().join("rill.toml");
+    std::fs::write(
+        &config,
+        "partitions = 5\nno-seed = true\nlog-format = \"json\"\n",
+    )
+    .expect("write config");
+    let data = data_dir(&root, "data");
+    let config_flag = config.to_string_lossy().into_owned();
+    let rill = Rill::start(&data, &["--config", &config_flag]).await;
+    let client = reqwest::Client::new();
+    let topics: serde_json::Value = client
+        .get(rill.url("/v1/topics"))
+        .send()
+        .await
+        .expect("topics")
+        .json()
+        .await
+        .expect("json");
+    let orders = topics["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .find(|t| t["name"] == "orders")
+        .cloned()
+        .expect("orders listed");
+    assert_eq!(orders["partitions"], 5, "{topics}");
+    let inventory = topics["topics"]
+        .as_array()
+        .expect("topics")
+        .iter()
+        .find(|t| t["name"] == "warehouse-inventory")
+        .cloned()
+        .expect("inventory listed");
+    assert_eq!(inventory["records"], 0, "no-seed from the file: {topics}");
+    let port = rill.port;
+    rill.stop();
+    let log = std::fs::read_to_string(data.with_extension(format!("{port}.log"))).expect("log");
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("not JSON ({e}): {line}")))
+        .collect();
+    let banner = lines
+        .iter()
+        .find(|line| line["fields"]["message"] == "rill is running")
+        .unwrap_or_else(|| panic!("no banner in {log}"));
+    let fields = &banner["fields"];
+    assert_eq!(fields["dashboard"], format!("http://127.0.0.1:{port}/"));
+    assert_eq!(
+        fields["metrics"],
+        format!("http://127.0.0.1:{port}/metrics")
+    );
+    assert!(
+        fields["state"]
+            .as_str()
+            .is_some_and(|state| state.starts_with(&*data.to_string_lossy())),
+        "{banner}"
+    );
+}

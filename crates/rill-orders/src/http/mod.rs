@@ -5,7 +5,9 @@
 //! including those axum produces itself (unknown route, body too large, bad query string):
 //! a response middleware rewrites any non-JSON error body into that shape.
 //!
-//! Request bodies are limited to [`MAX_BODY_BYTES`] (413 beyond).
+//! Request bodies are limited to [`MAX_BODY_BYTES`] (413 beyond), except record batches
+//! posted to the topic proxy, which may reach [`DEFAULT_MAX_BATCH_BYTES`] (or what
+//! [`HttpApi::max_batch_bytes`] sets): a batch of 1,000 small orders is some 150 KiB.
 
 mod error;
 mod hub;
@@ -34,8 +36,11 @@ pub use hub::{IN_FLIGHT_RETENTION, OrdersHub};
 pub use proxy::ProduceRequest;
 pub use waiters::{WaitGuard, Waiters};
 
-/// Largest request body accepted.
+/// Largest request body accepted, but for record batches to the topic proxy.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
+
+/// Largest batch of records the topic proxy takes in one request, unless configured.
+pub const DEFAULT_MAX_BATCH_BYTES: usize = 8 * 1024 * 1024;
 
 /// Default wait of a GET without `timeout`.
 pub const DEFAULT_GET_TIMEOUT: Duration = Duration::from_secs(10);
@@ -72,6 +77,7 @@ pub(crate) struct ApiState {
 /// An instance's HTTP API, ready to serve.
 pub struct HttpApi {
     state: Arc<ApiState>,
+    max_batch_bytes: usize,
 }
 
 impl HttpApi {
@@ -105,7 +111,15 @@ impl HttpApi {
                 client,
                 readiness,
             }),
+            max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
         })
+    }
+
+    /// Sets the largest body of a record batch posted to the topic proxy (413 beyond); other
+    /// requests keep [`MAX_BODY_BYTES`].
+    pub fn max_batch_bytes(mut self, bytes: usize) -> Self {
+        self.max_batch_bytes = bytes;
+        self
     }
 
     /// The routes.
@@ -117,7 +131,10 @@ impl HttpApi {
             .route("/v1/topics", get(proxy::list_topics))
             .route(
                 "/v1/topics/{topic}/records",
-                get(proxy::read_records).post(proxy::produce_records),
+                get(proxy::read_records).post(proxy::produce_records).layer(
+                    // Inner to the router-wide limit below, so it wins for this route.
+                    DefaultBodyLimit::max(self.max_batch_bytes),
+                ),
             )
             .route("/v1/groups", get(proxy::list_groups))
             .route("/v1/groups/{group}", get(proxy::describe_group))
