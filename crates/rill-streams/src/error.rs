@@ -67,6 +67,25 @@ pub enum StreamsError {
         /// Its state.
         state: &'static str,
     },
+    /// An application cannot be reset while instances of it run.
+    #[error(
+        "application '{application}' is running ({members} members in its group): stop every instance before resetting it"
+    )]
+    ApplicationRunning {
+        /// The application id.
+        application: String,
+        /// Members of its group.
+        members: usize,
+    },
+    /// A state directory could not be read or changed.
+    #[error("state directory {}: {source}", path.display())]
+    StateDir {
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The file system's error.
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl StreamsError {

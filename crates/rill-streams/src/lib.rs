@@ -32,6 +32,7 @@ mod functions;
 mod graph;
 mod processor;
 mod record;
+pub mod reset;
 mod runtime;
 mod serde;
 mod store;

@@ -168,3 +168,95 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     );
     rebuilt.close().expect("close");
 }
+
+/// A reset to earliest makes a stopped application count everything again from scratch: its
+/// input offsets go back, its changelog and repartition topics and its local stores go, and
+/// the restarted application's counts equal the first run's (not doubled by stale state). A
+/// running application is not reset.
+#[test]
+fn a_reset_application_processes_its_input_again_from_scratch() {
+    use rill_streams::StreamsError;
+    use rill_streams::reset::{ResetOptions, ResetTo, reset_application};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+    let start = || {
+        let mut app = StreamsApp::new(
+            word_count(StoreOptions::persistent("counts")),
+            log.clone(),
+            StreamsConfig::new("rwc", state.path()),
+        );
+        app.start().expect("start");
+        app
+    };
+    let mut app = start();
+    let first = read_committed(log.as_ref(), "counts", 6);
+    let options = ResetOptions {
+        to: ResetTo::Earliest,
+        state_dir: Some(state.path().to_path_buf()),
+        dry_run: false,
+    };
+    let refused = reset_application(log.as_ref(), "rwc", &options);
+    assert!(
+        matches!(refused, Err(StreamsError::ApplicationRunning { .. })),
+        "{refused:?}"
+    );
+    app.close().expect("close");
+    let instance_id = std::fs::read_to_string(state.path().join("rwc/instance-id")).expect("id");
+
+    let report = reset_application(log.as_ref(), "rwc", &options).expect("reset");
+    let sentences: Vec<_> = report
+        .offsets
+        .iter()
+        .filter(|m| m.partition.topic == "sentences")
+        .collect();
+    assert_eq!(
+        sentences.iter().map(|m| m.from).sum::<i64>(),
+        3,
+        "{report:?}"
+    );
+    assert!(sentences.iter().all(|m| m.to == 0), "{report:?}");
+    assert!(
+        report
+            .deleted_topics
+            .contains(&"rwc-counts-changelog".to_string()),
+        "{report:?}"
+    );
+    assert!(
+        report
+            .deleted_topics
+            .iter()
+            .any(|t| t.ends_with("-repartition")),
+        "{report:?}"
+    );
+    let topics = log.admin().list_topics().expect("topics");
+    // The dead-letter topic is the application's output for people, not its state: it stays.
+    assert!(
+        !topics
+            .iter()
+            .any(|t| t.ends_with("-changelog") || t.ends_with("-repartition")),
+        "{topics:?}"
+    );
+    assert!(topics.contains(&"rwc-dlq".to_string()), "{topics:?}");
+    let left: Vec<_> = std::fs::read_dir(state.path().join("rwc"))
+        .expect("app dir")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert_eq!(left, vec![std::ffi::OsString::from("instance-id")]);
+    assert_eq!(
+        std::fs::read_to_string(state.path().join("rwc/instance-id")).expect("id"),
+        instance_id
+    );
+
+    let mut again = start();
+    let all = read_committed(log.as_ref(), "counts", 12);
+    assert_eq!(latest(&all[6..]), latest(&first));
+    assert_eq!(
+        latest(&all[6..]),
+        BTreeMap::from([("a".into(), 1), ("b".into(), 2), ("c".into(), 3)])
+    );
+    again.close().expect("close");
+}

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigFile};
-use crate::{bench, feeds, run, tools};
+use crate::{bench, feeds, reset, run, tools};
 
 /// rill: event-driven order processing on a partitioned, replayable log.
 #[derive(Debug, Parser)]
@@ -48,6 +48,10 @@ enum Command {
     /// List consumer groups, or show one: members, and per partition the committed offset,
     /// end offset and lag.
     Groups(tools::GroupsArgs),
+    /// Reset applications so that they process their input again: committed input offsets
+    /// to earliest, latest or a time; internal topics deleted; local state removed. Every
+    /// instance of them must be stopped.
+    Reset(reset::ResetArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -87,6 +91,7 @@ pub fn execute(cli: Cli, invocation: &Invocation<'_>) -> anyhow::Result<()> {
         Command::Tail(args) => tools::tail(&args),
         Command::Produce(args) => tools::produce(&args),
         Command::Groups(args) => tools::groups(&args),
+        Command::Reset(args) => reset::reset(&args),
         Command::Bench(command) => bench::execute(command),
     }
 }

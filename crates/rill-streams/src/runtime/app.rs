@@ -496,8 +496,11 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
 
 /// This instance's id, kept in the state directory so a restarted instance reuses its
 /// transactional ids and so fences a zombie predecessor.
+/// The file in an application's state directory that keeps the instance's id across restarts.
+pub(crate) const INSTANCE_ID_FILE: &str = "instance-id";
+
 fn instance_id(dir: &Path) -> Result<String> {
-    let file = dir.join("instance-id");
+    let file = dir.join(INSTANCE_ID_FILE);
     let io_error = |e: std::io::Error| StreamsError::Store {
         store: "state directory".into(),
         reason: format!("{}: {e}", file.display()),

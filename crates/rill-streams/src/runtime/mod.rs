@@ -20,6 +20,7 @@ mod thread;
 mod topics;
 mod window_query;
 
+pub(crate) use app::INSTANCE_ID_FILE;
 pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
 pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, StreamsConfig};
 pub use window_query::QueryableWindowStore;
