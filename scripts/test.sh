@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs Apache Kafka (once, into /opt/rill-tools, from
-# Maven Central) and starts three brokers on loopback for the Kafka backend's tests, unless
+# Maven Central) and schemathesis (once, from PyPI), and starts three brokers on loopback for the Kafka backend's tests, unless
 # RILL_KAFKA_BOOTSTRAP already points at a cluster; stops them afterwards. The cluster test
 # (crates/rill/tests/cluster_kafka.rs) starts and kills brokers of its own.
 set -euo pipefail
@@ -11,6 +11,18 @@ cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop || true; fi; }
 trap cleanup EXIT
 
 scripts/kafka.sh install
+
+# schemathesis, the OpenAPI fuzzer of crates/rill/tests/openapi_fuzz.rs, in a virtualenv of its
+# own (pinned: a newer release may add checks, which is a change to make on purpose).
+SCHEMATHESIS_VERSION=4.32.5
+SCHEMATHESIS_HOME=${SCHEMATHESIS_HOME:-/opt/rill-tools/schemathesis-$SCHEMATHESIS_VERSION}
+if [ ! -x "$SCHEMATHESIS_HOME/bin/schemathesis" ]; then
+  echo "installing schemathesis $SCHEMATHESIS_VERSION into $SCHEMATHESIS_HOME" >&2
+  python3 -m venv "$SCHEMATHESIS_HOME"
+  "$SCHEMATHESIS_HOME/bin/pip" install --quiet "schemathesis==$SCHEMATHESIS_VERSION"
+fi
+export RILL_SCHEMATHESIS="$SCHEMATHESIS_HOME/bin/schemathesis"
+export RILL_REQUIRE_SCHEMATHESIS=1
 if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ]; then
   started=yes
   RILL_KAFKA_BOOTSTRAP=$(scripts/kafka.sh start --brokers 3)

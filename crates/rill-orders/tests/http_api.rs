@@ -325,6 +325,32 @@ async fn unknown_routes_large_bodies_and_bad_queries_get_json_errors() {
         (status, error["status"].clone()),
         (StatusCode::BAD_REQUEST, json!(400))
     );
+    // Beyond the documented maximum is refused, not shortened.
+    for query in ["timeout=300001", "timeout=-1"] {
+        let (status, error) = get(&client, instance.url(&format!("/v1/orders/o?{query}"))).await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+        let (status, _) = get(
+            &client,
+            instance.url(&format!("/v1/orders/o/validated?{query}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}");
+    }
+    for query in ["limit=0", "limit=10001", "offset=-1", "partition=-1"] {
+        let (status, error) = get(
+            &client,
+            instance.url(&format!("/v1/topics/customers/records?{query}")),
+        )
+        .await;
+        assert_eq!(status, StatusCode::BAD_REQUEST, "{query}: {error}");
+    }
+    // An offset without a partition applies to each partition.
+    let (status, read) = get(
+        &client,
+        instance.url("/v1/topics/customers/records?offset=1999&limit=10"),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK, "{read}");
     let (status, _) = get(&client, instance.url("/v1/openapi.json")).await;
     assert_eq!(status, StatusCode::OK);
     let (status, ready) = get(&client, instance.url("/ready")).await;

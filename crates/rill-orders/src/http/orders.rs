@@ -270,8 +270,15 @@ async fn wait_for(
     let endpoint = endpoint(&state)?;
     let timeout = params
         .timeout
-        .map_or(DEFAULT_GET_TIMEOUT, Duration::from_millis)
-        .min(MAX_GET_TIMEOUT);
+        .map_or(DEFAULT_GET_TIMEOUT, Duration::from_millis);
+    // Refused rather than shortened: a caller asking for more would otherwise get a 504
+    // sooner than it asked for and not know why.
+    if timeout > MAX_GET_TIMEOUT {
+        return Err(ApiError::bad_request(format!(
+            "`timeout` is at most {} ms",
+            MAX_GET_TIMEOUT.as_millis()
+        )));
+    }
     let deadline = Instant::now() + timeout;
     let waiter = endpoint.hub.waiters.register(&id);
     let mut last_seen = None;

@@ -188,7 +188,7 @@ pub(crate) async fn produce_records(
 pub(crate) struct ReadParams {
     /// One partition (all when absent).
     partition: Option<i32>,
-    /// First offset to read (with `partition`).
+    /// First offset to read, in the chosen partition or in each partition.
     offset: Option<i64>,
     /// Most records to answer.
     limit: Option<usize>,
@@ -203,9 +203,17 @@ pub(crate) async fn read_records(
     Path(topic): Path<String>,
     Query(params): Query<ReadParams>,
 ) -> Result<Response, ApiError> {
-    let limit = params.limit.unwrap_or(DEFAULT_READ).min(MAX_READ);
-    if params.offset.is_some() && params.partition.is_none() {
-        return Err(ApiError::bad_request("`offset` needs a `partition`"));
+    let limit = params.limit.unwrap_or(DEFAULT_READ);
+    if !(1..=MAX_READ).contains(&limit) {
+        return Err(ApiError::bad_request(format!(
+            "`limit` must be between 1 and {MAX_READ}"
+        )));
+    }
+    if params.offset.is_some_and(|offset| offset < 0) {
+        return Err(ApiError::bad_request("`offset` must not be negative"));
+    }
+    if params.partition.is_some_and(|partition| partition < 0) {
+        return Err(ApiError::bad_request("`partition` must not be negative"));
     }
     let from_end = match params.from.as_deref() {
         None | Some("beginning") => false,
