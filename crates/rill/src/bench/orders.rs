@@ -1,5 +1,6 @@
-//! The order pipeline benchmark: every service of the order system in this process on the
-//! embedded log, exactly-once, as `rill run` starts them.
+//! The order pipeline benchmark: every service of the order system in this process,
+//! exactly-once, started through the one instance bootstrap `rill run` uses, on the embedded
+//! log or (`--bootstrap`) on a Kafka cluster; `--compare` measures both in one invocation.
 //!
 //! - **throughput**: N orders (with a payment each) produced straight into `orders`, stock for
 //!   about half of them, spread over many customers so that the fraud check passes most; orders/s
@@ -11,7 +12,9 @@
 //!   number of keep-alive connections: POST /v1/orders (201 = durable in the log) per second,
 //!   then GET /v1/orders/{id} per second of orders already in the view.
 //!
-//! Each phase starts from a fresh data directory, so they do not disturb each other.
+//! Each phase starts from a fresh data directory, so they do not disturb each other; on Kafka
+//! each phase first deletes the order system's topics (its own topics and those of its five
+//! applications), so point `--bootstrap` at a cluster kept for benchmarks.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -27,14 +30,17 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper::header::{CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
-use rill_log::{ConsumerConfig, IsolationLevel, Log, ProducerRecord, SeekTo, TopicPartition};
-use rill_log_embedded::{EmbeddedLog, FsyncPolicy};
+use rill_log::{
+    ConsumerConfig, IsolationLevel, Log, LogError, ProducerRecord, SeekTo, TopicPartition,
+};
 use rill_orders::domain::{Customer, Email, Order, OrderState, Payment, Product};
 use rill_orders::email::{EmailError, Emailer};
-use rill_orders::system::{OrdersSystem, SystemConfig};
-use rill_orders::topics::{self, CUSTOMERS, ORDERS, PAYMENTS, WAREHOUSE_INVENTORY};
+use rill_orders::instance::{Instance, InstanceConfig};
+use rill_orders::records::InputRecord;
+use rill_orders::system::Service;
+use rill_orders::topics::{self, ORDERS, PAYMENTS};
 
-use crate::embedded;
+use crate::backend::{self, KafkaArgs, OpenLog};
 
 /// The parts of `rill bench orders`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -100,17 +106,127 @@ pub struct OrdersBenchArgs {
     /// Give up a phase that has not finished after this many seconds.
     #[arg(long, default_value_t = 900)]
     timeout_s: u64,
+    /// On this Kafka cluster instead of the embedded log (its order-system topics are deleted
+    /// before each phase).
+    #[command(flatten)]
+    kafka: KafkaArgs,
+    /// Measure the embedded log and the `--bootstrap` cluster in one invocation, alternating,
+    /// and print them side by side with the Kafka/embedded ratio.
+    #[arg(long, requires = "bootstrap")]
+    compare: bool,
+    /// Measurements of each backend (medians are reported).
+    #[arg(long, default_value_t = 1)]
+    runs: usize,
+}
+
+/// What one measurement of one backend gave.
+struct Figures {
+    throughput: Option<ThroughputResult>,
+    latency: Option<LatencyResult>,
+    http: Option<HttpResult>,
+}
+
+impl Figures {
+    fn orders_per_s(&self, args: &OrdersBenchArgs) -> Option<f64> {
+        self.throughput
+            .as_ref()
+            .map(|t| args.orders as f64 / t.seconds)
+    }
+
+    fn latency_ms(&self, quantile: f64) -> Option<f64> {
+        self.latency
+            .as_ref()
+            .map(|l| ms(l.histogram.value_at_quantile(quantile)))
+    }
+
+    fn posts_per_s(&self) -> Option<f64> {
+        self.http
+            .as_ref()
+            .map(|h| h.posts.ok as f64 / h.posts.seconds)
+    }
+
+    fn gets_per_s(&self) -> Option<f64> {
+        self.http
+            .as_ref()
+            .map(|h| h.gets.ok as f64 / h.gets.seconds)
+    }
 }
 
 pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
-    if args.orders == 0 || args.customers == 0 || args.rate == 0 || args.connections == 0 {
-        bail!("--orders, --customers, --rate and --connections must be above 0");
+    if args.orders == 0
+        || args.customers == 0
+        || args.rate == 0
+        || args.connections == 0
+        || args.runs == 0
+    {
+        bail!("--orders, --customers, --rate, --connections and --runs must be above 0");
     }
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
+    let (sync_p50, sync_p99) = fdatasync_latency(&args.dir)?;
+    let sync = format!(
+        "fdatasync of 4 KiB in {}: p50 {sync_p50:.0} us, p99 {sync_p99:.0} us",
+        args.dir.display()
+    );
+    eprintln!("{sync}");
+    let embedded = KafkaArgs {
+        bootstrap: None,
+        kafka_properties: Vec::new(),
+    };
+    let mut measured: Vec<(&str, Figures)> = Vec::new();
+    for run in 1..=args.runs {
+        let backends: Vec<(&str, &KafkaArgs)> = if args.compare {
+            vec![("embedded", &embedded), ("kafka", &args.kafka)]
+        } else if args.kafka.bootstrap.is_some() {
+            vec![("kafka", &args.kafka)]
+        } else {
+            vec![("embedded", &embedded)]
+        };
+        for (label, kafka) in backends {
+            eprintln!("run {run}/{}: {label}", args.runs);
+            let figures = measure(args, kafka)?;
+            println!();
+            println!("run {run}, {label}:");
+            for line in report_lines(args, &figures) {
+                println!("  {line}");
+            }
+            measured.push((label, figures));
+        }
+    }
+    println!();
+    println!("{sync}");
+    if args.compare {
+        print_comparison(args, &measured);
+    }
+    println!("peak RSS of the process: {} MiB", peak_rss_kib() / 1024);
+    std::fs::remove_dir_all(&args.dir).ok();
+    Ok(())
+}
+
+/// Every chosen phase once on one backend.
+fn measure(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Figures> {
+    Ok(Figures {
+        throughput: if args.phases.contains(&Phase::Throughput) {
+            Some(throughput(args, kafka)?)
+        } else {
+            None
+        },
+        latency: if args.phases.contains(&Phase::Latency) {
+            Some(latency(args, kafka)?)
+        } else {
+            None
+        },
+        http: if args.phases.contains(&Phase::Http) {
+            Some(http(args, kafka)?)
+        } else {
+            None
+        },
+    })
+}
+
+fn report_lines(args: &OrdersBenchArgs, figures: &Figures) -> Vec<String> {
     let mut report = Vec::new();
-    if args.phases.contains(&Phase::Throughput) {
-        let t = throughput(args)?;
+    if let Some(t) = &figures.throughput {
         report.push(format!(
             "throughput: {} orders, {:.1} s from the first CREATED sent to the last final state: \
              **{:.0} orders/s** (VALIDATED {}, FAILED {}; produced in {:.1} s); peak RSS {} MiB",
@@ -123,8 +239,7 @@ pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
             t.peak_rss_kib / 1024
         ));
     }
-    if args.phases.contains(&Phase::Latency) {
-        let l = latency(args)?;
+    if let Some(l) = &figures.latency {
         report.push(format!(
             "latency at {} orders/s offered for {} s ({} orders, VALIDATED {}, FAILED {}): \
              acknowledged to final state p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms",
@@ -139,8 +254,7 @@ pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
             ms(l.histogram.max()),
         ));
     }
-    if args.phases.contains(&Phase::Http) {
-        let h = http(args)?;
+    if let Some(h) = &figures.http {
         report.push(format!(
             "http, {} connections: **{:.0} POST/s** ({} answered 201 in {:.1} s, {} other; \
              p50 {:.2} ms, p99 {:.2} ms), **{:.0} GET/s** ({} answered 200 in {:.1} s, {} other; \
@@ -160,13 +274,79 @@ pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
             ms(h.gets.latency.value_at_quantile(0.99)),
         ));
     }
-    println!();
-    for line in report {
-        println!("{line}");
+    report
+}
+
+/// The medians of each backend side by side, with Kafka's figure over the embedded one.
+fn print_comparison(args: &OrdersBenchArgs, measured: &[(&str, Figures)]) {
+    type Pick = fn(&OrdersBenchArgs, &Figures) -> Option<f64>;
+    let rows: [(&str, Pick); 5] = [
+        ("orders/s (throughput)", |a, f| f.orders_per_s(a)),
+        ("latency p50, ms", |_, f| f.latency_ms(0.5)),
+        ("latency p99, ms", |_, f| f.latency_ms(0.99)),
+        ("POST /v1/orders per s", |_, f| f.posts_per_s()),
+        ("GET /v1/orders/{id} per s", |_, f| f.gets_per_s()),
+    ];
+    let median_of = |label: &str, pick: Pick| -> Option<f64> {
+        let mut values: Vec<f64> = measured
+            .iter()
+            .filter(|(l, _)| *l == label)
+            .filter_map(|(_, f)| pick(args, f))
+            .collect();
+        (!values.is_empty()).then(|| super::median(&mut values))
+    };
+    println!(
+        "medians of {} run(s) each | embedded | Kafka | Kafka / embedded",
+        args.runs
+    );
+    println!("---|---|---|---");
+    for (name, pick) in rows {
+        if let (Some(embedded), Some(kafka)) =
+            (median_of("embedded", pick), median_of("kafka", pick))
+        {
+            println!(
+                "{name} | {embedded:.1} | {kafka:.1} | {:.2}x",
+                kafka / embedded
+            );
+        }
     }
-    println!("peak RSS of the process: {} MiB", peak_rss_kib() / 1024);
-    std::fs::remove_dir_all(&args.dir).ok();
-    Ok(())
+    let per_run: Vec<String> = measured
+        .chunks(2)
+        .filter_map(|pair| match pair {
+            [(_, embedded), (_, kafka)] => Some(format!(
+                "{:.2}",
+                kafka.orders_per_s(args)? / embedded.orders_per_s(args)?
+            )),
+            _ => None,
+        })
+        .collect();
+    if !per_run.is_empty() {
+        println!(
+            "orders/s ratio per run (Kafka / embedded): {}",
+            per_run.join(", ")
+        );
+    }
+}
+
+/// Latency of a 4 KiB write plus `fdatasync` in `dir` (200 of them), p50 and p99 in us: the
+/// disk's answer to the embedded log's commits, to read latency figures by.
+fn fdatasync_latency(dir: &std::path::Path) -> anyhow::Result<(f64, f64)> {
+    use std::io::Write;
+    let path = dir.join("fdatasync-probe");
+    let mut file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let block = vec![0u8; 4096];
+    let mut micros = Vec::with_capacity(200);
+    for _ in 0..200 {
+        let started = Instant::now();
+        file.write_all(&block)?;
+        file.sync_data()?;
+        micros.push(started.elapsed().as_secs_f64() * 1e6);
+    }
+    drop(file);
+    std::fs::remove_file(&path).ok();
+    micros.sort_by(f64::total_cmp);
+    Ok((micros[micros.len() / 2], micros[micros.len() * 99 / 100]))
 }
 
 fn ms(micros: u64) -> f64 {
@@ -291,62 +471,105 @@ fn payment_record(order: &Order) -> anyhow::Result<ProducerRecord> {
         .value(serde_json::to_vec(&payment)?))
 }
 
-/// A fresh log with the system's topics, stock, customers, and every service started.
+/// A fresh log with the system's topics, stock, customers, and every service started through
+/// the instance bootstrap.
 struct Running {
-    log: Arc<EmbeddedLog>,
-    system: OrdersSystem,
+    log: Arc<dyn Log>,
+    open: OpenLog,
+    instance: Instance,
 }
 
-fn start(args: &OrdersBenchArgs, name: &str, stock: &[(Product, i64)]) -> anyhow::Result<Running> {
+fn start(
+    args: &OrdersBenchArgs,
+    kafka: &KafkaArgs,
+    name: &str,
+    stock: &[(Product, i64)],
+) -> anyhow::Result<Running> {
     let dir = args.dir.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    let log = embedded::open(&dir.join("log"), FsyncPolicy::Always)?;
-    topics::create_system_topics(log.admin(), args.partitions)?;
-    let producer = log.producer(&Default::default())?;
-    for (product, count) in stock {
-        drop(
-            producer.send(
-                ProducerRecord::new(WAREHOUSE_INVENTORY)
-                    .key(product.name().as_bytes().to_vec())
-                    .value(count.to_string().into_bytes()),
-            )?,
-        );
+    let open = backend::open(kafka, &dir.join("log"), None)?;
+    let log = open.shared();
+    if kafka.bootstrap.is_some() {
+        delete_order_system_topics(log.as_ref())?;
     }
-    for id in 0..args.customers {
-        let customer = Customer {
-            id: id as i64,
-            first_name: format!("First{id}"),
-            last_name: format!("Last{id}"),
-            email: format!("customer{id}@example.com"),
-            address: format!("{id} Bench Street"),
-            level: rill_orders::topics::LEVELS[(id % 4) as usize].to_string(),
-        };
-        drop(
-            producer.send(
-                ProducerRecord::new(CUSTOMERS)
-                    .key((id as i64).to_be_bytes().to_vec())
-                    .value(serde_json::to_vec(&customer)?),
-            )?,
-        );
-    }
-    producer.flush(Duration::from_secs(120))?;
-    let mut config = SystemConfig::new(dir.join("state"));
-    config.threads = args.threads.max(1);
+    let mut config = InstanceConfig::new(dir.join("state"));
+    config.partitions = args.partitions;
+    config.seed = stock
+        .iter()
+        .map(|&(product, count)| InputRecord::Stock { product, count })
+        .chain((0..args.customers).map(|id| {
+            InputRecord::Customer(Customer {
+                id: id as i64,
+                first_name: format!("First{id}"),
+                last_name: format!("Last{id}"),
+                email: format!("customer{id}@example.com"),
+                address: format!("{id} Bench Street"),
+                level: topics::LEVELS[(id % 4) as usize].to_string(),
+            })
+        }))
+        .collect();
+    config.system.threads = args.threads.max(1);
     if let Some(ms) = args.commit_interval_ms {
-        config.commit_interval = Duration::from_millis(ms);
+        config.system.commit_interval = Duration::from_millis(ms);
     }
-    config.emailer = Arc::new(QuietEmailer);
-    let shared: Arc<dyn Log> = log.clone();
-    let system = OrdersSystem::start(shared, config).context("starting the services")?;
-    Ok(Running { log, system })
+    config.system.emailer = Arc::new(QuietEmailer);
+    let instance = Instance::start(log.clone(), config).context("starting the order system")?;
+    Ok(Running {
+        log,
+        open,
+        instance,
+    })
+}
+
+/// Deletes the order system's topics and its applications' (changelogs, repartition topics,
+/// dead letters) from a cluster, and waits until the cluster no longer lists them, so that a
+/// phase starts from nothing as it does on a fresh data directory.
+fn delete_order_system_topics(log: &dyn Log) -> anyhow::Result<()> {
+    let admin = log.admin();
+    let ours = |topic: &str| {
+        topics::system_topics()
+            .iter()
+            .any(|(name, _)| *name == topic)
+            || Service::ALL.iter().any(|service| {
+                topic
+                    .strip_prefix(service.application_id())
+                    .is_some_and(|rest| rest.starts_with('-'))
+            })
+    };
+    let listed = || -> anyhow::Result<Vec<String>> {
+        Ok(admin
+            .list_topics()
+            .context("listing the cluster's topics")?
+            .into_iter()
+            .filter(|topic| ours(topic))
+            .collect())
+    };
+    for topic in listed()? {
+        match admin.delete_topic(&topic) {
+            Ok(()) | Err(LogError::UnknownTopic { .. }) => {}
+            Err(error) => return Err(error).with_context(|| format!("deleting {topic}")),
+        }
+    }
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !listed()?.is_empty() {
+        if Instant::now() > deadline {
+            bail!("the cluster still lists the deleted topics after 120 s");
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    Ok(())
 }
 
 impl Running {
+    fn system(&self) -> &rill_orders::system::OrdersSystem {
+        self.instance.system()
+    }
+
     fn close(self) -> anyhow::Result<()> {
-        self.system.close().context("stopping the services")?;
-        self.log.close().context("closing the log")?;
+        self.instance.close().context("stopping the services")?;
+        self.open.close()?;
         Ok(())
     }
 }
@@ -380,7 +603,7 @@ impl FinalStates {
     /// Starts the reader thread.
     fn watch(
         self: &Arc<Self>,
-        log: &Arc<EmbeddedLog>,
+        log: &Arc<dyn Log>,
         partitions: i32,
         workload: Workload,
         epoch: Instant,
@@ -453,11 +676,11 @@ struct ThroughputResult {
     peak_rss_kib: u64,
 }
 
-fn throughput(args: &OrdersBenchArgs) -> anyhow::Result<ThroughputResult> {
+fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<ThroughputResult> {
     let n = args.orders;
     eprintln!("throughput: starting the services ({n} orders)");
     let stock = Workload::stock_for_half(n);
-    let running = start(args, "throughput", &stock)?;
+    let running = start(args, kafka, "throughput", &stock)?;
     let workload = || Workload {
         prefix: "t",
         customers: args.customers,
@@ -537,7 +760,7 @@ fn wait_all(
         if decided >= n {
             break;
         }
-        if !running.system.healthy() {
+        if !running.system().healthy() {
             bail!("{phase}: a service stopped with an error after {decided} final states");
         }
         if epoch.elapsed() > Duration::from_secs(args.timeout_s) {
@@ -576,14 +799,14 @@ struct LatencyResult {
     failed: u64,
 }
 
-fn latency(args: &OrdersBenchArgs) -> anyhow::Result<LatencyResult> {
+fn latency(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<LatencyResult> {
     let n = args.rate * args.latency_seconds;
     eprintln!(
         "latency: starting the services ({} orders/s for {} s)",
         args.rate, args.latency_seconds
     );
     let stock = Workload::stock_for_half(n);
-    let running = start(args, "latency", &stock)?;
+    let running = start(args, kafka, "latency", &stock)?;
     let workload = || Workload {
         prefix: "l",
         customers: args.customers,
@@ -680,15 +903,15 @@ struct HttpResult {
     gets: HttpRun,
 }
 
-fn http(args: &OrdersBenchArgs) -> anyhow::Result<HttpResult> {
+fn http(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<HttpResult> {
     eprintln!(
         "http: starting the services and the API ({} connections)",
         args.connections
     );
     // Enough stock that the posted orders split about evenly, as in the other phases.
     let stock = Workload::stock_for_half(args.http_posts);
-    let running = start(args, "http", &stock)?;
-    let api = running.system.http_api()?;
+    let running = start(args, kafka, "http", &stock)?;
+    let api = running.system().http_api()?;
     let server = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -737,7 +960,7 @@ fn http(args: &OrdersBenchArgs) -> anyhow::Result<HttpResult> {
     let posted = posts.ok + posts.other;
     // Every posted order must be in the view before GETs of them are measured.
     let view = running
-        .system
+        .system()
         .view()?
         .context("the orders service does not run")?;
     let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
