@@ -25,10 +25,11 @@ const DEFAULT_MAX_MESSAGE_BYTES: usize = 1_000_000;
 /// librdkafka's default `message.timeout.ms`.
 const DEFAULT_MESSAGE_TIMEOUT: Duration = Duration::from_secs(300);
 
-/// What a queued record needs to complete its [`DeliveryFuture`].
+/// What a queued record needs to complete its [`DeliveryFuture`]; a detached record has no
+/// sender, and only its failure is kept.
 #[derive(Debug)]
 pub(crate) struct PendingDelivery {
-    sender: DeliverySender,
+    sender: Option<DeliverySender>,
     timestamp: Option<i64>,
 }
 
@@ -37,6 +38,17 @@ pub(crate) struct PendingDelivery {
 pub(crate) struct ProducerCtx {
     transactional_id: Option<String>,
     message_timeout: Duration,
+    /// The first failed delivery of a detached record, answered by the next flush.
+    detached_failure: Mutex<Option<LogError>>,
+}
+
+impl ProducerCtx {
+    fn take_detached_failure(&self) -> Option<LogError> {
+        self.detached_failure
+            .lock()
+            .ok()
+            .and_then(|mut failure| failure.take())
+    }
 }
 
 impl ClientContext for ProducerCtx {}
@@ -66,7 +78,15 @@ impl ProducerContext for ProducerCtx {
                 Err(error::map("deliver record", err.clone(), &ctx))
             }
         };
-        pending.sender.complete(outcome);
+        match (pending.sender, outcome) {
+            (Some(sender), outcome) => sender.complete(outcome),
+            (None, Ok(_)) => {}
+            (None, Err(error)) => {
+                if let Ok(mut failure) = self.detached_failure.lock() {
+                    failure.get_or_insert(error);
+                }
+            }
+        }
     }
 }
 
@@ -121,6 +141,7 @@ impl ProducerCore {
         let context = ProducerCtx {
             transactional_id: transactional_id.map(str::to_string),
             message_timeout,
+            detached_failure: Mutex::new(None),
         };
         let producer = client
             .create_with_context::<_, ThreadedProducer<ProducerCtx>>(context)
@@ -177,6 +198,14 @@ impl ProducerCore {
     }
 
     fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
+        let (sender, future) = DeliveryFuture::pending();
+        self.enqueue(record, Some(sender))?;
+        Ok(future)
+    }
+
+    /// Queues `record`; its delivery completes `sender`, or without one (a detached record,
+    /// which saves a channel per record) only a failure is kept, for the next flush.
+    fn enqueue(&self, record: ProducerRecord, sender: Option<DeliverySender>) -> Result<()> {
         let partitions = self.partition_count(&record.topic, record.partition)?;
         if let Some(partition) = record.partition
             && !(0..partitions).contains(&partition)
@@ -202,7 +231,6 @@ impl ProducerCore {
             });
         }
 
-        let (sender, future) = DeliveryFuture::pending();
         let pending = Box::new(PendingDelivery {
             sender,
             timestamp: record.timestamp,
@@ -236,7 +264,7 @@ impl ProducerCore {
         let deadline = Instant::now() + self.timeout;
         loop {
             match self.producer.send(base) {
-                Ok(()) => return Ok(future),
+                Ok(()) => return Ok(()),
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), returned))
                     if Instant::now() < deadline =>
                 {
@@ -293,7 +321,11 @@ impl ProducerCore {
                 after: timeout,
             },
             other => error::map("flush", other, &self.ctx(None).with_timeout(timeout)),
-        })
+        })?;
+        match self.producer.context().take_detached_failure() {
+            Some(failure) => Err(failure),
+            None => Ok(()),
+        }
     }
 }
 
@@ -329,6 +361,10 @@ impl std::fmt::Debug for KafkaProducer {
 impl Producer for KafkaProducer {
     fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.core.send(record)
+    }
+
+    fn send_detached(&self, record: ProducerRecord) -> Result<()> {
+        self.core.enqueue(record, None)
     }
 
     fn flush(&self, timeout: Duration) -> Result<()> {
@@ -496,7 +532,27 @@ impl Producer for KafkaTransactionalProducer {
     fn send(&self, record: ProducerRecord) -> Result<DeliveryFuture> {
         self.require_transaction("send")?;
         let core = self.core();
-        core.send(record).map_err(|e| match e {
+        core.send(record).map_err(|e| self.fenced_or(&core, e))
+    }
+
+    /// Without a delivery future per record: a failed delivery fails the transaction's commit
+    /// (librdkafka refuses to commit a transaction with an undelivered record).
+    fn send_detached(&self, record: ProducerRecord) -> Result<()> {
+        self.require_transaction("send")?;
+        let core = self.core();
+        core.enqueue(record, None)
+            .map_err(|e| self.fenced_or(&core, e))
+    }
+
+    fn flush(&self, timeout: Duration) -> Result<()> {
+        self.core().flush(timeout)
+    }
+}
+
+impl KafkaTransactionalProducer {
+    /// A send error as `ProducerFenced` when the producer was fenced, else as it is.
+    fn fenced_or(&self, core: &ProducerCore, e: LogError) -> LogError {
+        match e {
             LogError::Backend { .. } => {
                 if let Some((code, _)) = core.producer.client().fatal_error()
                     && error::is_fenced(code)
@@ -508,11 +564,7 @@ impl Producer for KafkaTransactionalProducer {
                 e
             }
             other => other,
-        })
-    }
-
-    fn flush(&self, timeout: Duration) -> Result<()> {
-        self.core().flush(timeout)
+        }
     }
 }
 
@@ -528,8 +580,10 @@ impl TransactionalProducer for KafkaTransactionalProducer {
                 state: "a transaction is already in progress",
             });
         }
-        self.core()
-            .producer
+        let core = self.core();
+        // A detached failure of an aborted transaction is no news for this one.
+        let _ = core.producer.context().take_detached_failure();
+        core.producer
             .begin_transaction()
             .map_err(|e| self.txn_error("begin transaction", e))?;
         self.in_transaction.store(true, Ordering::Release);

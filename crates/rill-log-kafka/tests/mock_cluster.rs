@@ -574,3 +574,35 @@ fn send_offsets_returns_when_the_group_coordinator_goes_down_mock_cluster() {
     }
     assert!(values(&read).contains(&"after".to_string()), "{read:?}");
 }
+
+/// A detached record has no delivery future: its failure is answered by the next flush, once,
+/// and records delivered after it flush cleanly.
+#[test]
+fn a_detached_record_that_fails_fails_the_next_flush_mock_cluster() {
+    let cluster = MockCluster::new(1).expect("mock cluster");
+    let topic = unique("detached");
+    cluster.create_topic(&topic, 1, 1).expect("create");
+    let log = KafkaLog::new(KafkaConfig::new(cluster.bootstrap_servers())).expect("log");
+    let producer = log.producer(&ProducerConfig::default()).expect("producer");
+    producer
+        .send(ProducerRecord::new(&topic).value("first"))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    // Not retriable: the record fails at once instead of being retried until it times out.
+    cluster.request_errors(
+        RDKafkaApiKey::Produce,
+        &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_RECORD],
+    );
+    producer
+        .send_detached(ProducerRecord::new(&topic).value("refused"))
+        .expect("queued");
+    let failed = producer.flush(Duration::from_secs(30));
+    assert!(failed.is_err(), "{failed:?}");
+    producer
+        .send_detached(ProducerRecord::new(&topic).value("after"))
+        .expect("queued");
+    producer
+        .flush(Duration::from_secs(30))
+        .expect("a later flush is clean");
+}

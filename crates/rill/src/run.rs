@@ -52,6 +52,11 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// How often each service commits, ms (default: 20 on the embedded log, 100 on Kafka,
+    /// where a transaction costs round trips; shorter means lower latency, longer more
+    /// throughput).
+    #[arg(long)]
+    commit_interval_ms: Option<u64>,
     /// Largest record batch the topic proxy takes in one request, in bytes (other requests
     /// are limited to 64 KiB).
     #[arg(long, default_value_t = rill_orders::http::DEFAULT_MAX_BATCH_BYTES)]
@@ -79,6 +84,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.system.services = args.services.clone();
     config.system.threads = args.threads.max(1);
     config.system.max_batch_bytes = args.max_batch_bytes;
+    config.system.commit_interval = commit_interval(args.commit_interval_ms, &args.kafka);
     config.system.guarantee = match args.processing_guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
@@ -111,6 +117,15 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("closed cleanly");
     Ok(())
+}
+
+/// The commit interval asked for, or the default of the log chosen.
+pub fn commit_interval(asked_ms: Option<u64>, kafka: &KafkaArgs) -> std::time::Duration {
+    match (asked_ms, &kafka.bootstrap) {
+        (Some(ms), _) => std::time::Duration::from_millis(ms.max(1)),
+        (None, Some(_)) => rill_orders::system::CLUSTER_COMMIT_INTERVAL,
+        (None, None) => rill_orders::system::EMBEDDED_COMMIT_INTERVAL,
+    }
 }
 
 /// Aborts the process at the `n`th commit of any service, between processing and commit.

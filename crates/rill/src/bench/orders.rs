@@ -79,7 +79,7 @@ pub struct OrdersBenchArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Commit interval of every service, ms (the order system's default is 20).
+    /// Commit interval of every service, ms (default: as `rill run`, 20 embedded, 100 on Kafka).
     #[arg(long)]
     commit_interval_ms: Option<u64>,
     /// Do not write a payment per order (the email service then joins nothing).
@@ -511,16 +511,16 @@ fn start(
         }))
         .collect();
     config.system.threads = args.threads.max(1);
-    if let Some(ms) = args.commit_interval_ms {
-        config.system.commit_interval = Duration::from_millis(ms);
-    }
+    config.system.commit_interval = crate::run::commit_interval(args.commit_interval_ms, kafka);
     config.system.emailer = Arc::new(QuietEmailer);
     let instance = Instance::start(log.clone(), config).context("starting the order system")?;
-    Ok(Running {
+    let running = Running {
         log,
         open,
         instance,
-    })
+    };
+    running.warm_up(args)?;
+    Ok(running)
 }
 
 /// Deletes the order system's topics and its applications' (changelogs, repartition topics,
@@ -565,6 +565,58 @@ fn delete_order_system_topics(log: &dyn Log) -> anyhow::Result<()> {
 impl Running {
     fn system(&self) -> &rill_orders::system::OrdersSystem {
         self.instance.system()
+    }
+
+    /// Sends one order through every service and waits for its final state, so that the
+    /// clock starts on a running pipeline: on Kafka the services first join their groups,
+    /// are assigned partitions and fill their tables, seconds that are start-up, not
+    /// throughput.
+    fn warm_up(&self, args: &OrdersBenchArgs) -> anyhow::Result<()> {
+        let order = Order {
+            id: "warm-up".into(),
+            customer_id: 0,
+            state: OrderState::Created,
+            product: Product::Jumpers,
+            quantity: 1,
+            price: 1.0,
+        };
+        let producer = self.log.producer(&Default::default())?;
+        for record in [order_record(&order)?, payment_record(&order)?] {
+            // On Kafka, the first writes to topics just deleted and created again were seen
+            // purged once (the idempotent producer resetting its sequence): try again.
+            let mut attempts = 0;
+            while let Err(error) = producer.send(record.clone())?.wait() {
+                attempts += 1;
+                if attempts == 5 {
+                    return Err(error).context("writing the warm-up order");
+                }
+                eprintln!("warm-up write failed ({error}); trying again");
+            }
+        }
+        let view = self
+            .system()
+            .view()?
+            .context("the orders service does not run")?;
+        let deadline = Instant::now() + Duration::from_secs(args.timeout_s);
+        loop {
+            // Until its partitions are assigned, the view answers that no instance holds the key.
+            let seen = view.get(&order.id);
+            if let Ok(Some(seen)) = &seen
+                && seen.state.is_final()
+            {
+                return Ok(());
+            }
+            if !self.system().healthy() {
+                bail!("a service stopped with an error while warming up");
+            }
+            if Instant::now() > deadline {
+                bail!(
+                    "the warm-up order was not decided in {} s (last read: {seen:?})",
+                    args.timeout_s
+                );
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
     }
 
     fn close(self) -> anyhow::Result<()> {
