@@ -145,6 +145,7 @@ impl OrdersSystem {
     /// Starts the chosen services on `log`. The system topics must exist (see
     /// [`topics::create_system_topics`]).
     pub fn start(log: Arc<dyn Log>, config: SystemConfig) -> Result<Self> {
+        crate::http::install_metrics();
         let hub = OrdersHub::new();
         let apps: Apps = Arc::new(Mutex::new(Vec::new()));
         for &service in &config.services {

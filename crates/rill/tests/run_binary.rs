@@ -196,3 +196,115 @@ async fn a_config_file_sets_run_and_json_logs_carry_the_start_banner() {
         "{banner}"
     );
 }
+
+/// The value of the first series of `name` whose labels contain every one of `labels`
+/// (0 when there is none yet).
+fn series(page: &str, name: &str, labels: &[&str]) -> f64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
+        })
+        .map(|(_, value)| value.parse::<f64>().expect("a number"))
+        .next()
+        .unwrap_or(0.0)
+}
+
+/// `/metrics` is Prometheus text, and its counters move with an order going through.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_are_prometheus_text_and_move_with_an_order() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let rill = Rill::start(&data_dir(&root, "data"), &[]).await;
+    let client = reqwest::Client::new();
+    let scrape = || async {
+        let response = client
+            .get(rill.url("/metrics"))
+            .send()
+            .await
+            .expect("scrape");
+        assert_eq!(response.status(), StatusCode::OK);
+        let content_type = response.headers()["content-type"]
+            .to_str()
+            .expect("ascii")
+            .to_string();
+        assert!(content_type.starts_with("text/plain"), "{content_type}");
+        response.text().await.expect("text")
+    };
+    let before = scrape().await;
+    assert_eq!(
+        post_order(&client, &rill.base, &order("m1", 1, "JUMPERS", 1, 1.0)).await,
+        StatusCode::CREATED
+    );
+    let decided_order = decided(&client, &rill.base, "m1").await;
+    assert_eq!(decided_order["state"], "VALIDATED", "{decided_order}");
+    let after = scrape().await;
+
+    for line in after
+        .lines()
+        .filter(|l| !l.is_empty() && !l.starts_with('#'))
+    {
+        let (series, value) = line.rsplit_once(' ').expect("`series value`");
+        let name = series.split('{').next().expect("name");
+        assert!(
+            !name.is_empty()
+                && name
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':'),
+            "bad metric name in {line}"
+        );
+        assert!(
+            !series.contains('{') || series.ends_with('}'),
+            "bad labels in {line}"
+        );
+        assert!(
+            value.parse::<f64>().is_ok() || ["+Inf", "-Inf", "NaN"].contains(&value),
+            "bad value in {line}"
+        );
+    }
+    let posts = |page: &str| {
+        series(
+            page,
+            "rill_http_requests_total",
+            &[
+                r#"route="/v1/orders""#,
+                r#"method="POST""#,
+                r#"status="201""#,
+            ],
+        )
+    };
+    assert_eq!(posts(&after) - posts(&before), 1.0, "{after}");
+    let consumed = |page: &str| {
+        series(
+            page,
+            "rill_records_consumed_total",
+            &[
+                r#"application="order-details-service""#,
+                r#"topic="orders""#,
+            ],
+        )
+    };
+    assert!(consumed(&after) > consumed(&before), "{after}");
+    let produced = |page: &str| {
+        series(
+            page,
+            "rill_records_produced_total",
+            &[r#"application="orders-service""#, r#"topic="orders""#],
+        )
+    };
+    assert!(produced(&after) > produced(&before), "{after}");
+    assert!(
+        series(&after, "rill_log_fsync_duration_seconds_count", &[]) > 0.0,
+        "{after}"
+    );
+    assert!(
+        series(
+            &after,
+            "rill_commit_duration_seconds_count",
+            &[r#"application="fraud-service""#]
+        ) > 0.0,
+        "{after}"
+    );
+    assert!(after.contains("rill_consumer_lag_records{"), "{after}");
+    rill.stop();
+}

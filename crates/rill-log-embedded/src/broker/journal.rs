@@ -117,9 +117,12 @@ impl Journal {
     /// Fsyncs entries written so far (a no-op when none are pending).
     pub(crate) fn sync(&mut self) -> Result<()> {
         if self.dirty {
+            let started = std::time::Instant::now();
             self.file
                 .sync_data()
                 .map_err(|e| LogError::io("sync journal", &self.path, e))?;
+            metrics::histogram!("rill_log_fsync_duration_seconds", "file" => "journal")
+                .record(started.elapsed().as_secs_f64());
             self.dirty = false;
         }
         Ok(())

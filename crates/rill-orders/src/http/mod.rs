@@ -11,6 +11,7 @@
 
 mod error;
 mod hub;
+mod metrics;
 mod orders;
 mod proxy;
 mod waiters;
@@ -35,6 +36,12 @@ pub use error::ApiError;
 pub use hub::{IN_FLIGHT_RETENTION, OrdersHub};
 pub use proxy::ProduceRequest;
 pub use waiters::{WaitGuard, Waiters};
+
+/// Installs the process's metrics recorder (once; later calls do nothing), so that what the
+/// services count from their start is in `/metrics`.
+pub fn install_metrics() {
+    let _ = metrics::handle();
+}
 
 /// Largest request body accepted, but for record batches to the topic proxy.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
@@ -95,6 +102,7 @@ impl HttpApi {
                     source,
                 }
             })?);
+        let _ = metrics::handle();
         // Forwarded GETs carry their own timeout; this one only bounds connecting.
         let client = reqwest::Client::builder()
             .connect_timeout(Duration::from_secs(2))
@@ -139,10 +147,12 @@ impl HttpApi {
             .route("/v1/groups", get(proxy::list_groups))
             .route("/v1/groups/{group}", get(proxy::describe_group))
             .route("/v1/openapi.json", get(openapi))
+            .route("/metrics", get(metrics::render))
             .route("/health", get(health))
             .route("/ready", get(ready))
             .fallback(not_found)
             .layer(axum::middleware::map_response(error::json_errors))
+            .route_layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
             .with_state(self.state.clone())
     }

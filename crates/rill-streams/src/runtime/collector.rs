@@ -108,11 +108,20 @@ impl ThreadProducer {
 /// The collector of every task of a thread.
 pub(crate) struct ProducerCollector {
     pub producer: ThreadProducer,
+    /// Records sent per topic since the last commit, for the metrics (counted here and
+    /// reported per commit: a labelled counter per record would cost more than the record).
+    pub sent: std::collections::HashMap<String, u64>,
 }
 
 impl RecordCollector for ProducerCollector {
     fn send(&mut self, record: OutputRecord) -> Result<()> {
         self.producer.begin_if_needed()?;
+        match self.sent.get_mut(&record.topic) {
+            Some(count) => *count += 1,
+            None => {
+                self.sent.insert(record.topic.clone(), 1);
+            }
+        }
         let OutputRecord {
             topic,
             partition,

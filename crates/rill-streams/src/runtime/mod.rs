@@ -14,6 +14,7 @@ mod collector;
 mod config;
 mod global;
 mod instances;
+pub(crate) mod metrics;
 mod restore;
 mod tasks;
 mod thread;

@@ -259,6 +259,7 @@ impl ThreadTasks {
         let mut processed = 0;
         for running in self.tasks.values_mut() {
             let late_before = running.task.state.metrics.late_records_dropped;
+            let dead_before = running.task.state.metrics.dead_letters;
             while let Some(record) = running.next_record() {
                 running.task.process(&record)?;
                 self.uncommitted.insert(
@@ -268,6 +269,8 @@ impl ThreadTasks {
                 processed += 1;
             }
             let late = running.task.state.metrics.late_records_dropped - late_before;
+            let dead = running.task.state.metrics.dead_letters - dead_before;
+            crate::runtime::metrics::dropped(&self.shared.application_id, late, dead);
             self.shared
                 .late_records_dropped
                 .fetch_add(late, std::sync::atomic::Ordering::Relaxed);
@@ -311,6 +314,8 @@ impl ThreadTasks {
                 .map_err(|e| StreamsError::log("committing offsets", e))?;
         }
         self.uncommitted.clear();
+        let sent: Vec<(String, u64)> = self.collector.borrow_mut().sent.drain().collect();
+        crate::runtime::metrics::produced(&self.shared.application_id, sent);
         Ok(())
     }
 

@@ -103,7 +103,10 @@ pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
             pending: Vec::new(),
         },
     };
-    let collector = Rc::new(RefCell::new(ProducerCollector { producer }));
+    let collector = Rc::new(RefCell::new(ProducerCollector {
+        producer,
+        sent: HashMap::new(),
+    }));
     TASKS.with(|cell| {
         *cell.borrow_mut() = Some(ThreadTasks::new(
             index,
@@ -174,6 +177,7 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
             .poll(timeout)
             .map_err(|e| StreamsError::log("polling", e))?;
         let caught_up = records.is_empty();
+        crate::runtime::metrics::consumed(&shared.application_id, &records);
         let listener_errors: Vec<StreamsError> = shared.listener_errors.lock().drain(..).collect();
         if let Some(error) = listener_errors.into_iter().next() {
             recover_or_fail(consumer, error)?;
@@ -181,7 +185,11 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
         }
         let step = with_tasks(|tasks| {
             tasks.add_records(records);
+            let started = Instant::now();
             let processed = tasks.process()?;
+            if processed > 0 {
+                crate::runtime::metrics::processed(&shared.application_id, started.elapsed());
+            }
             shared
                 .records_processed
                 .fetch_add(processed, Ordering::Relaxed);
@@ -192,7 +200,9 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
             let idle = caught_up && config.commit_when_caught_up;
             if pending && (due || idle) {
                 fault(config, FaultPoint::BeforeCommit)?;
+                let started = Instant::now();
                 tasks.commit(consumer)?;
+                crate::runtime::metrics::committed(&shared.application_id, started.elapsed());
                 fault(config, FaultPoint::AfterCommit)?;
                 last_commit = Instant::now();
                 pending = false;
