@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs Apache Kafka (once, into /opt/rill-tools, from
-# Maven Central) and schemathesis (once, from PyPI), and starts three brokers on loopback for the Kafka backend's tests, unless
+# Maven Central), schemathesis (once, from PyPI), Chromium (Debian) and playwright-core (npm),
+# and starts three brokers on loopback for the Kafka backend's tests, unless
 # RILL_KAFKA_BOOTSTRAP already points at a cluster; stops them afterwards. The cluster test
 # (crates/rill/tests/cluster_kafka.rs) starts and kills brokers of its own.
 set -euo pipefail
@@ -23,6 +24,19 @@ if [ ! -x "$SCHEMATHESIS_HOME/bin/schemathesis" ]; then
 fi
 export RILL_SCHEMATHESIS="$SCHEMATHESIS_HOME/bin/schemathesis"
 export RILL_REQUIRE_SCHEMATHESIS=1
+
+# The dashboard's browser test (crates/rill/tests/dashboard_browser.rs): Debian's Chromium and
+# playwright-core (pinned in tests/browser/package-lock.json).
+if [ ! -x /usr/bin/chromium ]; then
+  echo "installing Chromium (Debian package)" >&2
+  if [ "$(id -u)" = 0 ]; then apt_get() { apt-get "$@"; }; else apt_get() { sudo apt-get "$@"; }; fi
+  apt_get update -qq
+  DEBIAN_FRONTEND=noninteractive apt_get install -y -qq chromium >/dev/null
+fi
+if [ ! -d tests/browser/node_modules/playwright-core ]; then
+  (cd tests/browser && npm ci --no-audit --no-fund --silent)
+fi
+export RILL_REQUIRE_BROWSER=1
 if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ]; then
   started=yes
   RILL_KAFKA_BOOTSTRAP=$(scripts/kafka.sh start --brokers 3)

@@ -90,6 +90,20 @@ pub const EMBEDDED_COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// 3,600 orders/s where every 100 ms gave 5,700 (BENCHMARKS.md).
 pub const CLUSTER_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// What a service of this instance reads and writes, for the dashboard's picture.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct ServiceFlow {
+    /// The service's name (`orders`, `inventory`, ...).
+    pub service: String,
+    /// Its application id (its consumer group).
+    pub application_id: String,
+    /// Topics it reads.
+    pub reads: Vec<String>,
+    /// Topics it writes (`<dynamic>`: chosen per record).
+    pub writes: Vec<String>,
+}
+
 /// How to run the services.
 #[derive(Clone)]
 pub struct SystemConfig {
@@ -137,6 +151,7 @@ type Apps = Arc<Mutex<Vec<(Service, StreamsApp)>>>;
 pub struct OrdersSystem {
     log: Arc<dyn Log>,
     config: SystemConfig,
+    flows: Vec<ServiceFlow>,
     hub: Arc<OrdersHub>,
     apps: Apps,
 }
@@ -148,10 +163,18 @@ impl OrdersSystem {
         crate::http::install_metrics();
         let hub = OrdersHub::new();
         let apps: Apps = Arc::new(Mutex::new(Vec::new()));
+        let mut flows = Vec::new();
         for &service in &config.services {
             let id = service.application_id();
             let topology =
                 Self::topology(service, &hub, &config).map_err(OrdersError::service(id))?;
+            let (reads, writes) = topology.external_topics();
+            flows.push(ServiceFlow {
+                service: service.name().to_string(),
+                application_id: id.to_string(),
+                reads,
+                writes,
+            });
             let mut streams = StreamsConfig::new(id, &config.state_dir);
             streams.threads = config.threads;
             streams.commit_interval = config.commit_interval;
@@ -168,6 +191,7 @@ impl OrdersSystem {
             config,
             hub,
             apps,
+            flows,
         })
     }
 
@@ -230,7 +254,8 @@ impl OrdersSystem {
             (ready, states)
         });
         Ok(HttpApi::new(self.log.clone(), orders, readiness)?
-            .max_batch_bytes(self.config.max_batch_bytes))
+            .max_batch_bytes(self.config.max_batch_bytes)
+            .flows(self.flows.clone()))
     }
 
     /// Whether every service is running (none stopped with an error).

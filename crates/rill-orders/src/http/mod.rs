@@ -9,6 +9,7 @@
 //! posted to the topic proxy, which may reach [`DEFAULT_MAX_BATCH_BYTES`] (or what
 //! [`HttpApi::max_batch_bytes`] sets): a batch of 1,000 small orders is some 150 KiB.
 
+mod dashboard;
 mod error;
 mod hub;
 mod metrics;
@@ -85,6 +86,7 @@ pub(crate) struct ApiState {
 pub struct HttpApi {
     state: Arc<ApiState>,
     max_batch_bytes: usize,
+    flows: Arc<Vec<crate::system::ServiceFlow>>,
 }
 
 impl HttpApi {
@@ -120,7 +122,14 @@ impl HttpApi {
                 readiness,
             }),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
+            flows: Arc::new(Vec::new()),
         })
+    }
+
+    /// Sets what the services of the instance read and write, for `GET /v1/topology`.
+    pub fn flows(mut self, flows: Vec<crate::system::ServiceFlow>) -> Self {
+        self.flows = Arc::new(flows);
+        self
     }
 
     /// Sets the largest body of a record batch posted to the topic proxy (413 beyond); other
@@ -132,7 +141,14 @@ impl HttpApi {
 
     /// The routes.
     pub fn router(&self) -> Router {
+        let flows = self.flows.clone();
         Router::new()
+            .route("/", get(dashboard::page))
+            .route("/v1/orders/events", get(dashboard::order_events))
+            .route(
+                "/v1/topology",
+                get(move || dashboard::topology(flows.clone())),
+            )
             .route("/v1/orders", post(orders::post_order))
             .route("/v1/orders/{id}", get(orders::get_order))
             .route("/v1/orders/{id}/validated", get(orders::get_validated))

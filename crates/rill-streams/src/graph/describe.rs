@@ -19,6 +19,40 @@ impl Topology {
             .collect()
     }
 
+    /// The topics outside the application that it reads (sources and global stores) and
+    /// writes (sinks; `<dynamic>` for a sink that picks its topic per record), sorted and
+    /// without repeats; its own repartition and changelog topics are left out. What a picture
+    /// of several applications talking through topics needs.
+    pub fn external_topics(&self) -> (Vec<String>, Vec<String>) {
+        let mut reads = std::collections::BTreeSet::new();
+        let mut writes = std::collections::BTreeSet::new();
+        for node in &self.nodes {
+            match &node.kind {
+                NodeKind::Source { topics } => {
+                    for topic in topics {
+                        if let TopicName::External(name) = topic {
+                            reads.insert(name.clone());
+                        }
+                    }
+                }
+                NodeKind::Sink { topic } => match topic {
+                    Some(TopicName::External(name)) => {
+                        writes.insert(name.clone());
+                    }
+                    Some(TopicName::Internal(_)) => {}
+                    None => {
+                        writes.insert("<dynamic>".to_string());
+                    }
+                },
+                NodeKind::Processor => {}
+            }
+        }
+        for global in &self.global_stores {
+            reads.insert(global.topic.clone());
+        }
+        (reads.into_iter().collect(), writes.into_iter().collect())
+    }
+
     /// A text description in the style of Kafka Streams' `Topology#describe()`.
     pub fn describe(&self) -> String {
         let mut out = String::from("Topologies:\n");
