@@ -123,6 +123,8 @@ pub struct SystemConfig {
     pub emailer: Arc<dyn Emailer>,
     /// Largest record batch the topic proxy takes in one request.
     pub max_batch_bytes: usize,
+    /// Told how the services' stores are restored at start (e.g. for a progress bar).
+    pub restore_listener: Option<Arc<dyn rill_streams::RestoreListener>>,
     /// Test hook given to every service's runtime (see `StreamsConfig::fault_injector`).
     #[doc(hidden)]
     pub fault_injector: Option<FaultInjector>,
@@ -140,6 +142,7 @@ impl SystemConfig {
             guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
             max_batch_bytes: crate::http::DEFAULT_MAX_BATCH_BYTES,
+            restore_listener: None,
             fault_injector: None,
         }
     }
@@ -180,6 +183,7 @@ impl OrdersSystem {
             streams.commit_interval = config.commit_interval;
             streams.guarantee = config.guarantee;
             streams.fault_injector = config.fault_injector.clone();
+            streams.restore_listener = config.restore_listener.clone();
             streams.application_server = config.advertised.clone();
             let mut app = StreamsApp::new(topology, log.clone(), streams);
             app.start().map_err(OrdersError::service(id))?;

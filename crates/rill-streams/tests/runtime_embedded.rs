@@ -260,3 +260,64 @@ fn a_reset_application_processes_its_input_again_from_scratch() {
     );
     again.close().expect("close");
 }
+
+/// A restore listener hears each restore with something to restore: its start with the
+/// records to apply, the batches, and the end, adding up to what the application restored.
+#[test]
+fn a_restore_listener_hears_the_restore_of_a_store() {
+    use parking_lot::Mutex;
+    use rill_log::TopicPartition;
+    use rill_streams::RestoreListener;
+
+    #[derive(Default)]
+    struct Heard(Mutex<(u64, u64, u64)>);
+
+    impl RestoreListener for Heard {
+        fn on_restore_start(&self, _: &str, _: &TopicPartition, to_restore: u64) {
+            self.0.lock().0 += to_restore;
+        }
+        fn on_batch_restored(&self, _: &str, _: &TopicPartition, records: u64) {
+            self.0.lock().1 += records;
+        }
+        fn on_restore_end(&self, _: &str, _: &TopicPartition, restored: u64) {
+            self.0.lock().2 += restored;
+        }
+    }
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+    let mut first = StreamsApp::new(
+        word_count(StoreOptions::in_memory("counts")),
+        log.clone(),
+        StreamsConfig::new("lwc", state.path()),
+    );
+    first.start().expect("start");
+    read_committed(log.as_ref(), "counts", 6);
+    first.close().expect("close");
+
+    let heard = Arc::new(Heard::default());
+    let mut config = StreamsConfig::new("lwc", state.path());
+    config.restore_listener = Some(heard.clone());
+    let mut again = StreamsApp::new(
+        word_count(StoreOptions::in_memory("counts")),
+        log.clone(),
+        config,
+    );
+    again.start().expect("restart");
+    // A record processed after the restart means the restore before it is over.
+    produce(log.as_ref(), "sentences", &["a"]);
+    let all = read_committed(log.as_ref(), "counts", 7);
+    assert_eq!(all.last(), Some(&("a".to_string(), 2)));
+    let (to_restore, batches, ended) = *heard.0.lock();
+    let restored = again.records_restored();
+    again.close().expect("close");
+    assert!(
+        restored > 0,
+        "an in-memory store is restored at every start"
+    );
+    assert_eq!((batches, ended), (restored, restored));
+    assert!(to_restore >= restored, "{to_restore} < {restored}");
+}

@@ -131,22 +131,22 @@ pub fn post_orders(args: &PostOrdersArgs) -> anyhow::Result<()> {
     let started = Instant::now();
     let interval = Duration::from_secs_f64(1.0 / args.rate);
     runtime.block_on(async {
+        let bar = crate::progress::bar(args.count, "posted");
         let progress = {
             let tally = tally.clone();
-            let count = args.count;
+            let bar = bar.clone();
             tokio::spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(1));
-                every.tick().await;
+                let mut every = tokio::time::interval(Duration::from_millis(200));
                 loop {
                     every.tick().await;
-                    eprintln!(
-                        "posted {}/{count}, VALIDATED {}, FAILED {}, timed out {}, errors {}",
-                        tally.posted.load(Ordering::Relaxed),
+                    bar.set_position(tally.posted.load(Ordering::Relaxed));
+                    bar.set_message(format!(
+                        "VALIDATED {}, FAILED {}, timed out {}, errors {}",
                         tally.validated.load(Ordering::Relaxed),
                         tally.failed.load(Ordering::Relaxed),
                         tally.timed_out.load(Ordering::Relaxed),
                         tally.errors.load(Ordering::Relaxed),
-                    );
+                    ));
                 }
             })
         };
@@ -174,6 +174,7 @@ pub fn post_orders(args: &PostOrdersArgs) -> anyhow::Result<()> {
             let _ = task.await;
         }
         progress.abort();
+        bar.finish_and_clear();
     });
     let elapsed = started.elapsed().as_secs_f64();
     let histogram = latencies.lock();

@@ -10,6 +10,7 @@ mod client;
 mod config;
 mod embedded;
 mod feeds;
+mod progress;
 mod reset;
 mod run;
 mod tools;

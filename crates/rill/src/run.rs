@@ -84,6 +84,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.system.services = args.services.clone();
     config.system.threads = args.threads.max(1);
     config.system.max_batch_bytes = args.max_batch_bytes;
+    config.system.restore_listener = Some(Arc::new(crate::progress::RestoreProgress::new()));
     config.system.commit_interval = commit_interval(args.commit_interval_ms, &args.kafka);
     config.system.guarantee = match args.processing_guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,

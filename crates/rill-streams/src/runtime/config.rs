@@ -1,5 +1,8 @@
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
+
+use rill_log::TopicPartition;
 
 use crate::task::DeserializationPolicy;
 
@@ -51,10 +54,47 @@ pub struct StreamsConfig {
     pub commit_when_caught_up: bool,
     /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
     pub max_poll_records: usize,
+    /// Told how the restores of stores from their changelogs progress (none by default).
+    pub restore_listener: Option<Arc<dyn RestoreListener>>,
     /// Test hook: asked at each [`FaultPoint`]; answering `true` stops the thread there as if
     /// the process died (no commit, no clean shutdown).
     #[doc(hidden)]
     pub fault_injector: Option<FaultInjector>,
+}
+
+/// Hears how stores are filled from their changelogs before their tasks run (Kafka Streams'
+/// `StateRestoreListener`): for a progress bar, or to tell an operator why a start is slow.
+/// Called on the stream threads, so implementations must be quick. Only restores with
+/// something to restore are reported.
+///
+/// ```
+/// use std::sync::atomic::{AtomicU64, Ordering};
+/// use rill_log::TopicPartition;
+/// use rill_streams::RestoreListener;
+///
+/// struct Count(AtomicU64);
+///
+/// impl RestoreListener for Count {
+///     fn on_batch_restored(&self, _store: &str, _changelog: &TopicPartition, records: u64) {
+///         self.0.fetch_add(records, Ordering::Relaxed);
+///     }
+/// }
+/// ```
+pub trait RestoreListener: Send + Sync {
+    /// A restore starts with about `to_restore` records to apply (offsets to the end).
+    fn on_restore_start(&self, store: &str, changelog: &TopicPartition, to_restore: u64) {
+        let _ = (store, changelog, to_restore);
+    }
+
+    /// `records` more were applied.
+    fn on_batch_restored(&self, store: &str, changelog: &TopicPartition, records: u64) {
+        let _ = (store, changelog, records);
+    }
+
+    /// The store is up to date after `restored` records.
+    fn on_restore_end(&self, store: &str, changelog: &TopicPartition, restored: u64) {
+        let _ = (store, changelog, restored);
+    }
 }
 
 /// Where a stream thread asks the fault injector whether to die.
@@ -104,6 +144,7 @@ impl StreamsConfig {
             poll_timeout: Duration::from_millis(50),
             max_poll_records: 2_000,
             commit_when_caught_up: true,
+            restore_listener: None,
             fault_injector: None,
         }
     }

@@ -23,5 +23,5 @@ mod window_query;
 
 pub(crate) use app::INSTANCE_ID_FILE;
 pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
-pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, StreamsConfig};
+pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, RestoreListener, StreamsConfig};
 pub use window_query::QueryableWindowStore;

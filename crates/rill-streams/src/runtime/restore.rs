@@ -24,6 +24,7 @@ pub(crate) fn restore(
     changelog: &TopicPartition,
     from: Option<Offset>,
     progress: &std::sync::atomic::AtomicU64,
+    listener: Option<&dyn super::RestoreListener>,
 ) -> Result<(u64, Offset)> {
     let config = ConsumerConfig {
         isolation: IsolationLevel::ReadCommitted,
@@ -42,6 +43,11 @@ pub(crate) fn restore(
         .seek(changelog, from.map_or(SeekTo::Beginning, SeekTo::Offset))
         .map_err(failed)?;
     let end = consumer.watermarks(changelog).map_err(failed)?.high;
+    let start = consumer.position(changelog).map_err(failed)?;
+    let listener = listener.filter(|_| end > start);
+    if let Some(listener) = listener {
+        listener.on_restore_start(engine.name(), changelog, (end - start).max(0) as u64);
+    }
     let mut applied = 0;
     let mut last_progress = Instant::now();
     let mut last_notice = Instant::now();
@@ -75,8 +81,15 @@ pub(crate) fn restore(
             .filter_map(|record| Some((record.key?, record.value)))
             .collect();
         applied += batch.len() as u64;
+        let count = batch.len() as u64;
         engine.put_batch(batch)?;
+        if let Some(listener) = listener {
+            listener.on_batch_restored(engine.name(), changelog, count);
+        }
     }
     consumer.close().map_err(failed)?;
+    if let Some(listener) = listener {
+        listener.on_restore_end(engine.name(), changelog, applied);
+    }
     Ok((applied, end))
 }

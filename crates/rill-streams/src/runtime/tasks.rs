@@ -150,6 +150,7 @@ impl ThreadTasks {
                 &partition,
                 checkpoint,
                 &self.shared.records_restored,
+                self.config.restore_listener.as_deref(),
             )?;
             // From here on the store runs ahead of the checkpoint: drop it until a clean close.
             store.engine.remove_checkpoint()?;

@@ -804,8 +804,7 @@ fn wait_all(
     produced: &AtomicU64,
     phase: &str,
 ) -> anyhow::Result<f64> {
-    let mut last_report = Instant::now();
-    let mut last_decided = 0;
+    let bar = crate::progress::bar(n, &format!("{phase}: decided"));
     loop {
         std::thread::sleep(Duration::from_millis(20));
         let decided = states.decided();
@@ -821,21 +820,16 @@ fn wait_all(
                 args.timeout_s
             );
         }
-        if last_report.elapsed() >= Duration::from_secs(1) {
-            eprintln!(
-                "{phase}: {:>5.1} s produced {}/{n}, final {decided} (VALIDATED {}, FAILED {}), \
-                 {:.0}/s, RSS {} MiB",
-                epoch.elapsed().as_secs_f64(),
-                produced.load(Ordering::Relaxed),
-                states.validated.load(Ordering::Relaxed),
-                states.failed.load(Ordering::Relaxed),
-                (decided - last_decided) as f64 / last_report.elapsed().as_secs_f64(),
-                rss_kib() / 1024,
-            );
-            last_report = Instant::now();
-            last_decided = decided;
-        }
+        bar.set_position(decided);
+        bar.set_message(format!(
+            "(produced {}, VALIDATED {}, FAILED {}, RSS {} MiB)",
+            produced.load(Ordering::Relaxed),
+            states.validated.load(Ordering::Relaxed),
+            states.failed.load(Ordering::Relaxed),
+            rss_kib() / 1024,
+        ));
     }
+    bar.finish_and_clear();
     let last = states
         .seen_at
         .iter()
