@@ -28,6 +28,8 @@ try {
   if (Number(validated) < 1) throw new Error(`VALIDATED count shows ${validated}`);
   // The topics table has been filled from /v1/topics.
   await page.waitForFunction(() => document.querySelectorAll("#topics tr").length >= 5);
+  // And the stores table from /v1/stores.
+  await page.waitForFunction(() => document.querySelectorAll("#stores tr").length >= 5);
   await page.screenshot({ path: screenshot, fullPage: true });
   if (problems.length) throw new Error(problems.join("; "));
   console.log(`order ${id} VALIDATED in the live list; screenshot ${screenshot}`);

@@ -90,6 +90,20 @@ pub const EMBEDDED_COMMIT_INTERVAL: Duration = Duration::from_millis(20);
 /// 3,600 orders/s where every 100 ms gave 5,700 (BENCHMARKS.md).
 pub const CLUSTER_COMMIT_INTERVAL: Duration = Duration::from_millis(100);
 
+/// About how many entries a store of this instance holds in one partition.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct StoreSize {
+    /// The service's application id.
+    pub application_id: String,
+    /// The store.
+    pub store: String,
+    /// Its partition (task).
+    pub partition: i32,
+    /// Entries, as the engine estimates them.
+    pub entries: u64,
+}
+
 /// What a service of this instance reads and writes, for the dashboard's picture.
 #[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -257,9 +271,26 @@ impl OrdersSystem {
             let ready = apps.iter().all(|(_, app)| app.state() == AppState::Running);
             (ready, states)
         });
+        let apps = self.apps.clone();
+        let store_sizes: crate::http::StoreSizes = Arc::new(move || {
+            apps.lock()
+                .iter()
+                .flat_map(|(service, app)| {
+                    app.local_store_sizes()
+                        .into_iter()
+                        .map(|(store, partition, entries)| StoreSize {
+                            application_id: service.application_id().to_string(),
+                            store,
+                            partition,
+                            entries,
+                        })
+                })
+                .collect()
+        });
         Ok(HttpApi::new(self.log.clone(), orders, readiness)?
             .max_batch_bytes(self.config.max_batch_bytes)
-            .flows(self.flows.clone()))
+            .flows(self.flows.clone())
+            .store_sizes(store_sizes))
     }
 
     /// Whether every service is running (none stopped with an error).

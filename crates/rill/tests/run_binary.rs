@@ -306,5 +306,13 @@ async fn metrics_are_prometheus_text_and_move_with_an_order() {
         "{after}"
     );
     assert!(after.contains("rill_consumer_lag_records{"), "{after}");
+    assert!(
+        series(
+            &after,
+            "rill_store_entries",
+            &[r#"application="orders-service""#, r#"store="orders-store""#]
+        ) >= 1.0,
+        "{after}"
+    );
     rill.stop();
 }

@@ -46,6 +46,14 @@ pub(crate) async fn topology(flows: Arc<Vec<ServiceFlow>>) -> Response {
     Json(serde_json::json!({ "services": flows.as_ref() })).into_response()
 }
 
+/// `GET /v1/stores`: the stores of this instance with their approximate entries.
+pub(crate) async fn stores(State(state): State<Arc<ApiState>>) -> Result<Response, ApiError> {
+    let sizes = tokio::task::spawn_blocking(move || state.store_sizes())
+        .await
+        .map_err(|e| ApiError::internal(format!("reading store sizes: {e}")))?;
+    Ok(Json(serde_json::json!({ "stores": sizes })).into_response())
+}
+
 /// `GET /v1/orders/events`: every order record written to `orders` from now on (the order as
 /// JSON, one event each), read-committed, until the client goes away.
 pub(crate) async fn order_events(

@@ -81,10 +81,20 @@ pub(crate) async fn render(State(state): State<Arc<ApiState>>) -> Result<Respons
             "another metrics recorder was installed in this process",
         ));
     };
-    let log = state.log.clone();
-    tokio::task::spawn_blocking(move || record_lag(log.as_ref()))
-        .await
-        .map_err(|e| ApiError::internal(format!("reading consumer lag: {e}")))?;
+    tokio::task::spawn_blocking(move || {
+        record_lag(state.log.as_ref());
+        for size in state.store_sizes() {
+            metrics::gauge!(
+                "rill_store_entries",
+                "application" => size.application_id,
+                "store" => size.store,
+                "partition" => size.partition.to_string()
+            )
+            .set(size.entries as f64);
+        }
+    })
+    .await
+    .map_err(|e| ApiError::internal(format!("reading consumer lag: {e}")))?;
     handle.run_upkeep();
     Ok((
         [(

@@ -59,6 +59,9 @@ pub const MAX_GET_TIMEOUT: Duration = Duration::from_secs(300);
 /// The OpenAPI description of this server, kept in the repository next to the crate.
 pub const OPENAPI_JSON: &str = include_str!("../../openapi.json");
 
+/// Answers the sizes of the instance's stores (for `/v1/stores` and `/metrics`).
+pub type StoreSizes = Arc<dyn Fn() -> Vec<crate::system::StoreSize> + Send + Sync>;
+
 /// Answers whether the instance is ready to serve, with a line per service for the body.
 pub type Readiness = Arc<dyn Fn() -> (bool, Vec<(String, String)>) + Send + Sync>;
 
@@ -80,6 +83,7 @@ pub(crate) struct ApiState {
     pub producer: Arc<dyn Producer>,
     pub client: reqwest::Client,
     pub readiness: Readiness,
+    pub store_sizes: Option<StoreSizes>,
 }
 
 /// An instance's HTTP API, ready to serve.
@@ -87,6 +91,15 @@ pub struct HttpApi {
     state: Arc<ApiState>,
     max_batch_bytes: usize,
     flows: Arc<Vec<crate::system::ServiceFlow>>,
+}
+
+impl ApiState {
+    /// The store sizes, or none before they are wired.
+    pub(crate) fn store_sizes(&self) -> Vec<crate::system::StoreSize> {
+        self.store_sizes
+            .as_ref()
+            .map_or_else(Vec::new, |sizes| sizes())
+    }
 }
 
 impl HttpApi {
@@ -120,10 +133,19 @@ impl HttpApi {
                 producer,
                 client,
                 readiness,
+                store_sizes: None,
             }),
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             flows: Arc::new(Vec::new()),
         })
+    }
+
+    /// Sets where the store sizes come from, for `GET /v1/stores` and `/metrics`.
+    pub fn store_sizes(mut self, sizes: StoreSizes) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.store_sizes = Some(sizes);
+        }
+        self
     }
 
     /// Sets what the services of the instance read and write, for `GET /v1/topology`.
@@ -145,6 +167,7 @@ impl HttpApi {
         Router::new()
             .route("/", get(dashboard::page))
             .route("/v1/orders/events", get(dashboard::order_events))
+            .route("/v1/stores", get(dashboard::stores))
             .route(
                 "/v1/topology",
                 get(move || dashboard::topology(flows.clone())),

@@ -246,6 +246,26 @@ impl StreamsApp {
             .map_or(0, |s| s.late_records_dropped.load(Ordering::Relaxed))
     }
 
+    /// The stores this instance holds: per store and partition, about how many entries it
+    /// has (the engines' cheap estimate, not a count). Empty when the application is not
+    /// running.
+    pub fn local_store_sizes(&self) -> Vec<(String, i32, u64)> {
+        let Some(shared) = self.shared.as_ref() else {
+            return Vec::new();
+        };
+        let stores = shared.local_stores.read();
+        let mut sizes: Vec<(String, i32, u64)> = stores
+            .iter()
+            .flat_map(|(name, partitions)| {
+                partitions.iter().map(move |(partition, engine)| {
+                    (name.clone(), *partition, engine.approximate_len())
+                })
+            })
+            .collect();
+        sizes.sort();
+        sizes
+    }
+
     /// Read access to the local instances of a window store (a time-windowed aggregation's
     /// store), with the types' default serdes.
     pub fn window_store<K: DefaultSerde, V: DefaultSerde>(
