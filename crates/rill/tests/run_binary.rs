@@ -197,8 +197,8 @@ async fn a_config_file_sets_run_and_json_logs_carry_the_start_banner() {
     );
 }
 
-/// The value of the first series of `name` whose labels contain every one of `labels`
-/// (0 when there is none yet).
+/// The sum of the series of `name` whose labels contain every one of `labels` (e.g. over the
+/// partitions of a store; 0 when there is none yet).
 fn series(page: &str, name: &str, labels: &[&str]) -> f64 {
     page.lines()
         .filter(|line| !line.starts_with('#'))
@@ -207,8 +207,7 @@ fn series(page: &str, name: &str, labels: &[&str]) -> f64 {
             series.split('{').next() == Some(name) && labels.iter().all(|l| series.contains(l))
         })
         .map(|(_, value)| value.parse::<f64>().expect("a number"))
-        .next()
-        .unwrap_or(0.0)
+        .sum()
 }
 
 /// `/metrics` is Prometheus text, and its counters move with an order going through.
