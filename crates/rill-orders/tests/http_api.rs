@@ -667,3 +667,92 @@ async fn the_fraud_and_inventory_scenarios_end_to_end() {
         assert_eq!(state, expected, "inventory scenario order {i}");
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_dashboard_its_topology_and_the_order_events_stream() {
+    let dir = tempfile::tempdir().expect("dir");
+    let log = open_log(dir.path());
+    stock(&log, Product::Jumpers, 10);
+    let instance = Instance::start(&log, ALL).await;
+    let client = reqwest::Client::new();
+
+    let page = client.get(instance.url("/")).send().await.expect("page");
+    assert_eq!(page.status(), StatusCode::OK);
+    let page = page.text().await.expect("html");
+    assert!(
+        page.contains("/v1/orders/events"),
+        "the page follows the events"
+    );
+
+    let (status, topology) = get(&client, instance.url("/v1/topology")).await;
+    assert_eq!(status, StatusCode::OK, "{topology}");
+    let services = topology["services"].as_array().expect("services");
+    assert_eq!(services.len(), ALL.len(), "{topology}");
+    let orders = services
+        .iter()
+        .find(|s| s["service"] == "orders")
+        .expect("the orders service");
+    assert!(
+        orders["reads"]
+            .as_array()
+            .expect("reads")
+            .contains(&json!(topics::ORDERS))
+    );
+    // Internal topics stay inside their service.
+    for service in services {
+        for topic in service["reads"].as_array().into_iter().flatten() {
+            let topic = topic.as_str().expect("name");
+            assert!(
+                !topic.ends_with("-changelog") && !topic.ends_with("-repartition"),
+                "{topic}"
+            );
+        }
+    }
+
+    // The stream starts at the end of `orders`: an order placed once it is open comes through,
+    // first CREATED, then decided.
+    let mut events = client
+        .get(instance.url("/v1/orders/events"))
+        .send()
+        .await
+        .expect("events");
+    assert_eq!(events.status(), StatusCode::OK);
+    assert!(
+        events.headers()[reqwest::header::CONTENT_TYPE]
+            .to_str()
+            .expect("ascii")
+            .starts_with("text/event-stream")
+    );
+    let placed = order("sse-1", 1, Product::Jumpers, 1, 12.5);
+    assert_eq!(
+        post(&client, &instance, &body(&placed)).await.0,
+        StatusCode::CREATED
+    );
+    let mut text = String::new();
+    let mut states = Vec::new();
+    let read = async {
+        while !states.contains(&"VALIDATED".to_string()) {
+            let chunk = events.chunk().await.expect("chunk").expect("stream open");
+            text.push_str(std::str::from_utf8(&chunk).expect("utf-8"));
+            // Events end with a blank line; keep a partial one for the next chunk.
+            while let Some(end) = text.find("\n\n") {
+                let event: String = text.drain(..end + 2).collect();
+                if !event.lines().any(|l| l == "event: order") {
+                    continue;
+                }
+                let data = event
+                    .lines()
+                    .find_map(|l| l.strip_prefix("data: "))
+                    .expect("data line");
+                let order: Value = serde_json::from_str(data).expect("order json");
+                if order["id"] == "sse-1" {
+                    states.push(order["state"].as_str().expect("state").to_string());
+                }
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(30), read)
+        .await
+        .expect("the order's events within 30 s");
+    assert_eq!(states, ["CREATED", "VALIDATED"]);
+}

@@ -97,6 +97,11 @@ fn word_count_repartitions_by_the_new_key_and_logs_the_store() {
         .to("counts");
     let topology = builder.build().unwrap();
     assert_eq!(topology.subtopologies().len(), 2, "{}", topology.describe());
+    // What the dashboard draws: the repartition topic between the subtopologies is not one.
+    assert_eq!(
+        topology.external_topics(),
+        (vec!["sentences".to_string()], vec!["counts".to_string()])
+    );
     let internal = topology.internal_topics("wc");
     assert!(
         internal
@@ -212,6 +217,14 @@ fn stream_global_table_join_uses_a_key_from_the_value() {
         )
         .to("named");
     let topology = builder.build().unwrap();
+    // A global table's topic is read too.
+    assert_eq!(
+        topology.external_topics(),
+        (
+            vec!["customers".to_string(), "orders".to_string()],
+            vec!["named".to_string()]
+        )
+    );
     assert!(
         topology
             .describe()
