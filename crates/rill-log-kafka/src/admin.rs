@@ -32,6 +32,9 @@ const SETTLE_INTERVAL: Duration = Duration::from_millis(50);
 /// starting at the same time) the broker that answers may not know it yet.
 const METADATA_PROPAGATION: Duration = Duration::from_secs(2);
 
+/// Metadata answers in a row that must agree before a topic change counts as done.
+const SETTLED_READS: u32 = 3;
+
 /// [`rill_log::Admin`] on a Kafka cluster: CreateTopics, DeleteTopics, Metadata and
 /// DescribeConfigs requests for topics; ListGroups, DescribeGroups and OffsetFetch for consumer
 /// groups (none of which joins a group).
@@ -143,9 +146,12 @@ impl KafkaAdmin {
             .map(|t| t.partitions().len() as i32))
     }
 
-    /// Waits until the topic shows (with `partitions` partitions, each with a leader) or is gone.
+    /// Waits until the topic shows (with `partitions` partitions, each with a leader) or is gone,
+    /// in [`SETTLED_READS`] metadata answers in a row: each broker learns of the change from the
+    /// metadata log on its own, and librdkafka asks any of them.
     fn settle(&self, topic: &str, present: Option<i32>, operation: &'static str) -> Result<()> {
         let deadline = Instant::now() + self.timeout;
+        let mut agreeing = 0;
         loop {
             let metadata = self.metadata(None)?;
             let found = metadata
@@ -160,7 +166,8 @@ impl KafkaAdmin {
                 }
                 _ => false,
             };
-            if done {
+            agreeing = if done { agreeing + 1 } else { 0 };
+            if agreeing >= SETTLED_READS {
                 return Ok(());
             }
             if Instant::now() >= deadline {

@@ -57,7 +57,15 @@ fn admin_creates_lists_describes_and_deletes_topics() {
         Err(LogError::TopicExists { .. })
     ));
     admin.delete_topic(&topic).expect("delete");
-    assert!(!admin.list_topics().expect("list").contains(&topic));
+    // Brokers learn of the deletion each on its own: allow the slowest a moment.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while admin.list_topics().expect("list").contains(&topic) {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "'{topic}' still listed 10 s after its deletion"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     assert!(matches!(
         admin.describe_topic(&topic),
         Err(LogError::UnknownTopic { .. })
