@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::{Audit, Rill, data_dir, decided, order, post_order, set_stock};
+use common::{Audit, Rill, data_dir, decided, order, post_order, set_stock, try_decided_within};
 use reqwest::StatusCode;
 use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
 
@@ -89,7 +89,11 @@ async fn kill_9_while_posting_loses_no_acknowledged_order_and_decides_each_once(
 
     let rill = Rill::start(&dir, &[]).await;
     for (id, _) in &acknowledged {
-        decided(&client, &rill.base, id).await;
+        if let Err(failure) =
+            try_decided_within(&client, &rill.base, id, Duration::from_secs(60)).await
+        {
+            panic!("{failure}; the restarted rill's log:\n{}", rill.log_tail());
+        }
     }
     rill.stop();
     let log = EmbeddedLog::open(EmbeddedConfig::new(&dir)).expect("open the stopped log");

@@ -18,6 +18,8 @@ pub struct Rill {
     child: Child,
     pub port: u16,
     pub base: String,
+    /// Where the process's stderr goes.
+    pub log: PathBuf,
 }
 
 pub fn free_port() -> u16 {
@@ -34,10 +36,11 @@ impl Rill {
     /// Starts `rill run` on `port` (its stderr next to `data_dir`) and waits until it is
     /// ready.
     pub async fn start_on(data_dir: &Path, port: u16, extra: &[&str]) -> Rill {
+        let log_path = data_dir.with_extension(format!("{port}.log"));
         let log = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
-            .open(data_dir.with_extension(format!("{port}.log")))
+            .open(&log_path)
             .expect("log file");
         let child = Command::new(env!("CARGO_BIN_EXE_rill"))
             .arg("run")
@@ -54,6 +57,7 @@ impl Rill {
             child,
             port,
             base: format!("http://127.0.0.1:{port}"),
+            log: log_path,
         };
         let client = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(120);
@@ -65,13 +69,21 @@ impl Rill {
             }
             if let Some(status) = rill.child.try_wait().expect("wait") {
                 panic!(
-                    "rill run exited with {status} before it was ready; its log: {}",
-                    data_dir.with_extension(format!("{port}.log")).display()
+                    "rill run exited with {status} before it was ready; its log:\n{}",
+                    rill.log_tail()
                 );
             }
             assert!(Instant::now() < deadline, "rill run never became ready");
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
+    }
+
+    /// The last lines of the process's stderr, for failure messages (the log file goes with
+    /// the test's temporary directory).
+    pub fn log_tail(&self) -> String {
+        let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+        let lines: Vec<&str> = text.lines().collect();
+        lines[lines.len().saturating_sub(60)..].join("\n")
     }
 
     pub fn url(&self, path: &str) -> String {
@@ -108,7 +120,11 @@ impl Rill {
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = self.child.try_wait().expect("wait") {
-                assert!(status.success(), "rill run stopped with {status}");
+                assert!(
+                    status.success(),
+                    "rill run stopped with {status}; its log:\n{}",
+                    self.log_tail()
+                );
                 return;
             }
             if Instant::now() >= deadline {
