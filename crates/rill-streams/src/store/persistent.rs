@@ -121,6 +121,31 @@ impl Cache {
     }
 }
 
+/// The file fjall writes, and syncs, last when it creates a database (fjall 3.1's
+/// `create_new`): a directory without it, or with it still empty, is a creation that a crash
+/// interrupted.
+const FJALL_VERSION_MARKER: &str = "version";
+
+/// Removes `path` if it holds a database whose creation never finished. fjall would otherwise
+/// take it for a new one and fail on the journal file already there ("File exists"), and the
+/// store could never open again. Nothing was ever stored in such a directory, since the
+/// database is handed out only after the marker is durable.
+fn remove_interrupted_creation(path: &Path) -> std::io::Result<()> {
+    if !path.try_exists()? {
+        return Ok(());
+    }
+    let marker_len = match std::fs::metadata(path.join(FJALL_VERSION_MARKER)) {
+        Ok(metadata) => metadata.len(),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => 0,
+        Err(e) => return Err(e),
+    };
+    if marker_len == 0 {
+        tracing::warn!(path = %path.display(), "removing a store whose creation was interrupted");
+        std::fs::remove_dir_all(path)?;
+    }
+    Ok(())
+}
+
 /// A key-value engine on disk, restored from a local checkpoint plus the changelog tail.
 ///
 /// Keys are ordered byte-wise. All methods take `&self`: fjall synchronizes internally, so the
@@ -169,6 +194,8 @@ impl PersistentKeyValueStore {
             )));
         }
         let path = dir.join(name);
+        remove_interrupted_creation(&path)
+            .map_err(|e| store_error(format!("removing {}: {e}", path.display())))?;
         std::fs::create_dir_all(&path)
             .map_err(|e| store_error(format!("creating {}: {e}", path.display())))?;
         let db = Database::builder(&path)
@@ -438,6 +465,20 @@ mod tests {
 
     fn keys(pairs: KeyValues) -> Vec<Bytes> {
         pairs.into_iter().map(|(k, _)| k).collect()
+    }
+
+    #[test]
+    fn a_creation_interrupted_before_the_version_marker_is_started_over() {
+        let dir = tempfile::tempdir().unwrap();
+        // What a kill -9 inside fjall's `create_new` leaves: the lock and the first journal
+        // file, no version marker.
+        let path = dir.path().join("s");
+        std::fs::create_dir_all(path.join("keyspaces")).unwrap();
+        std::fs::write(path.join("lock"), b"").unwrap();
+        std::fs::write(path.join("0.jnl"), b"").unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        store.put(b("k"), b("v")).unwrap();
+        assert_eq!(store.get(b"k").unwrap(), Some(b("v")));
     }
 
     #[test]
