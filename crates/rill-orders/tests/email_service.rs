@@ -144,3 +144,33 @@ fn validated_orders_are_routed_to_the_topic_of_their_customer_level() {
     );
     assert_eq!(ids(&mut driver, topics::ORDERS_ENRICHED).len(), 3);
 }
+
+#[test]
+fn a_customer_deleted_by_a_tombstone_leaves_the_join_and_is_routed_as_unknown() {
+    let (mut driver, recorder) = setup();
+    driver
+        .pipe(topics::CUSTOMERS, &1i64, &None::<Customer>, 500)
+        .expect("tombstone");
+    let placed = order("o1", 1, Product::Jumpers, 1, 10.0);
+    pipe_payment(&mut driver, &payment(&placed), 1_000);
+    pipe_order(
+        &mut driver,
+        &placed.with_state(OrderState::Validated),
+        1_000,
+    );
+    assert!(
+        recorder.sent.lock().expect("lock").is_empty(),
+        "a deleted customer is not emailed"
+    );
+    let routed = driver
+        .read_output::<String, OrderEnriched>("bronze")
+        .expect("routed");
+    assert_eq!(routed.len(), 1);
+    assert_eq!(routed[0].key, "o1");
+    assert!(
+        driver
+            .read_output::<String, OrderEnriched>("gold")
+            .expect("gold")
+            .is_empty()
+    );
+}

@@ -59,8 +59,8 @@ pub use runtime::{
     QueryableWindowStore, RestoreListener, StreamsApp, StreamsConfig,
 };
 pub use serde::{
-    BytesSerde, DefaultSerde, I32Serde, I64Serde, JsonSerde, Serde, SerdeError, SharedSerde,
-    StringSerde, UnitSerde,
+    BytesSerde, DefaultSerde, I32Serde, I64Serde, JsonSerde, NullableSerde, Serde, SerdeError,
+    SharedSerde, StringSerde, UnitSerde,
 };
 pub use store::{
     InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues, PersistentKeyValueStore,

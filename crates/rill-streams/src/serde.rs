@@ -3,6 +3,12 @@
 //! Built in: [`JsonSerde`] (any `serde` type, the default wire format), [`StringSerde`] (UTF-8),
 //! [`BytesSerde`], [`I64Serde`] and [`I32Serde`] (big-endian, as Kafka's serializers write them).
 //! Implement [`Serde`] for more formats.
+//!
+//! **Tombstones.** A record without a value (Kafka's `null`, a delete in a compacted topic or
+//! a CDC feed) reaches a stream as `None` when its value type is an `Option`: the default serde
+//! of `Option<V>` is [`NullableSerde`] over `V`'s, which reads a missing value as `None` and
+//! writes `None` as a record without a value. Other value types refuse a missing value as a
+//! deserialization error (dead letter or failure, per the application's policy).
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -26,6 +32,79 @@ pub trait Serde<T>: Send + Sync + 'static {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError>;
     /// Decodes a value.
     fn deserialize(&self, topic: &str, bytes: &[u8]) -> Result<T, SerdeError>;
+
+    /// Decodes a record that has no value at all (a tombstone). Most types have no such
+    /// value, so by default it is an error.
+    fn deserialize_null(&self, _topic: &str) -> Result<T, SerdeError> {
+        Err(SerdeError {
+            format: "record",
+            reason: "value is null (a tombstone); read the topic with an Option value type \
+                     to receive tombstones as None"
+                .into(),
+        })
+    }
+
+    /// Encodes a value for a record, `None` meaning the record is written without a value (a
+    /// tombstone). By default every value has bytes.
+    fn serialize_nullable(&self, topic: &str, value: &T) -> Result<Option<Bytes>, SerdeError> {
+        self.serialize(topic, value).map(Some)
+    }
+}
+
+/// `Option<T>` over a serde of `T`: `None` is a record without a value (a tombstone), `Some`
+/// is encoded by the inner serde. The default serde of every `Option<T>` whose `T` has one.
+///
+/// ```
+/// use rill_streams::{DefaultSerde, Serde};
+/// let serde = <Option<String>>::default_serde();
+/// assert_eq!(serde.serialize_nullable("t", &None).unwrap(), None);
+/// assert_eq!(serde.deserialize_null("t").unwrap(), None);
+/// assert_eq!(serde.deserialize("t", b"hi").unwrap(), Some("hi".to_string()));
+/// ```
+pub struct NullableSerde<T> {
+    inner: SharedSerde<T>,
+}
+
+impl<T> NullableSerde<T> {
+    /// Tombstones as `None`, other values through `inner`.
+    pub fn new(inner: SharedSerde<T>) -> Self {
+        NullableSerde { inner }
+    }
+}
+
+impl<T: 'static> Serde<Option<T>> for NullableSerde<T> {
+    /// `None` has no bytes: it can be written as a record only (see
+    /// [`serialize_nullable`](Serde::serialize_nullable)), not into a store or a key.
+    fn serialize(&self, topic: &str, value: &Option<T>) -> Result<Bytes, SerdeError> {
+        match value {
+            Some(value) => self.inner.serialize(topic, value),
+            None => Err(SerdeError {
+                format: "nullable",
+                reason: "None has no bytes: it is written as a tombstone, and cannot be a key \
+                         or a stored value (delete the key instead)"
+                    .into(),
+            }),
+        }
+    }
+
+    fn deserialize(&self, topic: &str, bytes: &[u8]) -> Result<Option<T>, SerdeError> {
+        self.inner.deserialize(topic, bytes).map(Some)
+    }
+
+    fn deserialize_null(&self, _topic: &str) -> Result<Option<T>, SerdeError> {
+        Ok(None)
+    }
+
+    fn serialize_nullable(
+        &self,
+        topic: &str,
+        value: &Option<T>,
+    ) -> Result<Option<Bytes>, SerdeError> {
+        value
+            .as_ref()
+            .map(|value| self.inner.serialize(topic, value))
+            .transpose()
+    }
 }
 
 /// A shareable serde.
@@ -179,6 +258,12 @@ impl DefaultSerde for () {
     }
 }
 
+impl<T: DefaultSerde> DefaultSerde for Option<T> {
+    fn default_serde() -> SharedSerde<Self> {
+        Arc::new(NullableSerde::new(T::default_serde()))
+    }
+}
+
 /// Declares JSON as the [`DefaultSerde`] of your types.
 ///
 /// ```
@@ -215,6 +300,21 @@ mod tests {
         );
         let error = I32Serde.deserialize("t", &[1, 2]).unwrap_err();
         assert!(error.reason.contains("expected 4 bytes"), "{error}");
+    }
+
+    #[test]
+    fn option_values_are_tombstones_when_none_and_others_refuse_null() {
+        let serde = <Option<i64>>::default_serde();
+        assert_eq!(serde.serialize_nullable("t", &None).unwrap(), None);
+        assert_eq!(
+            serde.serialize_nullable("t", &Some(2)).unwrap().as_deref(),
+            Some(&[0, 0, 0, 0, 0, 0, 0, 2][..])
+        );
+        assert!(serde.serialize("t", &None).is_err());
+        assert_eq!(serde.deserialize_null("t").unwrap(), None);
+        assert_eq!(serde.deserialize("t", &[0; 8]).unwrap(), Some(0));
+        let error = I64Serde.deserialize_null("t").unwrap_err();
+        assert!(error.reason.contains("tombstone"), "{error}");
     }
 
     #[test]

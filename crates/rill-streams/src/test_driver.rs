@@ -128,8 +128,15 @@ impl TopologyTestDriver {
         timestamp: i64,
     ) -> Result<()> {
         let key = serialize(&K::default_serde(), topic, key, "key")?;
-        let value = serialize(&V::default_serde(), topic, value, "value")?;
-        self.pipe_raw(topic, Some(key), Some(value), timestamp)
+        // `None` of an `Option` value type is piped as a tombstone.
+        let value = V::default_serde()
+            .serialize_nullable(topic, value)
+            .map_err(|source| StreamsError::Serde {
+                topic: topic.into(),
+                what: "value",
+                source,
+            })?;
+        self.pipe_raw(topic, Some(key), value, timestamp)
     }
 
     /// Pipes raw bytes (for tombstones and undecodable records).
@@ -252,13 +259,15 @@ impl TopologyTestDriver {
                         what: "key",
                         source,
                     })?;
-                let value = value_serde
-                    .deserialize(topic, record.value.as_deref().unwrap_or_default())
-                    .map_err(|source| StreamsError::Serde {
-                        topic: topic.into(),
-                        what: "value",
-                        source,
-                    })?;
+                let value = match record.value.as_deref() {
+                    Some(bytes) => value_serde.deserialize(topic, bytes),
+                    None => value_serde.deserialize_null(topic),
+                }
+                .map_err(|source| StreamsError::Serde {
+                    topic: topic.into(),
+                    what: "value",
+                    source,
+                })?;
                 Ok(Record {
                     key,
                     value,

@@ -29,22 +29,15 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
                 what: "key",
                 source,
             })?;
-        let value_bytes = record.value.as_deref().ok_or_else(|| StreamsError::Serde {
+        let value = match record.value.as_deref() {
+            Some(bytes) => self.value_serde.deserialize(topic, bytes),
+            None => self.value_serde.deserialize_null(topic),
+        }
+        .map_err(|source| StreamsError::Serde {
             topic: topic.into(),
             what: "value",
-            source: crate::serde::SerdeError {
-                format: "record",
-                reason: "value is null".into(),
-            },
+            source,
         })?;
-        let value = self
-            .value_serde
-            .deserialize(topic, value_bytes)
-            .map_err(|source| StreamsError::Serde {
-                topic: topic.into(),
-                what: "value",
-                source,
-            })?;
         Ok(Record {
             key,
             value,
@@ -104,7 +97,7 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
             })?;
         let value = self
             .value_serde
-            .serialize(&topic, &record.value)
+            .serialize_nullable(&topic, &record.value)
             .map_err(|source| StreamsError::Serde {
                 topic: topic.clone(),
                 what: "value",
@@ -114,7 +107,7 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
             topic,
             partition: None,
             key: Some(key),
-            value: Some(value),
+            value,
             timestamp: record.timestamp,
             headers: record.headers,
         })
