@@ -28,6 +28,21 @@ pub enum StreamsError {
         #[source]
         source: SerdeError,
     },
+    /// A source's timestamp extractor found no valid event time in a record.
+    #[error(
+        "record of topic '{topic}' (partition {partition}, offset {offset}) has no valid event time{}",
+        extracted.map(|t| format!(" (extracted {t})")).unwrap_or_default()
+    )]
+    InvalidTimestamp {
+        /// Input topic.
+        topic: String,
+        /// Input partition.
+        partition: i32,
+        /// Input offset.
+        offset: i64,
+        /// What the extractor answered, when it answered a negative time.
+        extracted: Option<i64>,
+    },
     /// A state store operation failed.
     #[error("state store '{store}': {reason}")]
     Store {

@@ -16,3 +16,5 @@ pub(crate) type Action<K, V> = Arc<dyn Fn(&K, &V) + Send + Sync>;
 pub(crate) type KeySelector<K, V, KR> = Arc<dyn Fn(&K, &V) -> KR + Send + Sync>;
 /// Names the topic a record goes to.
 pub(crate) type TopicExtractor<K, V> = Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>;
+/// Takes a record's event time from its key, value and log timestamp (`None`: it has none).
+pub(crate) type TimestampExtractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> Option<i64> + Send + Sync>;

@@ -41,7 +41,7 @@ mod test_driver;
 
 pub use collector::{OutputRecord, RecordCollector};
 pub use dsl::{
-    BoxedPredicate, Change, GlobalKTable, KGroupedStream, KStream, KTable, StoreOptions,
+    BoxedPredicate, Change, Consumed, GlobalKTable, KGroupedStream, KStream, KTable, StoreOptions,
     StreamsBuilder,
 };
 pub use dsl::{

@@ -91,6 +91,14 @@ pub(crate) struct TaskState {
     pub metrics: TaskMetrics,
 }
 
+impl TaskState {
+    /// A record with this event time enters the task: stream time is the largest seen.
+    pub fn advance_stream_time(&mut self, timestamp: i64) {
+        self.stream_time = self.stream_time.max(timestamp);
+        *self.current_timestamp.borrow_mut() = timestamp;
+    }
+}
+
 /// A node as its parents see it: something that takes records of `K`/`V`.
 pub(crate) trait Node<K, V> {
     fn process(&mut self, task: &mut TaskState, record: Record<K, V>) -> Result<()>;
@@ -198,8 +206,7 @@ impl Task {
             partition: record.partition,
             offset: record.offset,
         });
-        self.state.stream_time = self.state.stream_time.max(record.timestamp);
-        *self.state.current_timestamp.borrow_mut() = record.timestamp;
+        // The source advances stream time: it knows the record's event time.
         source.borrow_mut().process_raw(&mut self.state, record)?;
         self.state.record_context = None;
         self.punctuate(PunctuationType::StreamTime, self.state.stream_time)

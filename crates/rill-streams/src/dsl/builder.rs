@@ -5,6 +5,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use crate::error::Result;
+use crate::functions::TimestampExtractor;
 use crate::graph::{
     GlobalStoreDef, GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SourceNode, StoreDef,
     StoreKind, TopicName, Topology, downcast_children,
@@ -14,6 +15,68 @@ use crate::task::RawSource;
 
 use super::KStream;
 use super::table::{GlobalKTable, KTable, TableSource};
+
+/// How a stream reads its topics: the serdes, and where each record's event time comes from.
+///
+/// By default the event time is the log timestamp (set by the producer or the broker). With
+/// [`with_timestamp`](Self::with_timestamp) it comes from the payload instead, as with Kafka
+/// Streams' `TimestampExtractor`: windows, joins, grace periods and stream-time punctuators
+/// then follow the time the event happened, and records written on carry that time.
+///
+/// ```
+/// use rill_streams::{Consumed, StreamsBuilder};
+/// #[derive(Clone, serde::Serialize, serde::Deserialize)]
+/// struct Reading { taken_at: i64, celsius: f64 }
+/// rill_streams::json_serde!(Reading);
+///
+/// let builder = StreamsBuilder::new();
+/// let readings = builder.stream_from::<String, Reading>(
+///     &["readings"],
+///     Consumed::new().with_timestamp(|_, reading: &Reading, _log_time| Some(reading.taken_at)),
+/// );
+/// # let _ = readings;
+/// ```
+pub struct Consumed<K, V> {
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    timestamp: Option<TimestampExtractor<K, V>>,
+}
+
+impl<K: DefaultSerde, V: DefaultSerde> Consumed<K, V> {
+    /// The types' default serdes, event time from the log.
+    pub fn new() -> Self {
+        Self::with_serdes(K::default_serde(), V::default_serde())
+    }
+}
+
+impl<K: DefaultSerde, V: DefaultSerde> Default for Consumed<K, V> {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl<K, V> Consumed<K, V> {
+    /// Explicit serdes, event time from the log.
+    pub fn with_serdes(key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) -> Self {
+        Consumed {
+            key_serde,
+            value_serde,
+            timestamp: None,
+        }
+    }
+
+    /// Takes each record's event time from its key, value and log timestamp (ms since the
+    /// epoch). A record for which it answers `None` or a negative time is handled like an
+    /// undecodable one: sent to the dead-letter topic, or failing the application, as the
+    /// [`DeserializationPolicy`](crate::DeserializationPolicy) says.
+    pub fn with_timestamp(
+        mut self,
+        extractor: impl Fn(&K, &V, i64) -> Option<i64> + Send + Sync + 'static,
+    ) -> Self {
+        self.timestamp = Some(Arc::new(extractor));
+        self
+    }
+}
 
 /// Names a state store and says how it is kept.
 ///
@@ -109,11 +172,27 @@ impl StreamsBuilder {
         K: Clone + 'static,
         V: Clone + 'static,
     {
+        self.stream_from(topics, Consumed::with_serdes(key_serde, value_serde))
+    }
+
+    /// A stream of the records of several topics, read as `consumed` says (serdes, event
+    /// time).
+    pub fn stream_from<K, V>(&self, topics: &[&str], consumed: Consumed<K, V>) -> KStream<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
         let topics = topics
             .iter()
             .map(|t| TopicName::External(t.to_string()))
             .collect();
-        let node = add_source(&mut self.graph.borrow_mut(), topics, key_serde, value_serde);
+        let node = add_source_with_time(
+            &mut self.graph.borrow_mut(),
+            topics,
+            consumed.key_serde,
+            consumed.value_serde,
+            consumed.timestamp,
+        );
         KStream::new(self.graph.clone(), node, false)
     }
 
@@ -242,12 +321,28 @@ where
     K: Clone + 'static,
     V: Clone + 'static,
 {
+    add_source_with_time(graph, topics, key_serde, value_serde, None)
+}
+
+/// Adds a source node for `topics`, its event time from `timestamp` (or the log).
+fn add_source_with_time<K, V>(
+    graph: &mut GraphBuilder,
+    topics: Vec<TopicName>,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+    timestamp: Option<TimestampExtractor<K, V>>,
+) -> NodeId
+where
+    K: Clone + 'static,
+    V: Clone + 'static,
+{
     let name = graph.next_name("KSTREAM-SOURCE");
     let source_name = name.clone();
     let factory = Box::new(move |_: &_, children: &[&dyn Any]| {
         let node = Rc::new(RefCell::new(SourceNode::<K, V> {
             key_serde: key_serde.clone(),
             value_serde: value_serde.clone(),
+            timestamp: timestamp.clone(),
             children: downcast_children(&source_name, children)?,
         }));
         let source: Rc<RefCell<dyn RawSource>> = node;

@@ -16,7 +16,7 @@ mod window_aggregate;
 mod windowed;
 mod windows;
 
-pub use builder::{StoreOptions, StreamsBuilder};
+pub use builder::{Consumed, StoreOptions, StreamsBuilder};
 pub use grouped::KGroupedStream;
 pub use stream::{BoxedPredicate, KStream};
 pub use table::{Change, GlobalKTable, KTable};

@@ -185,6 +185,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for TableSource<K, V> {
     fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
         match self.decode(record) {
             Ok(typed) => {
+                task.advance_stream_time(typed.timestamp);
                 for child in &self.children {
                     child.borrow_mut().process(task, typed.clone())?;
                 }

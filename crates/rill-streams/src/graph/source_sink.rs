@@ -1,7 +1,7 @@
 //! Source nodes (bytes from a topic -> typed records) and sink nodes (typed records -> bytes
 //! to a topic).
 
-use crate::functions::TopicExtractor;
+use crate::functions::{TimestampExtractor, TopicExtractor};
 
 use rill_log::ConsumedRecord;
 
@@ -11,10 +11,12 @@ use crate::record::Record;
 use crate::serde::SharedSerde;
 use crate::task::{Child, DeserializationPolicy, Node, RawSource, TaskState, dead_letter};
 
-/// Deserializes records of its topics and forwards them.
+/// Deserializes records of its topics, stamps them with their event time and forwards them.
 pub(crate) struct SourceNode<K, V> {
     pub key_serde: SharedSerde<K>,
     pub value_serde: SharedSerde<V>,
+    /// Event time from the payload; without one, the log timestamp is the event time.
+    pub timestamp: Option<TimestampExtractor<K, V>>,
     pub children: Vec<Child<K, V>>,
 }
 
@@ -47,9 +49,33 @@ impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
     }
 }
 
+impl<K, V> SourceNode<K, V> {
+    /// Sets the record's event time from the extractor, if there is one.
+    fn stamp(&self, raw: &ConsumedRecord, mut record: Record<K, V>) -> Result<Record<K, V>> {
+        let Some(extract) = &self.timestamp else {
+            return Ok(record);
+        };
+        match extract(&record.key, &record.value, raw.timestamp) {
+            Some(timestamp) if timestamp >= 0 => {
+                record.timestamp = timestamp;
+                Ok(record)
+            }
+            extracted => Err(StreamsError::InvalidTimestamp {
+                topic: raw.topic.to_string(),
+                partition: raw.partition,
+                offset: raw.offset,
+                extracted,
+            }),
+        }
+    }
+}
+
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
     fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
-        let typed = match self.decode(record) {
+        let typed = match self
+            .decode(record)
+            .and_then(|typed| self.stamp(record, typed))
+        {
             Ok(typed) => typed,
             Err(error) => {
                 return match task.deserialization {
@@ -58,6 +84,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
                 };
             }
         };
+        task.advance_stream_time(typed.timestamp);
         if let Some((last, others)) = self.children.split_last() {
             for child in others {
                 child.borrow_mut().process(task, typed.clone())?;
