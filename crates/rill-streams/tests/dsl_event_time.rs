@@ -24,7 +24,7 @@ fn counts_by_payload_time() -> TopologyTestDriver {
         .count(StoreOptions::in_memory("counts"))
         .to_stream()
         .to("out");
-    TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap()
+    TopologyTestDriver::new(builder.build().expect("topology"), "app").expect("driver")
 }
 
 #[test]
