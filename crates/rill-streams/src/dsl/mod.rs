@@ -5,6 +5,7 @@
 mod builder;
 mod event_windows;
 mod grouped;
+mod grouped_table;
 mod join;
 mod ops;
 mod session_aggregate;
@@ -18,6 +19,7 @@ mod windows;
 
 pub use builder::{Consumed, StoreOptions, StreamsBuilder};
 pub use grouped::KGroupedStream;
+pub use grouped_table::KGroupedTable;
 pub use stream::{BoxedPredicate, KStream};
 pub use table::{Change, GlobalKTable, KTable};
 pub use windowed::{EventWindowedKStream, SessionWindowedKStream, TimeWindowedKStream, WindowSpec};

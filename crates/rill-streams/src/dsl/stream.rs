@@ -298,18 +298,28 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
+        self.repartition_with(name, K::default_serde(), V::default_serde())
+    }
+
+    /// [`repartition`](Self::repartition) with explicit serdes.
+    pub(crate) fn repartition_with(
+        &self,
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
         let suffix = format!("{name}-repartition");
         self.graph
             .borrow_mut()
             .repartition_topics
             .insert(suffix.clone());
         let topic = TopicName::Internal(suffix);
-        self.add_sink(topic.clone(), K::default_serde(), V::default_serde());
+        self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone());
         let node = add_source(
             &mut self.graph.borrow_mut(),
             vec![topic],
-            K::default_serde(),
-            V::default_serde(),
+            key_serde,
+            value_serde,
         );
         KStream::new(self.graph.clone(), node, false)
     }

@@ -1,0 +1,122 @@
+//! Re-aggregating a table by another key (`KTable::group_by`): a changed row leaves its old
+//! group and joins its new one; a deleted row leaves its group.
+
+use bytes::Bytes;
+use rill_streams::{StoreOptions, StreamsBuilder, TopologyTestDriver};
+
+fn s(text: &str) -> String {
+    text.to_string()
+}
+
+fn driver(builder: StreamsBuilder) -> TopologyTestDriver {
+    TopologyTestDriver::new(builder.build().expect("topology"), "app").expect("driver")
+}
+
+#[test]
+fn customers_per_level_follow_level_changes_and_deletes() {
+    let builder = StreamsBuilder::new();
+    let per_level = builder
+        .table::<i64, String>("levels", StoreOptions::in_memory("levels"))
+        .group_by(|_, level| (level.clone(), ()))
+        .count(StoreOptions::in_memory("per-level"));
+    per_level.to_stream().to("counts");
+    let mut driver = driver(builder);
+    driver.pipe("levels", &1i64, &s("gold"), 1).unwrap();
+    driver.pipe("levels", &2i64, &s("gold"), 2).unwrap();
+    driver.pipe("levels", &3i64, &s("silver"), 3).unwrap();
+    driver.pipe("levels", &2i64, &s("silver"), 4).unwrap(); // 2 moves
+    driver
+        .pipe_raw(
+            "levels",
+            Some(Bytes::copy_from_slice(&1i64.to_be_bytes())),
+            None,
+            5,
+        )
+        .unwrap(); // 1 leaves
+    driver.pipe("levels", &3i64, &s("silver"), 6).unwrap(); // same group: out, then back in
+
+    let counts: Vec<(String, i64)> = driver
+        .read_output::<String, i64>("counts")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    assert_eq!(
+        counts,
+        vec![
+            (s("gold"), 1),
+            (s("gold"), 2),
+            (s("silver"), 1),
+            (s("gold"), 1),
+            (s("silver"), 2),
+            (s("gold"), 0),
+            (s("silver"), 1),
+            (s("silver"), 2),
+        ]
+    );
+    let store = driver.key_value_store::<String, i64>("per-level").unwrap();
+    assert_eq!(store.get(&s("gold")).unwrap(), Some(0));
+    assert_eq!(store.get(&s("silver")).unwrap(), Some(2));
+}
+
+#[test]
+fn reduce_and_aggregate_add_new_values_and_subtract_old_ones() {
+    let builder = StreamsBuilder::new();
+    // account -> "region:balance"
+    let accounts = builder.table::<String, String>("accounts", StoreOptions::in_memory("accounts"));
+    let parse = |value: &String| -> (String, i64) {
+        let (region, balance) = value.split_once(':').expect("region:balance");
+        (region.to_string(), balance.parse().expect("balance"))
+    };
+    accounts
+        .group_by(move |_, value| parse(value))
+        .reduce(
+            StoreOptions::in_memory("totals"),
+            |a, b| a + b,
+            |a, b| a - b,
+        )
+        .to_stream()
+        .to("totals");
+    accounts
+        .group_by(move |_, value| parse(value))
+        .aggregate(
+            StoreOptions::in_memory("largest-count"),
+            || 0i64,
+            |_, balance, n| if *balance >= 100 { n + 1 } else { n },
+            |_, balance, n| if *balance >= 100 { n - 1 } else { n },
+        )
+        .to_stream()
+        .to("large");
+    let mut driver = driver(builder);
+    driver
+        .pipe("accounts", &s("x"), &s("north:100"), 1)
+        .unwrap();
+    driver.pipe("accounts", &s("y"), &s("north:30"), 2).unwrap();
+    driver
+        .pipe("accounts", &s("x"), &s("south:150"), 3)
+        .unwrap();
+    driver.pipe("accounts", &s("y"), &s("north:5"), 4).unwrap();
+
+    let totals: Vec<(String, i64)> = driver
+        .read_output::<String, i64>("totals")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    assert_eq!(
+        totals,
+        vec![
+            (s("north"), 100),
+            (s("north"), 130),
+            (s("north"), 30),  // x leaves north
+            (s("south"), 150), // x joins south
+            (s("north"), 0),   // y's 30 out
+            (s("north"), 5),   // y's 5 in
+        ]
+    );
+    let large = driver
+        .key_value_store::<String, i64>("largest-count")
+        .unwrap();
+    assert_eq!(large.get(&s("north")).unwrap(), Some(0));
+    assert_eq!(large.get(&s("south")).unwrap(), Some(1));
+}
