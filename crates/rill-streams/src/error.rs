@@ -66,6 +66,13 @@ pub enum StreamsError {
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
+    /// User code panicked while processing a record (caught only when the
+    /// [`ProcessingErrorPolicy`](crate::ProcessingErrorPolicy) skips or dead-letters records).
+    #[error("processing panicked: {message}")]
+    Panicked {
+        /// The panic's message.
+        message: String,
+    },
     /// An interactive query for a key held by another instance.
     #[error("key of store '{store}' (partition {partition}) is held by {}", owner.as_deref().unwrap_or("an unknown instance"))]
     KeyNotLocal {
@@ -104,6 +111,19 @@ pub enum StreamsError {
 }
 
 impl StreamsError {
+    /// Whether the error concerns only the record being processed (a processor's own error,
+    /// a value that cannot be serialized, an invalid event time), so that skipping the record
+    /// loses nothing else. Log, store and topology errors concern the whole task.
+    pub fn concerns_one_record(&self) -> bool {
+        matches!(
+            self,
+            StreamsError::Processor { .. }
+                | StreamsError::Panicked { .. }
+                | StreamsError::Serde { .. }
+                | StreamsError::InvalidTimestamp { .. }
+        )
+    }
+
     /// Wraps a log error with what the runtime was doing.
     pub fn log(operation: &'static str, source: LogError) -> Self {
         StreamsError::Log { operation, source }

@@ -67,5 +67,5 @@ pub use store::{
     ReadOnlyKeyValueStore,
 };
 pub use store::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
-pub use task::{DeserializationPolicy, TaskId, TaskMetrics};
+pub use task::{DeserializationPolicy, ProcessingErrorPolicy, TaskId, TaskMetrics};
 pub use test_driver::TopologyTestDriver;

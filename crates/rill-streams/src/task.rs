@@ -7,6 +7,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::fmt;
 use std::marker::PhantomData;
+use std::panic::AssertUnwindSafe;
 use std::rc::Rc;
 use std::sync::Arc;
 
@@ -45,6 +46,25 @@ pub enum DeserializationPolicy {
     Fail,
 }
 
+/// What to do when processing a record fails in a way that concerns only that record: a
+/// processor returned an error, or an output or store value could not be serialized, or its
+/// event time is invalid (Kafka Streams' processing and production exception handlers).
+/// Failures of the log or of a store's disk always stop the thread: going on could lose data.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub enum ProcessingErrorPolicy {
+    /// Stop processing with the error (the default: nothing is skipped unless asked).
+    #[default]
+    Fail,
+    /// Log the error, count it, and go on with the next record.
+    Skip,
+    /// Send the input record, unchanged, to this topic with the error in its headers, and go
+    /// on. Outputs the record produced before it failed are kept, as with Kafka Streams.
+    DeadLetter {
+        /// The dead-letter topic.
+        topic: String,
+    },
+}
+
 /// A store as registered in a task.
 pub(crate) struct TaskStore {
     pub engine: Arc<dyn KeyValueBytesStore>,
@@ -68,8 +88,11 @@ pub(crate) struct Schedule {
 pub struct TaskMetrics {
     /// Records taken from input topics.
     pub records_in: u64,
-    /// Records that failed to deserialize and went to the dead-letter topic.
+    /// Records sent to a dead-letter topic (undecodable, or failed in processing).
     pub dead_letters: u64,
+    /// Records whose processing failed and that were skipped or dead-lettered, per the
+    /// [`ProcessingErrorPolicy`].
+    pub processing_errors: u64,
     /// Records dropped by windowed operations because every window they belonged to had
     /// closed (stream time past the window's end plus its grace period).
     pub late_records_dropped: u64,
@@ -88,6 +111,7 @@ pub(crate) struct TaskState {
     pub wall_clock: i64,
     pub schedules: Vec<Schedule>,
     pub deserialization: DeserializationPolicy,
+    pub processing: ProcessingErrorPolicy,
     pub metrics: TaskMetrics,
 }
 
@@ -207,9 +231,52 @@ impl Task {
             offset: record.offset,
         });
         // The source advances stream time: it knows the record's event time.
-        source.borrow_mut().process_raw(&mut self.state, record)?;
+        let processed = if self.state.processing == ProcessingErrorPolicy::Fail {
+            source.borrow_mut().process_raw(&mut self.state, record)
+        } else {
+            // A panic in user code is a failure of this record like an error it returns. The
+            // nodes' borrows are released by the unwinding, so the task can go on.
+            let state = &mut self.state;
+            std::panic::catch_unwind(AssertUnwindSafe(|| {
+                source.borrow_mut().process_raw(state, record)
+            }))
+            .unwrap_or_else(|panic| {
+                let message = panic
+                    .downcast_ref::<&str>()
+                    .map(|s| s.to_string())
+                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                    .unwrap_or_else(|| "a panic without a message".to_string());
+                Err(StreamsError::Panicked { message })
+            })
+        };
+        if let Err(error) = processed {
+            self.handle_processing_error(record, error)?;
+        }
         self.state.record_context = None;
         self.punctuate(PunctuationType::StreamTime, self.state.stream_time)
+    }
+
+    /// Applies the processing-error policy to a record whose processing failed.
+    fn handle_processing_error(
+        &mut self,
+        record: &ConsumedRecord,
+        error: StreamsError,
+    ) -> Result<()> {
+        if !error.concerns_one_record() {
+            return Err(error);
+        }
+        match self.state.processing.clone() {
+            ProcessingErrorPolicy::Fail => Err(error),
+            ProcessingErrorPolicy::Skip => {
+                self.state.metrics.processing_errors += 1;
+                tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, %error, "record skipped after a processing error");
+                Ok(())
+            }
+            ProcessingErrorPolicy::DeadLetter { topic } => {
+                self.state.metrics.processing_errors += 1;
+                send_dead_letter(&mut self.state, &topic, record, &error)
+            }
+        }
     }
 
     /// Advances wall-clock time and fires the wall-clock punctuators now due.
@@ -261,11 +328,21 @@ pub(crate) fn dead_letter(
     record: &ConsumedRecord,
     error: &StreamsError,
 ) -> Result<()> {
-    let DeserializationPolicy::DeadLetter { topic } = &task.deserialization else {
+    let DeserializationPolicy::DeadLetter { topic } = task.deserialization.clone() else {
         return Err(StreamsError::Topology {
             reason: "no dead-letter topic".into(),
         });
     };
+    send_dead_letter(task, &topic, record, error)
+}
+
+/// Sends `record`, unchanged, to `topic` with `error` and its origin in the headers.
+fn send_dead_letter(
+    task: &mut TaskState,
+    topic: &str,
+    record: &ConsumedRecord,
+    error: &StreamsError,
+) -> Result<()> {
     let mut headers = record.headers.clone();
     headers.push(Header::new("rill.error", error.to_string()));
     headers.push(Header::new("rill.source.topic", record.topic.to_string()));
@@ -277,7 +354,7 @@ pub(crate) fn dead_letter(
     task.metrics.dead_letters += 1;
     tracing::warn!(topic = %record.topic, partition = record.partition, offset = record.offset, %error, "record sent to the dead-letter topic");
     task.collector.borrow_mut().send(OutputRecord {
-        topic: topic.clone(),
+        topic: topic.to_string(),
         partition: None,
         key: record.key.clone(),
         value: record.value.clone(),

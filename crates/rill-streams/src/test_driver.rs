@@ -35,7 +35,7 @@ use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::{
     InMemoryKeyValueStore, KeyValueBytesStore, Layout, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
 };
-use crate::task::{DeserializationPolicy, Task, TaskId, TaskMetrics};
+use crate::task::{DeserializationPolicy, ProcessingErrorPolicy, Task, TaskId, TaskMetrics};
 
 #[derive(Default)]
 struct Capture {
@@ -71,11 +71,27 @@ impl TopologyTestDriver {
         Self::with_policy(topology, application_id, policy)
     }
 
-    /// Instantiates every task with the given deserialization-error policy.
+    /// Instantiates every task with the given deserialization-error policy (processing errors
+    /// fail).
     pub fn with_policy(
         topology: Topology,
         application_id: &str,
         deserialization: DeserializationPolicy,
+    ) -> Result<Self> {
+        Self::with_policies(
+            topology,
+            application_id,
+            deserialization,
+            ProcessingErrorPolicy::Fail,
+        )
+    }
+
+    /// Instantiates every task with the given deserialization- and processing-error policies.
+    pub fn with_policies(
+        topology: Topology,
+        application_id: &str,
+        deserialization: DeserializationPolicy,
+        processing: ProcessingErrorPolicy,
     ) -> Result<Self> {
         let application_id: Arc<str> = Arc::from(application_id);
         let capture = Rc::new(RefCell::new(Capture::default()));
@@ -98,6 +114,7 @@ impl TopologyTestDriver {
                 application_id: application_id.clone(),
                 collector: capture.clone(),
                 deserialization: deserialization.clone(),
+                processing: processing.clone(),
                 wall_clock: 0,
             };
             tasks.insert(
@@ -356,6 +373,7 @@ impl TopologyTestDriver {
                 dead_letters: sum.dead_letters + task.state.metrics.dead_letters,
                 late_records_dropped: sum.late_records_dropped
                     + task.state.metrics.late_records_dropped,
+                processing_errors: sum.processing_errors + task.state.metrics.processing_errors,
             })
     }
 }

@@ -321,3 +321,49 @@ fn a_restore_listener_hears_the_restore_of_a_store() {
     assert_eq!((batches, ended), (restored, restored));
     assert!(to_restore >= restored, "{to_restore} < {restored}");
 }
+
+#[test]
+fn a_record_whose_processing_panics_is_dead_lettered_and_the_application_goes_on() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "boom", "b"]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map_values(|line| {
+            assert!(!line.contains("boom"), "cannot split '{line}'");
+            line.split_whitespace().map(str::to_string).collect()
+        })
+        .group_by(|_, word| word.clone())
+        .count(StoreOptions::in_memory("counts"))
+        .to_stream()
+        .to("counts");
+    let mut config = StreamsConfig::new("pwc", state.path());
+    config.processing_errors = rill_streams::ProcessingErrorPolicy::DeadLetter {
+        topic: "pwc-failed".into(),
+    };
+    let mut app = StreamsApp::new(builder.build().expect("topology"), log.clone(), config);
+    app.start().expect("start");
+    let counts = read_committed(log.as_ref(), "counts", 3);
+    assert_eq!(
+        latest(&counts),
+        BTreeMap::from([("a".to_string(), 1), ("b".to_string(), 2)])
+    );
+    let failed = committed_records(log.as_ref(), "pwc-failed", 1);
+    assert_eq!(failed.len(), 1);
+    assert_eq!(failed[0].value.as_deref(), Some(&b"boom"[..]));
+    let error = failed[0]
+        .headers
+        .iter()
+        .find(|h| h.key == "rill.error")
+        .and_then(|h| h.value.clone())
+        .expect("error header");
+    assert!(
+        String::from_utf8_lossy(&error).contains("cannot split 'boom'"),
+        "{error:?}"
+    );
+    assert_eq!(app.state(), AppState::Running);
+    app.close().expect("close");
+}

@@ -534,6 +534,7 @@ pub(crate) struct TaskStateTemplate {
     pub application_id: Arc<str>,
     pub collector: Rc<RefCell<dyn crate::collector::RecordCollector>>,
     pub deserialization: crate::task::DeserializationPolicy,
+    pub processing: crate::task::ProcessingErrorPolicy,
     pub wall_clock: i64,
 }
 
@@ -550,6 +551,7 @@ impl TaskStateTemplate {
             wall_clock: self.wall_clock,
             schedules: Vec::new(),
             deserialization: self.deserialization,
+            processing: self.processing,
             metrics: Default::default(),
         }
     }

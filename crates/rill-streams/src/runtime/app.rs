@@ -143,6 +143,7 @@ impl StreamsApp {
             &self.topology,
             &config.application_id,
             &config.deserialization,
+            &config.processing_errors,
         )?;
         let publisher = self
             .log

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use rill_log::TopicPartition;
 
-use crate::task::DeserializationPolicy;
+use crate::task::{DeserializationPolicy, ProcessingErrorPolicy};
 
 /// What a crash may do to outputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -44,6 +44,8 @@ pub struct StreamsConfig {
     /// What to do with records that cannot be deserialized (default: the dead-letter topic
     /// `<application>-dlq`).
     pub deserialization: DeserializationPolicy,
+    /// What to do with a record whose processing fails (default: stop with the error).
+    pub processing_errors: ProcessingErrorPolicy,
     /// `host:port` where this instance serves interactive queries, published to the others.
     pub application_server: Option<String>,
     /// Longest wait for records in one poll.
@@ -135,6 +137,7 @@ impl StreamsConfig {
             deserialization: DeserializationPolicy::DeadLetter {
                 topic: format!("{application_id}-dlq"),
             },
+            processing_errors: ProcessingErrorPolicy::Fail,
             application_id,
             state_dir: state_dir.into(),
             threads: 1,

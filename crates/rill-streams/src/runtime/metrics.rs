@@ -60,7 +60,14 @@ pub(crate) fn committed(application: &str, took: Duration) {
 }
 
 /// Records dropped as late by windowed operations, and records sent to the dead-letter topic.
-pub(crate) fn dropped(application: &str, late: u64, dead_letters: u64) {
+pub(crate) fn dropped(application: &str, late: u64, dead_letters: u64, processing_errors: u64) {
+    if processing_errors > 0 {
+        metrics::counter!(
+            "rill_processing_errors_total",
+            "application" => application.to_string()
+        )
+        .increment(processing_errors);
+    }
     if late > 0 {
         metrics::counter!(
             "rill_late_records_dropped_total",

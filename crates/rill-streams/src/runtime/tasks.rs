@@ -123,6 +123,7 @@ impl ThreadTasks {
             application_id: Arc::from(self.config.application_id.as_str()),
             collector: self.collector.clone(),
             deserialization: self.config.deserialization.clone(),
+            processing: self.config.processing_errors.clone(),
             wall_clock: now_ms(),
         };
         let mut provider = PersistentStores {
@@ -261,6 +262,7 @@ impl ThreadTasks {
         for running in self.tasks.values_mut() {
             let late_before = running.task.state.metrics.late_records_dropped;
             let dead_before = running.task.state.metrics.dead_letters;
+            let errors_before = running.task.state.metrics.processing_errors;
             while let Some(record) = running.next_record() {
                 running.task.process(&record)?;
                 self.uncommitted.insert(
@@ -271,7 +273,8 @@ impl ThreadTasks {
             }
             let late = running.task.state.metrics.late_records_dropped - late_before;
             let dead = running.task.state.metrics.dead_letters - dead_before;
-            crate::runtime::metrics::dropped(&self.shared.application_id, late, dead);
+            let errors = running.task.state.metrics.processing_errors - errors_before;
+            crate::runtime::metrics::dropped(&self.shared.application_id, late, dead, errors);
             self.shared
                 .late_records_dropped
                 .fetch_add(late, std::sync::atomic::Ordering::Relaxed);

@@ -6,7 +6,7 @@ use rill_log::{CleanupPolicy, Log, LogError, TopicConfig};
 
 use crate::error::{Result, StreamsError};
 use crate::graph::{TopicName, Topology, changelog_topic};
-use crate::task::DeserializationPolicy;
+use crate::task::{DeserializationPolicy, ProcessingErrorPolicy};
 
 /// Partition counts the application runs with.
 #[derive(Debug, Clone, Default)]
@@ -45,6 +45,7 @@ pub(crate) fn prepare(
     topology: &Topology,
     application_id: &str,
     deserialization: &DeserializationPolicy,
+    processing: &ProcessingErrorPolicy,
 ) -> Result<TopicLayout> {
     let mut external_max = 1;
     for sub in topology.subtopologies() {
@@ -100,6 +101,9 @@ pub(crate) fn prepare(
         }
     }
     if let DeserializationPolicy::DeadLetter { topic } = deserialization {
+        create(log, topic, TopicConfig::with_partitions(external_max))?;
+    }
+    if let ProcessingErrorPolicy::DeadLetter { topic } = processing {
         create(log, topic, TopicConfig::with_partitions(external_max))?;
     }
     create(
