@@ -55,7 +55,7 @@ where
     {
         let Some(store) = table.store.clone() else {
             self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                reason: "a stream can only join a materialized table".into(),
+                reason: "a stream can only join a materialized table: call `materialize` on the derived table".into(),
             });
             return KStream::new(self.graph.clone(), self.node, self.key_changed);
         };
@@ -223,7 +223,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         let (Some(left_store), Some(right_store)) = (self.store.clone(), other.store.clone())
         else {
             self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                reason: "table-table joins need both tables materialized".into(),
+                reason: "table-table joins need both tables materialized: call `materialize` on a derived table".into(),
             });
             return KTable::new(self.graph.clone(), self.node, None);
         };

@@ -6,14 +6,16 @@ use std::sync::Arc;
 use rill_log::ConsumedRecord;
 
 use crate::error::{Result, StreamsError};
+use crate::graph::StoreDef;
 use crate::graph::{GraphBuilder, NodeId};
 use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serde::SharedSerde;
+use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::KeyValueStore;
 use crate::task::{Child, DeserializationPolicy, RawSource, TaskState, dead_letter};
 
 use super::KStream;
+use super::builder::StoreOptions;
 
 /// An update of a table row: its new value (`None`: deleted) and the value it replaced.
 #[derive(Debug, Clone, PartialEq)]
@@ -106,6 +108,48 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
                     },
                 });
         KTable::new(self.graph.clone(), node.node, None)
+    }
+}
+
+impl<K, V> KTable<K, V>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    /// This table kept in a store of its own (Kafka Streams' `Materialized` on `filter`,
+    /// `mapValues` or a join): a derived table can then be joined, re-grouped and queried
+    /// like a source table. A table that already has a store gets a second one.
+    ///
+    /// ```
+    /// use rill_streams::{StoreOptions, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// let big_spenders = builder
+    ///     .table::<String, i64>("spend", StoreOptions::persistent("spend"))
+    ///     .filter(|_, total| *total > 1_000)
+    ///     .materialize(StoreOptions::persistent("big-spenders"));
+    /// assert_eq!(big_spenders.store_name(), Some("big-spenders"));
+    /// ```
+    pub fn materialize(&self, store: StoreOptions) -> KTable<K, V> {
+        let mut graph = self.graph.borrow_mut();
+        let registered = graph.add_store(StoreDef {
+            name: store.name.clone(),
+            kind: store.kind,
+            logged: store.logged,
+            key_serde: Arc::new(K::default_serde()),
+            value_serde: Arc::new(V::default_serde()),
+        });
+        if let Err(error) = registered {
+            graph.errors.push(error);
+        }
+        drop(graph);
+        let store_name = store.name.clone();
+        let node: KStream<K, Change<V>> = self.to_change_stream().add(
+            "KTABLE-MATERIALIZE",
+            vec![store.name.clone()],
+            false,
+            move || Materialize::<K, V>::new(store_name.clone()),
+        );
+        KTable::new(self.graph.clone(), node.node, Some(store.name))
     }
 }
 
