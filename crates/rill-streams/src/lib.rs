@@ -42,7 +42,7 @@ mod test_driver;
 pub use collector::{OutputRecord, RecordCollector};
 pub use dsl::{
     BoxedPredicate, Change, Consumed, GlobalKTable, KGroupedStream, KGroupedTable, KStream, KTable,
-    StoreOptions, StreamsBuilder,
+    Repartitioned, StoreOptions, StreamsBuilder,
 };
 pub use dsl::{
     CountWindows, EventIntervalWindows, EventWindowedKStream, JoinWindows, SessionWindowedKStream,

@@ -367,3 +367,54 @@ fn a_record_whose_processing_panics_is_dead_lettered_and_the_application_goes_on
     assert_eq!(app.state(), AppState::Running);
     app.close().expect("close");
 }
+
+#[test]
+fn a_repartition_topic_gets_the_partition_count_asked_for() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "c"]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map(|_, line| {
+            line.split_whitespace()
+                .map(|word| (word.to_string(), 1i64))
+                .collect()
+        })
+        .repartition_as(rill_streams::Repartitioned::named("words").partitions(5))
+        .to("counts");
+    let mut app = StreamsApp::new(
+        builder.build().expect("topology"),
+        log.clone(),
+        StreamsConfig::new("rp", state.path()),
+    );
+    app.start().expect("start");
+    let words = read_committed(log.as_ref(), "counts", 3);
+    app.close().expect("close");
+    assert_eq!(
+        latest(&words),
+        BTreeMap::from([
+            ("a".to_string(), 1),
+            ("b".to_string(), 1),
+            ("c".to_string(), 1)
+        ])
+    );
+    let described = log
+        .admin()
+        .describe_topic("rp-words-repartition")
+        .expect("repartition topic");
+    assert_eq!(described.config.partitions, 5);
+}
+
+#[test]
+fn a_repartition_with_no_partitions_is_refused_at_build() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .repartition_as(rill_streams::Repartitioned::named("none").partitions(0))
+        .to("out");
+    let error = builder.build().err().expect("refused");
+    assert!(error.to_string().contains("at least 1"), "{error}");
+}

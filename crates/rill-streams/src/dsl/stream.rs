@@ -17,6 +17,44 @@ use super::builder::add_source;
 use super::grouped::KGroupedStream;
 use super::ops::{Branch, Filter, FlatMap, Map, Peek};
 
+/// How [`KStream::repartition_as`] writes its internal topic
+/// `<application>-<name>-repartition`: serdes and partition count.
+pub struct Repartitioned<K, V> {
+    name: String,
+    partitions: Option<i32>,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: DefaultSerde, V: DefaultSerde> Repartitioned<K, V> {
+    /// The types' default serdes; as many partitions as the application's largest input.
+    pub fn named(name: impl Into<String>) -> Self {
+        Self::with_serdes(name, K::default_serde(), V::default_serde())
+    }
+}
+
+impl<K, V> Repartitioned<K, V> {
+    /// Explicit serdes; as many partitions as the application's largest input.
+    pub fn with_serdes(
+        name: impl Into<String>,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Self {
+        Repartitioned {
+            name: name.into(),
+            partitions: None,
+            key_serde,
+            value_serde,
+        }
+    }
+
+    /// The topic's partition count (at least 1; an existing topic keeps its own).
+    pub fn partitions(mut self, partitions: i32) -> Self {
+        self.partitions = Some(partitions);
+        self
+    }
+}
+
 /// A predicate given to [`KStream::branch`].
 pub type BoxedPredicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
@@ -301,6 +339,39 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         self.repartition_with(name, K::default_serde(), V::default_serde())
     }
 
+    /// [`repartition`](Self::repartition) as `options` say: serdes, and a partition count of
+    /// its own (e.g. more partitions than the input, to spread an expensive step over more
+    /// tasks).
+    ///
+    /// ```
+    /// use rill_streams::{Repartitioned, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .select_key(|_, page| page.clone())
+    ///     .repartition_as(Repartitioned::named("by-page").partitions(12))
+    ///     .to("clicks-by-page");
+    /// ```
+    pub fn repartition_as(&self, options: Repartitioned<K, V>) -> Self {
+        if options.partitions.is_some_and(|n| n < 1) {
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(crate::error::StreamsError::Topology {
+                    reason: format!(
+                        "repartition '{}' asks for {:?} partitions; at least 1 is needed",
+                        options.name, options.partitions
+                    ),
+                });
+        }
+        self.repartition_into(
+            &options.name,
+            options.key_serde,
+            options.value_serde,
+            options.partitions,
+        )
+    }
+
     /// [`repartition`](Self::repartition) with explicit serdes.
     pub(crate) fn repartition_with(
         &self,
@@ -308,11 +379,21 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         key_serde: SharedSerde<K>,
         value_serde: SharedSerde<V>,
     ) -> Self {
+        self.repartition_into(name, key_serde, value_serde, None)
+    }
+
+    fn repartition_into(
+        &self,
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        partitions: Option<i32>,
+    ) -> Self {
         let suffix = format!("{name}-repartition");
         self.graph
             .borrow_mut()
             .repartition_topics
-            .insert(suffix.clone());
+            .insert(suffix.clone(), partitions);
         let topic = TopicName::Internal(suffix);
         self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone());
         let node = add_source(

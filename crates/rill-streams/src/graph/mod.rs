@@ -7,7 +7,7 @@ mod source_sink;
 
 use std::any::Any;
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::rc::Rc;
@@ -110,7 +110,9 @@ pub struct Subtopology {
 pub(crate) struct GraphBuilder {
     pub nodes: Vec<NodeDef>,
     pub stores: Vec<StoreDef>,
-    pub repartition_topics: BTreeSet<String>,
+    /// Suffixes of repartition topics, with the partition count asked for (default: that of
+    /// the application's largest input).
+    pub repartition_topics: BTreeMap<String, Option<i32>>,
     pub global_stores: Vec<GlobalStoreDef>,
     /// Mistakes found while building (e.g. a duplicate store name), reported by `build`.
     pub errors: Vec<StreamsError>,
@@ -331,7 +333,7 @@ pub struct Topology {
     pub(crate) nodes: Vec<NodeDef>,
     pub(crate) stores: Vec<StoreDef>,
     pub(crate) subtopologies: Vec<Subtopology>,
-    pub(crate) repartition_topics: BTreeSet<String>,
+    pub(crate) repartition_topics: BTreeMap<String, Option<i32>>,
     pub(crate) global_stores: Vec<GlobalStoreDef>,
 }
 
@@ -409,7 +411,7 @@ impl Topology {
     pub fn internal_topics(&self, application_id: &str) -> Vec<(String, InternalTopicKind)> {
         let mut topics: Vec<(String, InternalTopicKind)> = self
             .repartition_topics
-            .iter()
+            .keys()
             .map(|suffix| {
                 (
                     format!("{application_id}-{suffix}"),

@@ -58,12 +58,12 @@ pub(crate) fn prepare(
     for global in &topology.global_stores {
         partitions_of(log, &global.topic)?;
     }
-    for (name, _) in topology
-        .internal_topics(application_id)
-        .into_iter()
-        .filter(|(_, kind)| *kind == crate::graph::InternalTopicKind::Repartition)
-    {
-        create(log, &name, TopicConfig::with_partitions(external_max))?;
+    for (suffix, partitions) in &topology.repartition_topics {
+        create(
+            log,
+            &format!("{application_id}-{suffix}"),
+            TopicConfig::with_partitions(partitions.unwrap_or(external_max)),
+        )?;
     }
     let mut layout = TopicLayout::default();
     for sub in topology.subtopologies() {
