@@ -20,7 +20,7 @@ mod windows;
 pub use builder::{Consumed, StoreOptions, StreamsBuilder};
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
-pub use stream::{BoxedPredicate, KStream, Repartitioned};
+pub use stream::{BoxedPredicate, BranchedKStream, KStream, Repartitioned};
 pub use table::{Change, GlobalKTable, KTable};
 pub use windowed::{EventWindowedKStream, SessionWindowedKStream, TimeWindowedKStream, WindowSpec};
 pub use windows::{

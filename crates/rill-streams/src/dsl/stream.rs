@@ -55,6 +55,54 @@ impl<K, V> Repartitioned<K, V> {
     }
 }
 
+/// A stream being split into named branches; see [`KStream::split`].
+pub struct BranchedKStream<K, V> {
+    stream: KStream<K, V>,
+    branches: Vec<(String, BoxedPredicate<K, V>)>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> BranchedKStream<K, V> {
+    /// Adds a branch taking the records its predicate accepts (and no earlier one did).
+    pub fn branch(
+        mut self,
+        name: impl Into<String>,
+        predicate: impl Fn(&K, &V) -> bool + Send + Sync + 'static,
+    ) -> Self {
+        self.branches.push((name.into(), Box::new(predicate)));
+        self
+    }
+
+    /// Ends the split with a branch taking every record no other branch took.
+    pub fn default_branch(
+        self,
+        name: impl Into<String>,
+    ) -> std::collections::BTreeMap<String, KStream<K, V>> {
+        self.branch(name, |_, _| true).no_default_branch()
+    }
+
+    /// Ends the split; records no branch takes are dropped.
+    pub fn no_default_branch(self) -> std::collections::BTreeMap<String, KStream<K, V>> {
+        let (names, predicates): (Vec<String>, Vec<BoxedPredicate<K, V>>) =
+            self.branches.into_iter().unzip();
+        let mut seen = std::collections::BTreeSet::new();
+        for name in &names {
+            if !seen.insert(name) {
+                self.stream
+                    .graph
+                    .borrow_mut()
+                    .errors
+                    .push(crate::error::StreamsError::Topology {
+                        reason: format!("split has two branches named '{name}'"),
+                    });
+            }
+        }
+        names
+            .into_iter()
+            .zip(self.stream.branch(predicates))
+            .collect()
+    }
+}
+
 /// A predicate given to [`KStream::branch`].
 pub type BoxedPredicate<K, V> = Box<dyn Fn(&K, &V) -> bool + Send + Sync>;
 
@@ -235,6 +283,30 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 })
             })
             .collect()
+    }
+
+    /// Splits the stream into named branches (Kafka Streams' `split`): each record goes to the
+    /// first branch whose predicate accepts it, and to the default branch, if there is one,
+    /// when none does.
+    ///
+    /// ```
+    /// use rill_streams::StreamsBuilder;
+    /// let builder = StreamsBuilder::new();
+    /// let mut branches = builder
+    ///     .stream::<String, i64>("amounts")
+    ///     .split()
+    ///     .branch("refunds", |_, amount| *amount < 0)
+    ///     .branch("large", |_, amount| *amount >= 1_000)
+    ///     .default_branch("other");
+    /// branches.remove("refunds").unwrap().to("refunds");
+    /// branches.remove("large").unwrap().to("large-payments");
+    /// branches.remove("other").unwrap().to("payments");
+    /// ```
+    pub fn split(&self) -> BranchedKStream<K, V> {
+        BranchedKStream {
+            stream: self.clone(),
+            branches: Vec::new(),
+        }
     }
 
     /// Runs a user processor with access to the named stores (added with

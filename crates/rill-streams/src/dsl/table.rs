@@ -130,27 +130,78 @@ where
     /// assert_eq!(big_spenders.store_name(), Some("big-spenders"));
     /// ```
     pub fn materialize(&self, store: StoreOptions) -> KTable<K, V> {
-        let mut graph = self.graph.borrow_mut();
-        let registered = graph.add_store(StoreDef {
-            name: store.name.clone(),
-            kind: store.kind,
-            logged: store.logged,
-            key_serde: Arc::new(K::default_serde()),
-            value_serde: Arc::new(V::default_serde()),
-        });
-        if let Err(error) = registered {
-            graph.errors.push(error);
-        }
-        drop(graph);
-        let store_name = store.name.clone();
-        let node: KStream<K, Change<V>> = self.to_change_stream().add(
-            "KTABLE-MATERIALIZE",
-            vec![store.name.clone()],
-            false,
-            move || Materialize::<K, V>::new(store_name.clone()),
-        );
-        KTable::new(self.graph.clone(), node.node, Some(store.name))
+        materialize_updates(&self.to_change_stream(), store)
     }
+}
+
+impl<K, V> KStream<K, V>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    /// The stream read as a table (Kafka Streams' `toTable`): each record is the new value of
+    /// its key, kept in `store`. Repartitions first when the key may have changed.
+    ///
+    /// ```
+    /// use rill_streams::{StoreOptions, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// let last_seen = builder
+    ///     .stream::<String, i64>("logins")
+    ///     .to_table(StoreOptions::persistent("last-login"));
+    /// # let _ = last_seen;
+    /// ```
+    pub fn to_table(&self, store: StoreOptions) -> KTable<K, V> {
+        self.map_values(Some).to_table_with_tombstones(store)
+    }
+}
+
+impl<K, V> KStream<K, Option<V>>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    /// Like [`to_table`](KStream::to_table) for a stream whose `None` values are tombstones:
+    /// `Some` sets the key's value, `None` deletes the key.
+    pub fn to_table_with_tombstones(&self, store: StoreOptions) -> KTable<K, V> {
+        let updates = if self.key_changed {
+            self.repartition_with(
+                &store.name,
+                K::default_serde(),
+                <Option<V>>::default_serde(),
+            )
+        } else {
+            self.clone()
+        };
+        materialize_updates(&updates, store)
+    }
+}
+
+/// Keeps a stream of row updates (`None`: delete) in `store`, as a table.
+fn materialize_updates<K, V>(updates: &KStream<K, Option<V>>, store: StoreOptions) -> KTable<K, V>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    let mut graph = updates.graph.borrow_mut();
+    let registered = graph.add_store(StoreDef {
+        name: store.name.clone(),
+        kind: store.kind,
+        logged: store.logged,
+        key_serde: Arc::new(K::default_serde()),
+        value_serde: Arc::new(V::default_serde()),
+    });
+    if let Err(error) = registered {
+        graph.errors.push(error);
+    }
+    drop(graph);
+    let store_name = store.name.clone();
+    let node: KStream<K, Change<V>> = updates.add(
+        "KTABLE-MATERIALIZE",
+        vec![store.name.clone()],
+        false,
+        move || Materialize::<K, V>::new(store_name.clone()),
+    );
+    KTable::new(updates.graph.clone(), node.node, Some(store.name))
 }
 
 /// Maps a row's value, or drops the row (`None`).
