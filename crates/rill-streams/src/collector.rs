@@ -27,4 +27,7 @@ pub struct OutputRecord {
 pub trait RecordCollector {
     /// Sends one record. Delivery is confirmed at the task's next commit.
     fn send(&mut self, record: OutputRecord) -> Result<()>;
+
+    /// The partition count of `topic`, for sinks that choose partitions themselves.
+    fn partitions(&mut self, topic: &str) -> Result<i32>;
 }

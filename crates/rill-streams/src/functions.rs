@@ -18,3 +18,5 @@ pub(crate) type KeySelector<K, V, KR> = Arc<dyn Fn(&K, &V) -> KR + Send + Sync>;
 pub(crate) type TopicExtractor<K, V> = Arc<dyn Fn(&Record<K, V>) -> String + Send + Sync>;
 /// Takes a record's event time from its key, value and log timestamp (`None`: it has none).
 pub(crate) type TimestampExtractor<K, V> = Arc<dyn Fn(&K, &V, i64) -> Option<i64> + Send + Sync>;
+/// Chooses a record's partition among a topic's (`None`: by the hash of its key).
+pub(crate) type StreamPartitioner<K, V> = Arc<dyn Fn(&K, &V, i32) -> Option<i32> + Send + Sync>;

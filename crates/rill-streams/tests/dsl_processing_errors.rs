@@ -108,3 +108,21 @@ fn dead_letter_keeps_each_failed_record_with_its_error_and_goes_on() {
     assert!(failed[1].1.contains("zero reached"), "{}", failed[1].1);
     assert_eq!(driver.metrics().processing_errors, 2);
 }
+
+#[test]
+fn a_partitioner_choosing_a_partition_the_topic_lacks_fails_the_record() {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, i64>("in")
+        .to_with_partitioner("out", |_, _, _| Some(3));
+    let mut driver = TopologyTestDriver::with_policies(
+        builder.build().expect("topology"),
+        "app",
+        DeserializationPolicy::Fail,
+        ProcessingErrorPolicy::Skip,
+    )
+    .expect("driver");
+    driver.pipe("in", &s("k"), &1i64, 1).unwrap();
+    assert!(driver.read_raw("out").is_empty());
+    assert_eq!(driver.metrics().processing_errors, 1);
+}

@@ -418,3 +418,46 @@ fn a_repartition_with_no_partitions_is_refused_at_build() {
     let error = builder.build().err().expect("refused");
     assert!(error.to_string().contains("at least 1"), "{error}");
 }
+
+#[test]
+fn a_sink_with_a_partitioner_writes_where_it_says() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a", "bb", "ccc", "dddd"]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        // By length: 1 -> 1, 2 -> 2, 3 -> 0, and 4 falls back to the key's hash.
+        .to_with_partitioner("counts", |_, line: &String, partitions| {
+            (line.len() < 4).then(|| line.len() as i32 % partitions)
+        });
+    let mut app = StreamsApp::new(
+        builder.build().expect("topology"),
+        log.clone(),
+        StreamsConfig::new("part", state.path()),
+    );
+    app.start().expect("start");
+    let written = committed_records(log.as_ref(), "counts", 4);
+    app.close().expect("close");
+    let mut placed: Vec<(String, i32)> = written
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
+                r.partition,
+            )
+        })
+        .collect();
+    placed.sort();
+    assert_eq!(
+        &placed[..3],
+        &[
+            ("a".to_string(), 1),
+            ("bb".to_string(), 2),
+            ("ccc".to_string(), 0)
+        ]
+    );
+    assert_eq!(placed[3].0, "dddd");
+}

@@ -1,4 +1,6 @@
-use crate::functions::{Action, FlatMapper, KeyValueMapper, Predicate, TopicExtractor};
+use crate::functions::{
+    Action, FlatMapper, KeyValueMapper, Predicate, StreamPartitioner, TopicExtractor,
+};
 use std::any::Any;
 use std::cell::RefCell;
 use std::marker::PhantomData;
@@ -340,6 +342,38 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             TopicName::External(topic.to_string()),
             key_serde,
             value_serde,
+            None,
+        );
+    }
+
+    /// Writes the records to `topic`, each to the partition `partitioner` picks from the
+    /// record and the topic's partition count (`None`: by the key's hash, as `to` does).
+    /// A partition outside the topic fails the record, as a processing error.
+    ///
+    /// ```
+    /// use rill_streams::StreamsBuilder;
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("readings")
+    ///     // Keys of the form "region/sensor": one region's sensors share a partition.
+    ///     .to_with_partitioner("readings-by-region", |key: &String, _, partitions| {
+    ///         let region = key.split('/').next().unwrap_or_default();
+    ///         Some((region.bytes().map(i32::from).sum::<i32>()) % partitions)
+    ///     });
+    /// ```
+    pub fn to_with_partitioner(
+        &self,
+        topic: &str,
+        partitioner: impl Fn(&K, &V, i32) -> Option<i32> + Send + Sync + 'static,
+    ) where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        self.add_sink(
+            TopicName::External(topic.to_string()),
+            K::default_serde(),
+            V::default_serde(),
+            Some(Arc::new(partitioner)),
         );
     }
 
@@ -351,6 +385,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     {
         let extractor: TopicExtractor<K, V> = Arc::new(extractor);
         let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
+        let partitioner: Option<StreamPartitioner<K, V>> = None;
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SINK");
         let factory = Box::new(move |_: &_, _: &[&dyn Any]| {
@@ -358,6 +393,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 topic: TopicChoice::Dynamic(extractor.clone()),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
+                partitioner: partitioner.clone(),
             };
             let input: Child<K, V> = Rc::new(RefCell::new(sink));
             Ok(Instantiated {
@@ -375,7 +411,13 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         });
     }
 
-    fn add_sink(&self, topic: TopicName, key_serde: SharedSerde<K>, value_serde: SharedSerde<V>) {
+    fn add_sink(
+        &self,
+        topic: TopicName,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+        partitioner: Option<StreamPartitioner<K, V>>,
+    ) {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SINK");
         let sink_topic = topic.clone();
@@ -384,6 +426,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
                 topic: TopicChoice::Fixed(sink_topic.resolve(&build.application_id)),
                 key_serde: key_serde.clone(),
                 value_serde: value_serde.clone(),
+                partitioner: partitioner.clone(),
             };
             let input: Child<K, V> = Rc::new(RefCell::new(sink));
             Ok(Instantiated {
@@ -467,7 +510,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             .repartition_topics
             .insert(suffix.clone(), partitions);
         let topic = TopicName::Internal(suffix);
-        self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone());
+        self.add_sink(topic.clone(), key_serde.clone(), value_serde.clone(), None);
         let node = add_source(
             &mut self.graph.borrow_mut(),
             vec![topic],

@@ -1,7 +1,7 @@
 //! Source nodes (bytes from a topic -> typed records) and sink nodes (typed records -> bytes
 //! to a topic).
 
-use crate::functions::{TimestampExtractor, TopicExtractor};
+use crate::functions::{StreamPartitioner, TimestampExtractor, TopicExtractor};
 
 use rill_log::ConsumedRecord;
 
@@ -106,6 +106,8 @@ pub(crate) struct SinkNode<K, V> {
     pub topic: TopicChoice<K, V>,
     pub key_serde: SharedSerde<K>,
     pub value_serde: SharedSerde<V>,
+    /// Picks the partition; without one, the log partitions by the key's hash.
+    pub partitioner: Option<StreamPartitioner<K, V>>,
 }
 
 impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
@@ -122,6 +124,24 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
                 what: "key",
                 source,
             })?;
+        let partition = match &self.partitioner {
+            None => None,
+            Some(choose) => {
+                let count = task.collector.borrow_mut().partitions(&topic)?;
+                match choose(&record.key, &record.value, count) {
+                    Some(partition) if (0..count).contains(&partition) => Some(partition),
+                    Some(partition) => {
+                        return Err(StreamsError::processor(
+                            "partitioner",
+                            format!(
+                                "chose partition {partition} of topic '{topic}', which has {count}"
+                            ),
+                        ));
+                    }
+                    None => None,
+                }
+            }
+        };
         let value = self
             .value_serde
             .serialize_nullable(&topic, &record.value)
@@ -132,7 +152,7 @@ impl<K: 'static, V: 'static> Node<K, V> for SinkNode<K, V> {
             })?;
         task.collector.borrow_mut().send(OutputRecord {
             topic,
-            partition: None,
+            partition,
             key: Some(key),
             value,
             timestamp: record.timestamp,

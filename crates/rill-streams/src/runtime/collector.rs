@@ -111,9 +111,29 @@ pub(crate) struct ProducerCollector {
     /// Records sent per topic since the last commit, for the metrics (counted here and
     /// reported per commit: a labelled counter per record would cost more than the record).
     pub sent: std::collections::HashMap<String, u64>,
+    /// Asked for the partition counts of output topics.
+    pub log: std::sync::Arc<dyn rill_log::Log>,
+    /// Partition counts of output topics, once asked (topics do not shrink, and a sink that
+    /// picks partitions is written for the count it was built with).
+    pub partition_counts: std::collections::HashMap<String, i32>,
 }
 
 impl RecordCollector for ProducerCollector {
+    fn partitions(&mut self, topic: &str) -> Result<i32> {
+        if let Some(count) = self.partition_counts.get(topic) {
+            return Ok(*count);
+        }
+        let count = self
+            .log
+            .admin()
+            .describe_topic(topic)
+            .map_err(|e| StreamsError::log("describing an output topic", e))?
+            .config
+            .partitions;
+        self.partition_counts.insert(topic.to_string(), count);
+        Ok(count)
+    }
+
     fn send(&mut self, record: OutputRecord) -> Result<()> {
         self.producer.begin_if_needed()?;
         match self.sent.get_mut(&record.topic) {

@@ -106,6 +106,8 @@ pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
     let collector = Rc::new(RefCell::new(ProducerCollector {
         producer,
         sent: HashMap::new(),
+        log: log.clone(),
+        partition_counts: HashMap::new(),
     }));
     TASKS.with(|cell| {
         *cell.borrow_mut() = Some(ThreadTasks::new(
