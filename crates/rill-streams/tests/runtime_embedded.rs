@@ -461,3 +461,42 @@ fn a_sink_with_a_partitioner_writes_where_it_says() {
     );
     assert_eq!(placed[3].0, "dddd");
 }
+
+#[test]
+fn interactive_queries_scan_ranges_and_prefixes_over_the_local_partitions_in_key_order() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(
+        log.as_ref(),
+        "sentences",
+        &["apple apricot", "banana blueberry", "cherry apple"],
+    );
+    let mut app = StreamsApp::new(
+        word_count(StoreOptions::persistent("counts")),
+        log.clone(),
+        StreamsConfig::new("scan", state.path()),
+    );
+    app.start().expect("start");
+    read_committed(log.as_ref(), "counts", 6);
+    let counts = app.store::<String, i64>("counts").expect("store");
+    let range = counts
+        .range_local(&"apricot".to_string(), &"blueberry".to_string())
+        .expect("range");
+    assert_eq!(
+        range,
+        vec![
+            ("apricot".to_string(), 1),
+            ("banana".to_string(), 1),
+            ("blueberry".to_string(), 1)
+        ]
+    );
+    let prefixed = counts.prefix_scan_local(b"ap").expect("prefix");
+    assert_eq!(
+        prefixed,
+        vec![("apple".to_string(), 2), ("apricot".to_string(), 1)]
+    );
+    assert_eq!(counts.all_local().expect("all").len(), 5);
+    app.close().expect("close");
+}

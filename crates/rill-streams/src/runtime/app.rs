@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::marker::PhantomData;
+use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -482,8 +483,40 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
         }
     }
 
-    /// Every pair held by this instance (all its partitions of the store).
+    /// Every pair held by this instance (all its partitions of the store), in serialized
+    /// key order.
     pub fn all_local(&self) -> Result<Vec<(K, V)>> {
+        self.scan_local(|engine| engine.range(Bound::Unbounded, Bound::Unbounded))
+    }
+
+    /// The pairs held by this instance with keys in `from..=to`, in serialized key order
+    /// (strings: byte order; integers: big-endian, so negative numbers after positive ones).
+    /// A range over a whole store needs every instance's answer: keys are spread over
+    /// partitions by hash, so each instance holds some of any range.
+    pub fn range_local(&self, from: &K, to: &K) -> Result<Vec<(K, V)>> {
+        let (from, to) = (self.key_bytes(from)?, self.key_bytes(to)?);
+        self.scan_local(|engine| engine.range(Bound::Included(&from), Bound::Included(&to)))
+    }
+
+    /// The pairs held by this instance whose serialized key starts with `prefix`, in key
+    /// order.
+    ///
+    /// ```no_run
+    /// # fn demo(app: &rill_streams::StreamsApp) -> rill_streams::Result<()> {
+    /// let orders = app.store::<String, String>("orders-by-customer")?;
+    /// let of_customer_7 = orders.prefix_scan_local(b"7/")?;
+    /// # let _ = of_customer_7; Ok(()) }
+    /// ```
+    pub fn prefix_scan_local(&self, prefix: &[u8]) -> Result<Vec<(K, V)>> {
+        self.scan_local(|engine| crate::store::prefix_range(engine, prefix))
+    }
+
+    /// Runs `scan` on every local partition of the store and decodes the pairs, merged in
+    /// key order.
+    fn scan_local(
+        &self,
+        scan: impl Fn(&dyn KeyValueBytesStore) -> Result<crate::store::KeyValues>,
+    ) -> Result<Vec<(K, V)>> {
         let engines: Vec<Arc<dyn KeyValueBytesStore>> = self
             .shared
             .local_stores
@@ -491,27 +524,29 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
             .get(&self.name)
             .map(|p| p.values().cloned().collect())
             .unwrap_or_default();
-        let mut out = Vec::new();
+        let mut pairs = Vec::new();
         for engine in engines {
-            for (key, value) in
-                engine.range(std::ops::Bound::Unbounded, std::ops::Bound::Unbounded)?
-            {
-                let decode = |what, source| StreamsError::Serde {
-                    topic: self.name.clone(),
-                    what,
-                    source,
-                };
-                out.push((
+            pairs.extend(scan(engine.as_ref())?);
+        }
+        pairs.sort_by(|a, b| a.0.cmp(&b.0));
+        let decode = |what, source| StreamsError::Serde {
+            topic: self.name.clone(),
+            what,
+            source,
+        };
+        pairs
+            .into_iter()
+            .map(|(key, value)| {
+                Ok((
                     self.key_serde
                         .deserialize(&self.name, &key)
                         .map_err(|e| decode("key", e))?,
                     self.value_serde
                         .deserialize(&self.name, &value)
                         .map_err(|e| decode("value", e))?,
-                ));
-            }
-        }
-        Ok(out)
+                ))
+            })
+            .collect()
     }
 }
 
