@@ -500,3 +500,78 @@ fn interactive_queries_scan_ranges_and_prefixes_over_the_local_partitions_in_key
     assert_eq!(counts.all_local().expect("all").len(), 5);
     app.close().expect("close");
 }
+
+#[test]
+fn a_foreign_key_join_runs_across_partitions_on_the_embedded_log() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    for topic in ["orders", "customers", "orders-named"] {
+        log.admin()
+            .create_topic(topic, &TopicConfig::with_partitions(3))
+            .expect("topic");
+    }
+    let builder = StreamsBuilder::new();
+    let orders = builder.table::<String, i64>("orders", StoreOptions::persistent("orders"));
+    let customers =
+        builder.table::<i64, String>("customers", StoreOptions::persistent("customers"));
+    orders
+        .join_foreign(
+            &customers,
+            |customer: &i64| Some(*customer),
+            |_, name: &String| name.clone(),
+            StoreOptions::persistent("orders-named"),
+        )
+        .to_stream()
+        .to("orders-named");
+    let producer = log.producer(&Default::default()).expect("producer");
+    let send = |topic: &str, key: Vec<u8>, value: Vec<u8>| {
+        producer
+            .send(ProducerRecord::new(topic).key(key).value(value))
+            .expect("send")
+            .wait()
+            .expect("written");
+    };
+    for (id, name) in [(1i64, "ann"), (2, "bob"), (3, "cy")] {
+        send(
+            "customers",
+            id.to_be_bytes().to_vec(),
+            name.as_bytes().to_vec(),
+        );
+    }
+    for i in 0..9i64 {
+        let customer = i % 3 + 1;
+        send(
+            "orders",
+            format!("o{i}").into_bytes(),
+            customer.to_be_bytes().to_vec(),
+        );
+    }
+    let mut app = StreamsApp::new(
+        builder.build().expect("topology"),
+        log.clone(),
+        StreamsConfig::new("fk", state.path()),
+    );
+    app.start().expect("start");
+    let joined = committed_records(log.as_ref(), "orders-named", 9);
+    let named = app
+        .store::<String, String>("orders-named")
+        .expect("store")
+        .all_local()
+        .expect("all");
+    app.close().expect("close");
+    let latest: BTreeMap<String, String> = joined
+        .iter()
+        .map(|r| {
+            (
+                String::from_utf8_lossy(r.key.as_deref().unwrap_or_default()).into_owned(),
+                String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
+            )
+        })
+        .collect();
+    let expected: BTreeMap<String, String> = (0..9)
+        .map(|i| (format!("o{i}"), ["ann", "bob", "cy"][i % 3].to_string()))
+        .collect();
+    assert_eq!(latest, expected);
+    assert_eq!(named.into_iter().collect::<BTreeMap<_, _>>(), expected);
+}

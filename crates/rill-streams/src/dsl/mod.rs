@@ -4,6 +4,7 @@
 
 mod builder;
 mod event_windows;
+mod fk_join;
 mod grouped;
 mod grouped_table;
 mod join;

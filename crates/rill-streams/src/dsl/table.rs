@@ -177,7 +177,10 @@ where
 }
 
 /// Keeps a stream of row updates (`None`: delete) in `store`, as a table.
-fn materialize_updates<K, V>(updates: &KStream<K, Option<V>>, store: StoreOptions) -> KTable<K, V>
+pub(crate) fn materialize_updates<K, V>(
+    updates: &KStream<K, Option<V>>,
+    store: StoreOptions,
+) -> KTable<K, V>
 where
     K: DefaultSerde + Clone,
     V: DefaultSerde + Clone,
@@ -336,6 +339,10 @@ where
             None => store.delete(&record.key)?,
         };
         let new = record.value.clone();
+        if new.is_none() && old.is_none() {
+            // Deleting what is not there changes nothing downstream.
+            return Ok(());
+        }
         ctx.forward(record.with_value(Change { new, old }))
     }
 }
