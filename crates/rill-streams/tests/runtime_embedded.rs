@@ -575,3 +575,51 @@ fn a_foreign_key_join_runs_across_partitions_on_the_embedded_log() {
     assert_eq!(latest, expected);
     assert_eq!(named.into_iter().collect::<BTreeMap<_, _>>(), expected);
 }
+
+#[test]
+fn a_failed_stream_thread_is_replaced_and_nothing_is_lost_or_counted_twice() {
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+    let mut config = StreamsConfig::new("rwc", state.path());
+    config.thread_failure = rill_streams::ThreadFailurePolicy::ReplaceThread;
+    // The first two commits die before they happen: their work is done again by the
+    // replacements.
+    let failures = Arc::new(AtomicU32::new(0));
+    config.fault_injector = Some(Arc::new({
+        let failures = failures.clone();
+        move |point| {
+            point == rill_streams::FaultPoint::BeforeCommit
+                && failures
+                    .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| {
+                        (n < 2).then_some(n + 1)
+                    })
+                    .is_ok()
+        }
+    }));
+    let mut app = StreamsApp::new(
+        word_count(StoreOptions::persistent("counts")),
+        log.clone(),
+        config,
+    );
+    app.start().expect("start");
+    let counts = read_committed(log.as_ref(), "counts", 6);
+    assert_eq!(
+        latest(&counts),
+        BTreeMap::from([
+            ("a".to_string(), 1),
+            ("b".to_string(), 2),
+            ("c".to_string(), 3)
+        ])
+    );
+    assert_eq!(app.threads_replaced(), 2);
+    assert_eq!(app.state(), AppState::Running);
+    produce(log.as_ref(), "sentences", &["a"]);
+    let counts = read_committed(log.as_ref(), "counts", 7);
+    assert_eq!(counts.last(), Some(&("a".to_string(), 2)));
+    app.close().expect("close");
+}

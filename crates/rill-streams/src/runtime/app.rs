@@ -20,7 +20,7 @@ use crate::store::{KeyValueBytesStore, Layout};
 use super::window_query::QueryableWindowStore;
 use crate::task::TaskId;
 
-use super::config::StreamsConfig;
+use super::config::{StreamsConfig, ThreadFailurePolicy};
 use super::global::{self, GlobalReader};
 use super::instances::InstanceInfo;
 use super::thread::{self, ThreadSetup};
@@ -57,6 +57,8 @@ pub(crate) struct Shared {
     /// Records windowed operations dropped as late, summed over all tasks.
     pub late_records_dropped: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,
+    /// Stream threads that failed and were started again.
+    pub threads_replaced: AtomicU64,
     /// Engines of local tasks: store -> partition -> engine.
     pub local_stores: RwLock<StoreRegistry>,
     /// (thread index, task) of every local task.
@@ -161,6 +163,7 @@ impl StreamsApp {
             records_processed: AtomicU64::new(0),
             records_restored: AtomicU64::new(0),
             late_records_dropped: AtomicU64::new(0),
+            threads_replaced: AtomicU64::new(0),
             listener_errors: Mutex::new(Vec::new()),
             local_stores: RwLock::new(HashMap::new()),
             local_tasks: RwLock::new(BTreeSet::new()),
@@ -184,15 +187,7 @@ impl StreamsApp {
             let thread_shared = shared.clone();
             let handle = std::thread::Builder::new()
                 .name(format!("rill-stream-{index}"))
-                .spawn(move || {
-                    let result = thread::run(setup);
-                    if let Err(error) = &result {
-                        tracing::error!(%error, "stream thread stopped");
-                        *thread_shared.failed.lock() = true;
-                        thread_shared.failed_changed.notify_all();
-                    }
-                    result
-                })
+                .spawn(move || supervise(setup, &thread_shared))
                 .map_err(|e| StreamsError::Store {
                     store: "thread".into(),
                     reason: e.to_string(),
@@ -224,6 +219,14 @@ impl StreamsApp {
             let _ = shared.failed_changed.wait_for(&mut failed, timeout);
         }
         *failed
+    }
+
+    /// Stream threads that failed and were replaced (see
+    /// [`ThreadFailurePolicy::ReplaceThread`]).
+    pub fn threads_replaced(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.threads_replaced.load(Ordering::Relaxed))
     }
 
     /// Records processed by all threads so far.
@@ -357,6 +360,42 @@ impl Drop for StreamsApp {
         }
     }
 }
+
+/// Runs a stream thread, and again after it fails when the configuration says to replace
+/// failed threads; answers the error that ended it for good.
+fn supervise(setup: ThreadSetup, shared: &Shared) -> Result<()> {
+    let replace = setup.config.thread_failure == ThreadFailurePolicy::ReplaceThread;
+    // Doubles after each failure in a row, so that a thread failing at once (a broker that
+    // is down, say) does not spin; a thread that ran for a while starts again from the first.
+    let mut backoff = REPLACE_BACKOFF_FIRST;
+    loop {
+        let started = std::time::Instant::now();
+        let result = thread::run(setup.clone());
+        let Err(error) = result else {
+            return Ok(());
+        };
+        if replace && shared.running.load(Ordering::Acquire) {
+            shared.threads_replaced.fetch_add(1, Ordering::Relaxed);
+            crate::runtime::metrics::thread_replaced(&shared.application_id);
+            if started.elapsed() > REPLACE_BACKOFF_MAX {
+                backoff = REPLACE_BACKOFF_FIRST;
+            }
+            tracing::error!(%error, thread = setup.index, retry_in_ms = backoff.as_millis() as u64, "stream thread failed; replacing it");
+            std::thread::sleep(backoff);
+            backoff = (backoff * 2).min(REPLACE_BACKOFF_MAX);
+            continue;
+        }
+        tracing::error!(%error, "stream thread stopped");
+        *shared.failed.lock() = true;
+        shared.failed_changed.notify_all();
+        return Err(error);
+    }
+}
+
+/// First wait before a failed stream thread is replaced.
+const REPLACE_BACKOFF_FIRST: std::time::Duration = std::time::Duration::from_millis(100);
+/// Longest wait before a failed stream thread is replaced.
+const REPLACE_BACKOFF_MAX: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Where a key of a store lives.
 #[derive(Debug, Clone, PartialEq, Eq)]

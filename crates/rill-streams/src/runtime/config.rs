@@ -18,6 +18,21 @@ pub enum ProcessingGuarantee {
     AtLeastOnce,
 }
 
+/// What happens when a stream thread fails with an error that is not a single record's
+/// (Kafka Streams' uncaught exception handler): a lost connection, a fenced producer, a
+/// store that cannot be written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ThreadFailurePolicy {
+    /// The thread stops and the application goes to [`AppState::Error`](super::AppState::Error)
+    /// (its other threads go on until it is closed).
+    #[default]
+    ShutdownApplication,
+    /// A new thread takes the failed one's place (after a short wait, growing while failures
+    /// repeat): its tasks are rebuilt from their changelogs and committed offsets, so under
+    /// exactly-once nothing the failed thread had not committed is lost or doubled.
+    ReplaceThread,
+}
+
 /// Settings of a [`StreamsApp`](super::StreamsApp).
 ///
 /// ```
@@ -46,6 +61,9 @@ pub struct StreamsConfig {
     pub deserialization: DeserializationPolicy,
     /// What to do with a record whose processing fails (default: stop with the error).
     pub processing_errors: ProcessingErrorPolicy,
+    /// What to do when a stream thread fails (default: the application stops in
+    /// [`AppState::Error`](super::AppState::Error)).
+    pub thread_failure: ThreadFailurePolicy,
     /// `host:port` where this instance serves interactive queries, published to the others.
     pub application_server: Option<String>,
     /// Longest wait for records in one poll.
@@ -138,6 +156,7 @@ impl StreamsConfig {
                 topic: format!("{application_id}-dlq"),
             },
             processing_errors: ProcessingErrorPolicy::Fail,
+            thread_failure: ThreadFailurePolicy::ShutdownApplication,
             application_id,
             state_dir: state_dir.into(),
             threads: 1,

@@ -83,3 +83,12 @@ pub(crate) fn dropped(application: &str, late: u64, dead_letters: u64, processin
         .increment(dead_letters);
     }
 }
+
+/// A failed stream thread was replaced.
+pub(crate) fn thread_replaced(application: &str) {
+    metrics::counter!(
+        "rill_stream_threads_replaced_total",
+        "application" => application.to_string()
+    )
+    .increment(1);
+}

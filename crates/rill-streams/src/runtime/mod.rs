@@ -23,5 +23,8 @@ mod window_query;
 
 pub(crate) use app::INSTANCE_ID_FILE;
 pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
-pub use config::{FaultInjector, FaultPoint, ProcessingGuarantee, RestoreListener, StreamsConfig};
+pub use config::{
+    FaultInjector, FaultPoint, ProcessingGuarantee, RestoreListener, StreamsConfig,
+    ThreadFailurePolicy,
+};
 pub use window_query::QueryableWindowStore;

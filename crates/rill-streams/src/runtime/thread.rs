@@ -65,7 +65,8 @@ impl RebalanceListener for TaskListener {
     }
 }
 
-/// Everything a stream thread is started with.
+/// Everything a stream thread is started with (cloned for each replacement of a failed one).
+#[derive(Clone)]
 pub(crate) struct ThreadSetup {
     pub index: usize,
     pub log: Arc<dyn Log>,
