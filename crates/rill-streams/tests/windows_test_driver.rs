@@ -591,3 +591,32 @@ fn a_named_stream_join_keeps_its_store_and_changelog_names() {
         );
     }
 }
+
+#[test]
+fn a_named_suppression_keeps_its_buffer_topic_when_the_topology_grows() {
+    let topology = |extra_step: bool| {
+        let builder = StreamsBuilder::new();
+        let mut stream = builder.stream::<String, i64>("in");
+        if extra_step {
+            stream = stream.filter(|_, v| *v >= 0);
+        }
+        stream
+            .group_by_key()
+            .windowed_by(TimeWindows::of(ms(10)))
+            .count(StoreOptions::in_memory("counts"))
+            .suppress_until_window_closes_named("final-counts")
+            .to_stream()
+            .to("final");
+        builder.build().expect("topology")
+    };
+    let buffers = |extra_step: bool| -> Vec<String> {
+        topology(extra_step)
+            .internal_topics("app")
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| name.contains("buffer"))
+            .collect()
+    };
+    assert_eq!(buffers(false), vec![s("app-final-counts-buffer-changelog")]);
+    assert_eq!(buffers(true), buffers(false));
+}

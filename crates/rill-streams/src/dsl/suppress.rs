@@ -48,6 +48,17 @@ where
     /// assert_eq!(out[0].value, 3);
     /// ```
     pub fn suppress_until_window_closes(&self) -> KTable<Windowed<K>, V> {
+        self.suppress_into(None)
+    }
+
+    /// Like [`suppress_until_window_closes`](Self::suppress_until_window_closes), its buffer
+    /// named `<name>-buffer` (and its changelog after it) rather than after its place in the
+    /// topology: a topology that changes elsewhere then keeps the buffered windows.
+    pub fn suppress_until_window_closes_named(&self, name: &str) -> KTable<Windowed<K>, V> {
+        self.suppress_into(Some(name))
+    }
+
+    fn suppress_into(&self, name: Option<&str>) -> KTable<Windowed<K>, V> {
         let close_after = self
             .graph
             .borrow()
@@ -68,7 +79,10 @@ where
         };
         let changes: KStream<Windowed<K>, Change<V>> =
             KStream::new(self.graph.clone(), self.node, false);
-        let name = self.graph.borrow_mut().next_name("KTABLE-SUPPRESS");
+        let name = match name {
+            Some(name) => name.to_string(),
+            None => self.graph.borrow_mut().next_name("KTABLE-SUPPRESS"),
+        };
         let buffer = format!("{name}-buffer");
         let registered = self.graph.borrow_mut().add_store(StoreDef {
             name: buffer.clone(),
