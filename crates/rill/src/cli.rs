@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use clap::{ArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigFile};
-use crate::{bench, feeds, reset, run, tools};
+use crate::{bench, example, feeds, reset, run, tools};
 
 /// rill: event-driven order processing on a partitioned, replayable log.
 #[derive(Debug, Parser)]
@@ -52,6 +52,9 @@ enum Command {
     /// to earliest, latest or a time; internal topics deleted; local state removed. Every
     /// instance of them must be stopped.
     Reset(reset::ResetArgs),
+    /// Run one of the example systems on its sample input and print what it writes (no
+    /// name: list them).
+    Example(example::ExampleArgs),
     /// Benchmarks.
     #[command(subcommand)]
     Bench(bench::BenchCommand),
@@ -92,6 +95,7 @@ pub fn execute(cli: Cli, invocation: &Invocation<'_>) -> anyhow::Result<()> {
         Command::Produce(args) => tools::produce(&args),
         Command::Groups(args) => tools::groups(&args),
         Command::Reset(args) => reset::reset(&args),
+        Command::Example(args) => example::example(&args),
         Command::Bench(command) => bench::execute(command),
     }
 }

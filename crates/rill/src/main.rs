@@ -9,6 +9,7 @@ mod cli;
 mod client;
 mod config;
 mod embedded;
+mod example;
 mod feeds;
 mod progress;
 mod reset;

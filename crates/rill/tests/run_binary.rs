@@ -319,3 +319,34 @@ async fn metrics_are_prometheus_text_and_move_with_an_order() {
     );
     rill.stop();
 }
+
+/// `rill example NAME` runs an example system on its sample and prints its output; an unknown
+/// name is refused with the list.
+#[test]
+fn an_example_runs_on_its_sample_and_an_unknown_one_is_refused() {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rill"))
+        .args(["example", "coffee-coupons"])
+        .output()
+        .expect("run rill");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("coupon for ann: espresso then headphones"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("coupon for cy: flat white then speaker"),
+        "{stdout}"
+    );
+
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_rill"))
+        .args(["example", "nope"])
+        .output()
+        .expect("run rill");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(!output.status.success());
+    assert!(
+        stderr.contains("no example 'nope'") && stderr.contains("trucks"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,191 @@
+//! Running an example on a log: its topics created, its sample produced, the application
+//! started, and its outputs read back until they are quiet.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use rill_log::{
+    ConsumedRecord, ConsumerConfig, IsolationLevel, Log, LogError, ProducerRecord, SeekTo,
+    TopicConfig, TopicPartition,
+};
+use rill_streams::{StreamsApp, StreamsConfig, StreamsError};
+
+use crate::Example;
+
+/// Why an example could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ExampleError {
+    /// The log refused something.
+    #[error("{what}: {source}")]
+    Log {
+        /// What the runner was doing.
+        what: &'static str,
+        /// The log's error.
+        #[source]
+        source: LogError,
+    },
+    /// The application failed.
+    #[error(transparent)]
+    Streams(#[from] StreamsError),
+}
+
+fn log_error(what: &'static str) -> impl FnOnce(LogError) -> ExampleError {
+    move |source| ExampleError::Log { what, source }
+}
+
+/// How an example runs.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The application's state directory.
+    pub state_dir: PathBuf,
+    /// Partitions of the topics it creates.
+    pub partitions: i32,
+    /// Outputs count as complete after this long without a new record.
+    pub quiet: Duration,
+    /// Longest run.
+    pub max_wait: Duration,
+}
+
+impl RunOptions {
+    /// Three partitions, three quiet seconds, at most a minute.
+    pub fn new(state_dir: impl Into<PathBuf>) -> Self {
+        RunOptions {
+            state_dir: state_dir.into(),
+            partitions: 3,
+            quiet: Duration::from_secs(3),
+            max_wait: Duration::from_secs(60),
+        }
+    }
+}
+
+/// One output record, rendered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OutputLine {
+    /// The topic it was written to.
+    pub topic: String,
+    /// The record, for people.
+    pub line: String,
+}
+
+/// Runs `example` on `log`: creates its topics (keeping existing ones), writes its sample,
+/// runs it until its outputs have been quiet for `options.quiet`, and answers what it wrote
+/// (for a table output, the latest record per key), topic by topic.
+pub fn run(
+    example: &Example,
+    log: Arc<dyn Log>,
+    options: &RunOptions,
+) -> Result<Vec<OutputLine>, ExampleError> {
+    let admin = log.admin();
+    let existing = admin.list_topics().map_err(log_error("listing topics"))?;
+    for topic in example.inputs.iter().chain(example.outputs) {
+        if !existing.iter().any(|t| t == topic) {
+            admin
+                .create_topic(topic, &TopicConfig::with_partitions(options.partitions))
+                .map_err(log_error("creating a topic"))?;
+        }
+    }
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as i64);
+    let producer = log
+        .producer(&Default::default())
+        .map_err(log_error("creating a producer"))?;
+    for sample in (example.sample)(now) {
+        producer
+            .send(
+                ProducerRecord::new(sample.topic)
+                    .key(sample.key)
+                    .value(sample.value)
+                    .timestamp(sample.timestamp),
+            )
+            .map_err(log_error("writing the sample"))?
+            .wait()
+            .map_err(log_error("writing the sample"))?;
+    }
+
+    let mut config = StreamsConfig::new(format!("example-{}", example.name), &options.state_dir);
+    config.commit_interval = Duration::from_millis(50);
+    let mut app = StreamsApp::new((example.topology)()?, log.clone(), config);
+    app.start()?;
+    let read = read_outputs(example, log.as_ref(), options);
+    let closed = app.close();
+    let records = read?;
+    closed?;
+
+    let mut lines = Vec::new();
+    for topic in example.outputs {
+        let of_topic = records.iter().filter(|r| &*r.topic == *topic);
+        let shown: Vec<&ConsumedRecord> = if example.tables.contains(topic) {
+            let mut latest: Vec<&ConsumedRecord> = Vec::new();
+            for record in of_topic {
+                latest.retain(|kept| kept.key != record.key);
+                latest.push(record);
+            }
+            latest.sort_by(|a, b| a.key.cmp(&b.key));
+            latest
+        } else {
+            of_topic.collect()
+        };
+        for record in shown {
+            lines.push(OutputLine {
+                topic: topic.to_string(),
+                line: (example.render)(
+                    topic,
+                    record.key.as_deref().unwrap_or_default(),
+                    record.value.as_deref(),
+                ),
+            });
+        }
+    }
+    Ok(lines)
+}
+
+/// Reads the committed records of the outputs from their start until none came for
+/// `options.quiet` (and at least that long after the start).
+fn read_outputs(
+    example: &Example,
+    log: &dyn Log,
+    options: &RunOptions,
+) -> Result<Vec<ConsumedRecord>, ExampleError> {
+    let mut partitions = Vec::new();
+    for topic in example.outputs {
+        let count = log
+            .admin()
+            .describe_topic(topic)
+            .map_err(log_error("describing an output"))?
+            .config
+            .partitions;
+        partitions.extend((0..count).map(|p| TopicPartition::new(*topic, p)));
+    }
+    let consumer = log
+        .consumer(
+            &ConsumerConfig {
+                isolation: IsolationLevel::ReadCommitted,
+                ..ConsumerConfig::default()
+            },
+            None,
+        )
+        .map_err(log_error("creating a consumer"))?;
+    consumer
+        .assign(&partitions)
+        .map_err(log_error("reading the outputs"))?;
+    for partition in &partitions {
+        consumer
+            .seek(partition, SeekTo::Beginning)
+            .map_err(log_error("reading the outputs"))?;
+    }
+    let started = Instant::now();
+    let mut last_new = started;
+    let mut records = Vec::new();
+    while last_new.elapsed() < options.quiet && started.elapsed() < options.max_wait {
+        let polled = consumer
+            .poll(Duration::from_millis(100))
+            .map_err(log_error("reading the outputs"))?;
+        if !polled.is_empty() {
+            last_new = Instant::now();
+            records.extend(polled);
+        }
+    }
+    Ok(records)
+}

@@ -1,0 +1,69 @@
+//! Every example runs on the embedded log through the runner and prints what its sample
+//! should give.
+
+use std::sync::Arc;
+
+use rill_examples::{RunOptions, find, run};
+use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
+
+fn lines(name: &str) -> Vec<String> {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"));
+    let example = find(name).expect("example");
+    let out = run(
+        &example,
+        log.clone(),
+        &RunOptions::new(dir.path().join("state")),
+    )
+    .expect("run");
+    log.close().expect("close");
+    out.into_iter().map(|l| l.line).collect()
+}
+
+#[test]
+fn coffee_coupons_prints_the_two_coupons_of_its_sample() {
+    let mut coupons = lines("coffee-coupons");
+    coupons.sort();
+    assert_eq!(
+        coupons,
+        vec![
+            "coupon for ann: espresso then headphones".to_string(),
+            "coupon for cy: flat white then speaker".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn abandoned_carts_prints_the_idle_carts_of_its_sample() {
+    let mut carts = lines("abandoned-carts");
+    carts.sort();
+    assert_eq!(
+        carts,
+        vec![
+            "ann abandoned a cart with kettle, mug".to_string(),
+            "dan abandoned a cart with rug".to_string(),
+        ]
+    );
+}
+
+#[test]
+fn trucks_prints_its_three_views() {
+    let out = lines("trucks");
+    assert!(
+        out.contains(&"t1 last seen in north at".to_string())
+            || out
+                .iter()
+                .any(|l| l.starts_with("t1 last seen in north at")),
+        "{out:?}"
+    );
+    assert!(
+        out.contains(&"t1: 60 miles since its last oil change".to_string()),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.contains("north") && l.contains(": 3 reports from t1")),
+        "{out:?}"
+    );
+}

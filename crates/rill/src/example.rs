@@ -1,0 +1,63 @@
+//! `rill example NAME`: one of the example systems (crate `rill-examples`) run on an embedded
+//! log with its small sample input, its output printed.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+use rill_log_embedded::FsyncPolicy;
+
+use crate::embedded;
+
+/// Flags of `rill example`.
+#[derive(Debug, Args)]
+pub struct ExampleArgs {
+    /// The example (leave it out for the list).
+    name: Option<String>,
+    /// Where its log and state go (default: a temporary directory, removed afterwards). An
+    /// existing directory is used as it is: its earlier input and output stay.
+    #[arg(long)]
+    data_dir: Option<PathBuf>,
+}
+
+pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
+    let Some(name) = &args.name else {
+        println!("examples (run one with `rill example NAME`):");
+        for example in rill_examples::all() {
+            println!("  {:<16} {}", example.name, example.summary);
+        }
+        return Ok(());
+    };
+    let example = rill_examples::find(name).with_context(|| {
+        let names: Vec<&str> = rill_examples::all().iter().map(|e| e.name).collect();
+        format!("no example '{name}'; there are: {}", names.join(", "))
+    })?;
+    let temporary = tempfile::tempdir().context("creating a temporary directory")?;
+    let dir = args
+        .data_dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().to_path_buf());
+    // The example's sample is small: a sync per write would only slow the demonstration.
+    let log = embedded::open(&dir.join("log"), FsyncPolicy::Never)?;
+    println!("{}: {}", example.name, example.summary);
+    println!("input: {}", example.inputs.join(", "));
+    let lines = rill_examples::run(
+        &example,
+        log.clone(),
+        &rill_examples::RunOptions::new(dir.join("state")),
+    )
+    .with_context(|| format!("running example '{name}'"))?;
+    log.close().context("closing the log")?;
+    let mut topic = "";
+    for line in &lines {
+        if line.topic != topic {
+            topic = &line.topic;
+            println!("\n{topic}:");
+        }
+        println!("  {}", line.line);
+    }
+    if lines.is_empty() {
+        println!("\n(no output)");
+    }
+    Ok(())
+}
