@@ -107,5 +107,115 @@ fn two_instances_split_the_keys_answer_for_their_own_and_take_over_on_leave() {
     });
     let metadata = store_a.metadata_for_key(remote).expect("meta");
     assert!(metadata.local);
-    assert_eq!(metadata.owner.as_deref(), Some("a:1"));
+    // The owner comes from the registry topic, which a reads back on its own schedule.
+    eventually("a names itself as the owner of b's keys", || {
+        store_a
+            .metadata_for_key(remote)
+            .expect("meta")
+            .owner
+            .as_deref()
+            == Some("a:1")
+    });
+}
+
+/// Counts per key in a persistent store, each instance keeping a standby copy of the other's.
+fn standby_instance(log: &Arc<EmbeddedLog>, state: &std::path::Path, host: &str) -> StreamsApp {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("events")
+        .group_by_key()
+        .count(StoreOptions::persistent("counts"));
+    let mut config = StreamsConfig::new("standby-app", state);
+    config.application_server = Some(host.to_string());
+    config.standby_replicas = 1;
+    let mut app = StreamsApp::new(builder.build().expect("topology"), log.clone(), config);
+    app.start().expect("start");
+    app
+}
+
+/// Whether every changelog partition `app` copies is copied up to its end.
+fn copies_caught_up(log: &EmbeddedLog, app: &StreamsApp) -> bool {
+    let consumer = log.consumer(&Default::default(), None).expect("consumer");
+    let positions = app.standby_positions();
+    !positions.is_empty()
+        && positions.iter().all(|(partition, position)| {
+            consumer.watermarks(partition).expect("watermarks").high == *position
+        })
+}
+
+#[test]
+fn a_standby_copy_takes_over_without_restoring_the_changelog() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let log = Arc::new(
+        EmbeddedLog::open(EmbeddedConfig::new(data.path()).fsync(FsyncPolicy::Never)).expect("log"),
+    );
+    log.admin()
+        .create_topic("events", &TopicConfig::with_partitions(4))
+        .expect("topic");
+    let keys: Vec<String> = (0..16).map(|i| format!("key-{i}")).collect();
+    let producer = log.producer(&Default::default()).expect("producer");
+    let send_all = |times: usize| {
+        for _ in 0..times {
+            for key in &keys {
+                drop(
+                    producer
+                        .send(ProducerRecord::new("events").key(key.clone()).value("x"))
+                        .expect("send"),
+                );
+            }
+        }
+        producer.flush(Duration::from_secs(10)).expect("flush");
+    };
+    send_all(3);
+
+    let (state_a, state_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let mut a = standby_instance(&log, state_a.path(), "a:1");
+    let mut b = standby_instance(&log, state_b.path(), "b:2");
+    let (store_a, store_b) = (
+        a.store::<String, i64>("counts").expect("store"),
+        b.store::<String, i64>("counts").expect("store"),
+    );
+    eventually("both instances own tasks and every key is counted", || {
+        keys.iter().all(|key| {
+            [&store_a, &store_b]
+                .iter()
+                .any(|store| store.get(key).ok().flatten() == Some(3))
+        }) && !a.standby_tasks().is_empty()
+            && !b.standby_tasks().is_empty()
+    });
+    // Written while b owns its tasks: only b, and a's copies of them, see these counts.
+    send_all(2);
+    eventually("the counts and the copies caught up", || {
+        keys.iter().all(|key| {
+            [&store_a, &store_b]
+                .iter()
+                .any(|store| store.get(key).ok().flatten() == Some(5))
+        }) && copies_caught_up(&log, &a)
+    });
+    let copied = a.standby_tasks();
+    assert!(a.standby_records_applied() > 0);
+
+    // b leaves: a takes its tasks over from its copies, reading nothing of the changelogs.
+    let restored_before = a.records_restored();
+    b.close().expect("close b");
+    eventually("a holds every key after b left", || {
+        keys.iter()
+            .all(|key| store_a.get(key).ok().flatten() == Some(5))
+    });
+    assert_eq!(
+        a.records_restored() - restored_before,
+        0,
+        "the copies of {copied:?} were complete"
+    );
+    assert!(a.standby_tasks().is_empty(), "no copies of its own tasks");
+    // And the counts go on from there.
+    send_all(1);
+    eventually("the counts went on", || {
+        keys.iter()
+            .all(|key| store_a.get(key).ok().flatten() == Some(6))
+    });
+    a.close().expect("close a");
 }

@@ -59,6 +59,8 @@ pub(crate) struct Shared {
     pub listener_errors: Mutex<Vec<StreamsError>>,
     /// Stream threads that failed and were started again.
     pub threads_replaced: AtomicU64,
+    /// Warm copies of other instances' tasks kept here.
+    pub standbys: super::standby::Standbys,
     /// Engines of local tasks: store -> partition -> engine.
     pub local_stores: RwLock<StoreRegistry>,
     /// (thread index, task) of every local task.
@@ -117,6 +119,7 @@ pub struct StreamsApp {
     shared: Option<Arc<Shared>>,
     threads: Vec<JoinHandle<Result<()>>>,
     global: Option<GlobalReader>,
+    standby: Option<super::standby::StandbyKeeper>,
 }
 
 impl StreamsApp {
@@ -130,6 +133,7 @@ impl StreamsApp {
             shared: None,
             threads: Vec::new(),
             global: None,
+            standby: None,
         }
     }
 
@@ -164,6 +168,7 @@ impl StreamsApp {
             records_restored: AtomicU64::new(0),
             late_records_dropped: AtomicU64::new(0),
             threads_replaced: AtomicU64::new(0),
+            standbys: Default::default(),
             listener_errors: Mutex::new(Vec::new()),
             local_stores: RwLock::new(HashMap::new()),
             local_tasks: RwLock::new(BTreeSet::new()),
@@ -193,6 +198,20 @@ impl StreamsApp {
                     reason: e.to_string(),
                 })?;
             self.threads.push(handle);
+        }
+        let keeps_copies = self
+            .topology
+            .stores
+            .iter()
+            .any(|store| store.logged && store.kind == crate::graph::StoreKind::Persistent);
+        if config.standby_replicas > 0 && keeps_copies {
+            self.standby = Some(super::standby::StandbyKeeper::start(
+                self.log.clone(),
+                self.topology.clone(),
+                shared.clone(),
+                config.state_dir.clone(),
+                config.standby_replicas,
+            )?);
         }
         self.shared = Some(shared);
         self.state = AppState::Running;
@@ -227,6 +246,29 @@ impl StreamsApp {
         self.shared
             .as_ref()
             .map_or(0, |s| s.threads_replaced.load(Ordering::Relaxed))
+    }
+
+    /// The tasks of other instances this one keeps warm copies of (see
+    /// [`StreamsConfig::standby_replicas`]).
+    pub fn standby_tasks(&self) -> Vec<TaskId> {
+        self.shared
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.standbys.tasks())
+    }
+
+    /// Each changelog partition copied here with the next offset its copy will apply: the
+    /// copy's lag is the partition's end minus it.
+    pub fn standby_positions(&self) -> Vec<(rill_log::TopicPartition, rill_log::Offset)> {
+        self.shared
+            .as_ref()
+            .map_or_else(Vec::new, |s| s.standbys.positions())
+    }
+
+    /// Changelog records applied to standby copies so far.
+    pub fn standby_records_applied(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.standbys.records_applied.load(Ordering::Relaxed))
     }
 
     /// Records processed by all threads so far.
@@ -295,6 +337,9 @@ impl StreamsApp {
     /// Stops the threads (committing their work) and the global reader; answers the first
     /// error a thread stopped with.
     pub fn close(&mut self) -> Result<()> {
+        if let Some(mut keeper) = self.standby.take() {
+            keeper.stop();
+        }
         if let Some(shared) = &self.shared {
             shared.running.store(false, Ordering::Release);
         }

@@ -61,6 +61,10 @@ pub struct StreamsConfig {
     pub deserialization: DeserializationPolicy,
     /// What to do with a record whose processing fails (default: stop with the error).
     pub processing_errors: ProcessingErrorPolicy,
+    /// Warm copies kept of each task's persistent stores on other instances (default 0):
+    /// a task that moves to an instance holding a copy restores only the changelog's tail.
+    /// See the `standby` module of the runtime for placement and handover.
+    pub standby_replicas: usize,
     /// What to do when a stream thread fails (default: the application stops in
     /// [`AppState::Error`](super::AppState::Error)).
     pub thread_failure: ThreadFailurePolicy,
@@ -157,6 +161,7 @@ impl StreamsConfig {
             },
             processing_errors: ProcessingErrorPolicy::Fail,
             thread_failure: ThreadFailurePolicy::ShutdownApplication,
+            standby_replicas: 0,
             application_id,
             state_dir: state_dir.into(),
             threads: 1,

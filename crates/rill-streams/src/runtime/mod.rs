@@ -16,6 +16,7 @@ mod global;
 mod instances;
 pub(crate) mod metrics;
 mod restore;
+mod standby;
 mod tasks;
 mod thread;
 mod topics;

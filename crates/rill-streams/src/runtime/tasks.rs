@@ -119,6 +119,8 @@ impl ThreadTasks {
     }
 
     fn create_task(&mut self, id: TaskId) -> Result<Task> {
+        // A standby copy here hands its stores (and checkpoint) over.
+        self.shared.standbys.claim(id);
         let template = TaskStateTemplate {
             application_id: Arc::from(self.config.application_id.as_str()),
             collector: self.collector.clone(),
@@ -241,6 +243,8 @@ impl ThreadTasks {
                 }
             }
         }
+        // Its stores are closed: a standby copy may open them.
+        self.shared.standbys.release(id);
     }
 
     /// Buffers polled records in their tasks' queues.
