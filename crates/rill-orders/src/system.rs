@@ -137,6 +137,9 @@ pub struct SystemConfig {
     pub emailer: Arc<dyn Emailer>,
     /// Largest record batch the topic proxy takes in one request.
     pub max_batch_bytes: usize,
+    /// Warm copies of each service task's persistent stores kept on other instances (see
+    /// `StreamsConfig::standby_replicas`; 0 by default).
+    pub standby_replicas: usize,
     /// Told how the services' stores are restored at start (e.g. for a progress bar).
     pub restore_listener: Option<Arc<dyn rill_streams::RestoreListener>>,
     /// Test hook given to every service's runtime (see `StreamsConfig::fault_injector`).
@@ -156,6 +159,7 @@ impl SystemConfig {
             guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
             max_batch_bytes: crate::http::DEFAULT_MAX_BATCH_BYTES,
+            standby_replicas: 0,
             restore_listener: None,
             fault_injector: None,
         }
@@ -199,6 +203,7 @@ impl OrdersSystem {
             streams.fault_injector = config.fault_injector.clone();
             streams.restore_listener = config.restore_listener.clone();
             streams.application_server = config.advertised.clone();
+            streams.standby_replicas = config.standby_replicas;
             let mut app = StreamsApp::new(topology, log.clone(), streams);
             app.start().map_err(OrdersError::service(id))?;
             tracing::info!(service = id, "started");

@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Warm copies of each task's persistent stores kept on other instances of a cluster, so
+    /// that a task moving after a failure restores only its changelog's tail.
+    #[arg(long, default_value_t = 0)]
+    standby_replicas: usize,
     /// How often each service commits, ms (default: 20 on the embedded log, 100 on Kafka,
     /// where a transaction costs round trips; shorter means lower latency, longer more
     /// throughput).
@@ -83,6 +87,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.partitions = args.partitions;
     config.system.services = args.services.clone();
     config.system.threads = args.threads.max(1);
+    config.system.standby_replicas = args.standby_replicas;
     config.system.max_batch_bytes = args.max_batch_bytes;
     config.system.restore_listener = Some(Arc::new(crate::progress::RestoreProgress::new()));
     config.system.commit_interval = commit_interval(args.commit_interval_ms, &args.kafka);
