@@ -133,6 +133,17 @@ fn standby_instance(log: &Arc<EmbeddedLog>, state: &std::path::Path, host: &str)
     app
 }
 
+/// Records committed to the store's changelog, over its four partitions.
+fn changelog_records(log: &EmbeddedLog) -> i64 {
+    let consumer = log.consumer(&Default::default(), None).expect("consumer");
+    (0..4)
+        .map(|p| {
+            let partition = rill_log::TopicPartition::new("standby-app-counts-changelog", p);
+            consumer.watermarks(&partition).expect("watermarks").high
+        })
+        .sum()
+}
+
 /// Whether every changelog partition `app` copies is copied up to its end.
 fn copies_caught_up(log: &EmbeddedLog, app: &StreamsApp) -> bool {
     let consumer = log.consumer(&Default::default(), None).expect("consumer");
@@ -193,7 +204,8 @@ fn a_standby_copy_takes_over_without_restoring_the_changelog() {
             [&store_a, &store_b]
                 .iter()
                 .any(|store| store.get(key).ok().flatten() == Some(5))
-        }) && copies_caught_up(&log, &a)
+        }) && changelog_records(&log) == 5 * 16
+            && copies_caught_up(&log, &a)
     });
     let copied = a.standby_tasks();
     assert!(a.standby_records_applied() > 0);
