@@ -63,8 +63,8 @@ pub use serde::{
     SharedSerde, StringSerde, UnitSerde,
 };
 pub use store::{
-    InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues, PersistentKeyValueStore,
-    ReadOnlyKeyValueStore,
+    DEFAULT_MEMORY_BUDGET, InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues,
+    PersistentKeyValueStore, ReadOnlyKeyValueStore, set_memory_budget,
 };
 pub use store::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 pub use task::{DeserializationPolicy, ProcessingErrorPolicy, TaskId, TaskMetrics};

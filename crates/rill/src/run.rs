@@ -52,6 +52,10 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Memory the services' persistent stores cache in, MiB: half for one block cache they
+    /// share, a quarter for their read caches (memtables and the runtime come on top).
+    #[arg(long, default_value_t = rill_streams::DEFAULT_MEMORY_BUDGET / (1024 * 1024))]
+    memory: u64,
     /// Warm copies of each task's persistent stores kept on other instances of a cluster, so
     /// that a task moving after a failure restores only its changelog's tail.
     #[arg(long, default_value_t = 0)]
@@ -79,6 +83,8 @@ enum Guarantee {
 }
 
 pub fn run(args: &RunArgs) -> anyhow::Result<()> {
+    // Before any store opens: the budget is fixed by the first one.
+    rill_streams::set_memory_budget(args.memory.max(16) * 1024 * 1024);
     let log = backend::open(&args.kafka, &args.data_dir, args.replication_factor)?;
     let mut config = InstanceConfig::new(args.data_dir.join("state"));
     if !args.no_seed {

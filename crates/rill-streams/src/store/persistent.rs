@@ -41,8 +41,56 @@ const CHECKPOINT_KEY: &[u8] = b"changelog-checkpoint";
 /// size) and is the cheapest mode that survives a power loss.
 const DURABLE: PersistMode = PersistMode::SyncData;
 
-/// Default capacity of a store's read cache: enough for a few hundred thousand small counters.
-pub const DEFAULT_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// The memory the persistent stores of a process cache in by default (`--memory` of
+/// `rill run`).
+pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
+
+/// How the stores of this process share memory and background threads: one fjall block cache
+/// for all of them (fjall gives each database its own 32 MiB otherwise, which with a store per
+/// task and service came to gigabytes), a read cache per store, and one fjall worker thread
+/// per store (fjall's default is one per core).
+struct Sharing {
+    /// A configuration whose block cache every store's database shares.
+    template: fjall::Config,
+    /// Read cache of each store.
+    record_cache_bytes: usize,
+}
+
+static SHARING: std::sync::OnceLock<Sharing> = std::sync::OnceLock::new();
+
+fn sharing() -> &'static Sharing {
+    SHARING.get_or_init(|| Sharing::for_budget(DEFAULT_MEMORY_BUDGET))
+}
+
+impl Sharing {
+    /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
+    /// (spread over 16 stores: a process runs about that many), and the rest left for
+    /// memtables and the runtime.
+    fn for_budget(budget: u64) -> Self {
+        let block_cache = (budget / 2).max(1024 * 1024);
+        Sharing {
+            // The path is not used: only the cache is taken from this configuration.
+            template: Database::builder(Path::new("."))
+                .cache_size(block_cache)
+                .into_config(),
+            record_cache_bytes: usize::try_from(budget / 4 / 16).unwrap_or(usize::MAX),
+        }
+    }
+}
+
+/// Sets the memory the persistent stores of this process cache in (about: memtables and
+/// unflushed writes come on top). Must be called before the first store opens; answers
+/// whether it took effect.
+///
+/// ```
+/// // At the start of `main`, from a `--memory` flag:
+/// assert!(rill_streams::set_memory_budget(512 * 1024 * 1024));
+/// // Fixed from then on.
+/// assert!(!rill_streams::set_memory_budget(64 * 1024 * 1024));
+/// ```
+pub fn set_memory_budget(bytes: u64) -> bool {
+    SHARING.set(Sharing::for_budget(bytes)).is_ok()
+}
 
 /// Unflushed writes beyond this size are written to fjall (not made durable) to bound memory.
 pub const DIRTY_SPILL_BYTES: usize = 16 * 1024 * 1024;
@@ -171,13 +219,13 @@ impl std::fmt::Debug for PersistentKeyValueStore {
 }
 
 impl PersistentKeyValueStore {
-    /// Opens (creating if absent) the store `name` in the directory `dir/name`, with a read
-    /// cache of [`DEFAULT_CACHE_BYTES`].
+    /// Opens (creating if absent) the store `name` in the directory `dir/name`, with the read
+    /// cache the process's memory budget gives each store (see [`set_memory_budget`]).
     ///
     /// Fails if `name` is not a plain file name, or if the directory is already open (fjall
     /// locks it), e.g. by a task that has not released it yet after a rebalance.
     pub fn open(dir: &Path, name: &str) -> Result<Self> {
-        Self::open_with_cache(dir, name, DEFAULT_CACHE_BYTES)
+        Self::open_with_cache(dir, name, sharing().record_cache_bytes)
     }
 
     /// Like [`open`](Self::open) with a read cache of about `cache_bytes` (0: none; writes
@@ -198,10 +246,15 @@ impl PersistentKeyValueStore {
             .map_err(|e| store_error(format!("removing {}: {e}", path.display())))?;
         std::fs::create_dir_all(&path)
             .map_err(|e| store_error(format!("creating {}: {e}", path.display())))?;
-        let db = Database::builder(&path)
+        let mut config = Database::builder(&path)
             // Persist only on `flush`: a write syscall per put would cost more than the put.
             .manual_journal_persist(true)
-            .open()
+            .worker_threads(1)
+            .into_config();
+        // fjall 3.1 has no public way to share a block cache; its configuration's cache field
+        // is public (and the version is pinned in Cargo.lock).
+        config.cache = sharing().template.cache.clone();
+        let db = Database::open(config)
             .map_err(|e| store_error(format!("opening {}: {e}", path.display())))?;
         let data = db
             .keyspace("data", || {
