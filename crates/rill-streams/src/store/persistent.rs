@@ -6,7 +6,8 @@
 //! **Cache.** The runtime reads and writes a key for nearly every record, faster than any engine
 //! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps, like
 //! Kafka Streams' record cache, the writes since the last flush in a map (*dirty*, written to
-//! fjall as one batch on flush, or earlier when it grows past [`DIRTY_SPILL_BYTES`] or a scan
+//! fjall as one batch on flush, or earlier when it grows past its share of the memory budget
+//! (see [`set_memory_budget`]) or a scan
 //! needs the engine to be complete) and recently used values in a bounded read cache.
 //!
 //! **Durability.** Writes become durable only on [`flush`](KeyValueBytesStore::flush): one batch
@@ -54,6 +55,10 @@ struct Sharing {
     template: fjall::Config,
     /// Read cache of each store.
     record_cache_bytes: usize,
+    /// Unflushed writes of a store beyond this size are written to fjall (not made durable):
+    /// commits do not flush stores (their changelogs are what a commit makes durable), so
+    /// without a bound these maps would hold every write since the last checkpoint.
+    dirty_spill_bytes: usize,
 }
 
 static SHARING: std::sync::OnceLock<Sharing> = std::sync::OnceLock::new();
@@ -64,8 +69,8 @@ fn sharing() -> &'static Sharing {
 
 impl Sharing {
     /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
-    /// (spread over 16 stores: a process runs about that many), and the rest left for
-    /// memtables and the runtime.
+    /// (spread over 16 stores: a process runs about that many), and up to a sixteenth for each
+    /// store's unflushed writes; memtables and the runtime on top.
     fn for_budget(budget: u64) -> Self {
         let block_cache = (budget / 2).max(1024 * 1024);
         Sharing {
@@ -74,6 +79,9 @@ impl Sharing {
                 .cache_size(block_cache)
                 .into_config(),
             record_cache_bytes: usize::try_from(budget / 4 / 16).unwrap_or(usize::MAX),
+            // A sixteenth each: bounding them at a sixty-fourth cut peak RSS by 12% and
+            // throughput by 10% (BENCHMARKS.md); a smaller --memory makes that trade.
+            dirty_spill_bytes: usize::try_from(budget / 16).unwrap_or(usize::MAX),
         }
     }
 }
@@ -92,8 +100,6 @@ pub fn set_memory_budget(bytes: u64) -> bool {
     SHARING.set(Sharing::for_budget(bytes)).is_ok()
 }
 
-/// Unflushed writes beyond this size are written to fjall (not made durable) to bound memory.
-pub const DIRTY_SPILL_BYTES: usize = 16 * 1024 * 1024;
 
 /// fjall's memtable keeps every version of a key, so with its default 64 MiB a counter store
 /// piles up millions of versions and each insert walks a deep skiplist; 4 MiB measured ~1.7x
@@ -415,7 +421,7 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
         let mut cache = self.cache.lock();
         cache.forget(&key);
         cache.write(key, Some(value));
-        if cache.dirty_bytes > DIRTY_SPILL_BYTES {
+        if cache.dirty_bytes > sharing().dirty_spill_bytes {
             self.spill(&mut cache)?;
         }
         Ok(())
