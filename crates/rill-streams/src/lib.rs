@@ -41,8 +41,8 @@ mod test_driver;
 
 pub use collector::{OutputRecord, RecordCollector};
 pub use dsl::{
-    BoxedPredicate, BranchedKStream, Change, Consumed, GlobalKTable, KGroupedStream, KGroupedTable,
-    KStream, KTable, Repartitioned, StoreOptions, StreamsBuilder,
+    BoxedPredicate, BranchedKStream, Change, CogroupedKStream, Consumed, GlobalKTable,
+    KGroupedStream, KGroupedTable, KStream, KTable, Repartitioned, StoreOptions, StreamsBuilder,
 };
 pub use dsl::{
     CountWindows, EventIntervalWindows, EventWindowedKStream, JoinWindows, SessionWindowedKStream,

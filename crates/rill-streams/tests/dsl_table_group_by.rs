@@ -120,3 +120,83 @@ fn reduce_and_aggregate_add_new_values_and_subtract_old_ones() {
     assert_eq!(large.get(&s("north")).unwrap(), Some(0));
     assert_eq!(large.get(&s("south")).unwrap(), Some(1));
 }
+
+#[test]
+fn cogrouped_streams_fold_into_one_aggregate_per_key() {
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream::<String, String>("clicks").group_by_key();
+    // Re-keyed: repartitioned before it joins the aggregate.
+    let purchases = builder
+        .stream::<String, i64>("purchases")
+        .group_by(|_, amount| {
+            if *amount > 0 {
+                s("buyer")
+            } else {
+                s("refunder")
+            }
+        });
+    clicks
+        .cogroup(|_, page: &String, mut summary: String| {
+            summary.push_str(&format!("click {page};"));
+            summary
+        })
+        .cogroup(&purchases, |_, amount: &i64, mut summary: String| {
+            summary.push_str(&format!("paid {amount};"));
+            summary
+        })
+        .aggregate(StoreOptions::in_memory("activity"), String::new)
+        .to_stream()
+        .to("activity");
+    let mut driver = driver(builder);
+    driver.pipe("clicks", &s("buyer"), &s("/a"), 1).unwrap();
+    driver.pipe("purchases", &s("x"), &5i64, 2).unwrap();
+    driver.pipe("clicks", &s("buyer"), &s("/b"), 3).unwrap();
+    driver.pipe("purchases", &s("y"), &-2i64, 4).unwrap();
+    let activity: Vec<(String, String)> = driver
+        .read_output::<String, String>("activity")
+        .unwrap()
+        .into_iter()
+        .map(|r| (r.key, r.value))
+        .collect();
+    assert_eq!(
+        activity,
+        vec![
+            (s("buyer"), s("click /a;")),
+            (s("buyer"), s("click /a;paid 5;")),
+            (s("buyer"), s("click /a;paid 5;click /b;")),
+            (s("refunder"), s("paid -2;")),
+        ]
+    );
+    let store = driver
+        .key_value_store::<String, String>("activity")
+        .unwrap();
+    assert_eq!(
+        store.get(&s("buyer")).unwrap(),
+        Some(s("click /a;paid 5;click /b;"))
+    );
+    let topics: Vec<String> = builder_topics();
+    assert!(
+        topics.contains(&s("app-activity-cogroup-1-repartition")),
+        "{topics:?}"
+    );
+}
+
+/// The internal topics of the cogroup topology above, by name.
+fn builder_topics() -> Vec<String> {
+    let builder = StreamsBuilder::new();
+    let clicks = builder.stream::<String, String>("clicks").group_by_key();
+    let purchases = builder
+        .stream::<String, i64>("purchases")
+        .group_by(|_, _| s("k"));
+    clicks
+        .cogroup(|_, _, n: i64| n + 1)
+        .cogroup(&purchases, |_, _, n: i64| n + 1)
+        .aggregate(StoreOptions::in_memory("activity"), || 0);
+    builder
+        .build()
+        .expect("topology")
+        .internal_topics("app")
+        .into_iter()
+        .map(|(name, _)| name)
+        .collect()
+}

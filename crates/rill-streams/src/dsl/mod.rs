@@ -3,6 +3,7 @@
 //! into a [`Topology`](crate::Topology).
 
 mod builder;
+mod cogroup;
 mod event_windows;
 mod fk_join;
 mod grouped;
@@ -19,6 +20,7 @@ mod windowed;
 mod windows;
 
 pub use builder::{Consumed, StoreOptions, StreamsBuilder};
+pub use cogroup::CogroupedKStream;
 pub use grouped::KGroupedStream;
 pub use grouped_table::KGroupedTable;
 pub use stream::{BoxedPredicate, BranchedKStream, KStream, Repartitioned};

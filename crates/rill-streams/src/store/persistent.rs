@@ -100,7 +100,6 @@ pub fn set_memory_budget(bytes: u64) -> bool {
     SHARING.set(Sharing::for_budget(bytes)).is_ok()
 }
 
-
 /// fjall's memtable keeps every version of a key, so with its default 64 MiB a counter store
 /// piles up millions of versions and each insert walks a deep skiplist; 4 MiB measured ~1.7x
 /// faster count-by-key updates (BENCHMARKS.md) at the price of more, smaller table flushes.
