@@ -620,3 +620,42 @@ fn a_named_suppression_keeps_its_buffer_topic_when_the_topology_grows() {
     assert_eq!(buffers(false), vec![s("app-final-counts-buffer-changelog")]);
     assert_eq!(buffers(true), buffers(false));
 }
+
+#[test]
+fn suppression_until_a_time_limit_sends_each_keys_latest_update_and_makes_room_when_full() {
+    let builder = StreamsBuilder::new();
+    builder
+        .table::<String, i64>("prices", StoreOptions::in_memory("prices"))
+        .suppress_until_time_limit(ms(10), 2, "limited")
+        .to_change_stream()
+        .map_values(|v: Option<i64>| v.map_or(s("-"), |v| v.to_string()))
+        .to("out");
+    let mut driver = driver(builder);
+    let price = |driver: &mut TopologyTestDriver, key: &str, value: i64, time: i64| {
+        driver.pipe("prices", &s(key), &value, time).expect("pipe");
+    };
+    let out = |driver: &mut TopologyTestDriver| -> Vec<(String, String, i64)> {
+        driver
+            .read_output::<String, String>("out")
+            .expect("out")
+            .into_iter()
+            .map(|r| (r.key, r.value, r.timestamp))
+            .collect()
+    };
+    price(&mut driver, "a", 1, 0);
+    price(&mut driver, "b", 1, 1);
+    price(&mut driver, "b", 2, 5); // replaces b's value, keeps its limit (11)
+    assert!(out(&mut driver).is_empty());
+    // A third key waits: more than two would, so the one waiting longest (a) goes now.
+    price(&mut driver, "c", 1, 6);
+    assert_eq!(out(&mut driver), vec![(s("a"), s("1"), 6)]);
+    // Stream time 11: b's limit ran out; c (due 16) waits on.
+    price(&mut driver, "c", 7, 11);
+    assert_eq!(out(&mut driver), vec![(s("b"), s("2"), 11)]);
+    // A deletion waits like an update, and replaces c's value.
+    driver
+        .pipe_raw("prices", Some(bytes::Bytes::from("c")), None, 12)
+        .expect("delete");
+    price(&mut driver, "z", 0, 16);
+    assert_eq!(out(&mut driver), vec![(s("c"), s("-"), 16)]);
+}

@@ -12,7 +12,7 @@ use crate::graph::StoreDef;
 use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
-use crate::store::{KeyValueStore, Windowed, time_bytes};
+use crate::store::{KeyValueStore, Windowed, time_bytes, time_from};
 
 use super::KStream;
 use super::table::{Change, KTable};
@@ -217,5 +217,225 @@ impl<K: Clone + 'static, V: Clone + 'static>
         timestamp: i64,
     ) -> Result<()> {
         self.emit_closed(ctx, timestamp)
+    }
+}
+
+impl<K, V> KTable<K, V>
+where
+    K: DefaultSerde + Clone,
+    V: DefaultSerde + Clone,
+{
+    /// Rate-limits a table's updates (Kafka Streams' `suppress(untilTimeLimit(..))`): the
+    /// first update of a key waits `time_limit` of stream time, later updates of that key
+    /// replace its value meanwhile, and then only the latest goes downstream. At most
+    /// `max_keys` keys wait; when one more arrives the one waiting longest goes at once. The
+    /// buffer is two changelogged stores named after `name` (`<name>-buffer`,
+    /// `<name>-index`), so a restart neither loses nor repeats an update.
+    ///
+    /// ```
+    /// use std::time::Duration;
+    /// use rill_streams::{StoreOptions, StreamsBuilder, TopologyTestDriver};
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .table::<String, i64>("prices", StoreOptions::in_memory("prices"))
+    ///     .suppress_until_time_limit(Duration::from_millis(10), 1_000, "price-updates")
+    ///     .to_stream()
+    ///     .to("prices-every-10ms");
+    /// let mut driver = TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap();
+    /// for (item, price, time) in [("tea", 1i64, 0), ("tea", 2, 4), ("jam", 9, 12)] {
+    ///     driver.pipe("prices", &item.to_string(), &price, time).unwrap();
+    /// }
+    /// // Tea's two prices came within its 10 ms: only the latest went out, once stream time
+    /// // passed 10; jam's waits until 22.
+    /// let out = driver.read_output::<String, i64>("prices-every-10ms").unwrap();
+    /// let sent: Vec<(String, i64)> = out.into_iter().map(|r| (r.key, r.value)).collect();
+    /// assert_eq!(sent, vec![("tea".to_string(), 2)]);
+    /// ```
+    pub fn suppress_until_time_limit(
+        &self,
+        time_limit: Duration,
+        max_keys: usize,
+        name: &str,
+    ) -> KTable<K, V> {
+        let buffer = format!("{name}-buffer");
+        let index = format!("{name}-index");
+        for (store, value_serde) in [
+            (
+                &buffer,
+                Arc::new(Bytes::default_serde()) as Arc<dyn std::any::Any + Send + Sync>,
+            ),
+            (&index, Arc::new(i64::default_serde())),
+        ] {
+            let registered = self.graph.borrow_mut().add_store(StoreDef {
+                name: store.clone(),
+                kind: crate::graph::StoreKind::InMemory,
+                logged: true,
+                key_serde: Arc::new(Bytes::default_serde()),
+                value_serde,
+            });
+            if let Err(error) = registered {
+                self.graph.borrow_mut().errors.push(error);
+            }
+        }
+        let changes: KStream<K, Change<V>> = KStream::new(self.graph.clone(), self.node, false);
+        let limit = i64::try_from(time_limit.as_millis()).unwrap_or(i64::MAX);
+        let node: KStream<K, Change<V>> = changes.add(
+            "KTABLE-SUPPRESS-TIME",
+            vec![buffer.clone(), index.clone()],
+            false,
+            move || TimeLimit::<K, V> {
+                buffer_name: buffer.clone(),
+                index_name: index.clone(),
+                buffer: None,
+                index: None,
+                waiting: 0,
+                limit,
+                max_keys: max_keys.max(1),
+                key_serde: K::default_serde(),
+                value_serde: V::default_serde(),
+            },
+        );
+        KTable::new(self.graph.clone(), node.node, None)
+    }
+}
+
+/// Holds each key's latest update until its time limit, in a buffer ordered by emit time
+/// (`emit time ++ key` -> `1 ++ value`, or `0` for a deletion) with an index from key to
+/// emit time.
+struct TimeLimit<K, V> {
+    buffer_name: String,
+    index_name: String,
+    buffer: Option<KeyValueStore<Bytes, Bytes>>,
+    index: Option<KeyValueStore<Bytes, i64>>,
+    /// Keys waiting (counted at init from the restored index).
+    waiting: usize,
+    limit: i64,
+    max_keys: usize,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<V>,
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> TimeLimit<K, V> {
+    fn serde_error(&self, what: &'static str, source: crate::SerdeError) -> StreamsError {
+        StreamsError::Serde {
+            topic: self.buffer_name.clone(),
+            what,
+            source,
+        }
+    }
+
+    /// Forwards buffered updates in emit-time order: those due by `stream_time`, and then the
+    /// oldest while more than `max_keys` wait.
+    fn emit(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        stream_time: i64,
+    ) -> Result<()> {
+        let (Some(buffer), Some(index)) = (&self.buffer, &self.index) else {
+            return Ok(());
+        };
+        // Entries due by `stream_time` sort below the 8 bytes of the next ms.
+        let bound = Bytes::copy_from_slice(&time_bytes(stream_time.saturating_add(1)));
+        let mut entries = buffer.range(&Bytes::new(), &bound)?;
+        if self.waiting.saturating_sub(entries.len()) > self.max_keys {
+            // Too many wait even after these: the oldest of the rest go too (rare, so the
+            // whole buffer may be read).
+            entries = buffer.all()?;
+        }
+        for (entry, value) in entries {
+            let due = time_from(&entry);
+            if due > stream_time && self.waiting <= self.max_keys {
+                break;
+            }
+            let key_bytes = entry.slice(8..);
+            let key = self
+                .key_serde
+                .deserialize(&self.buffer_name, &key_bytes)
+                .map_err(|e| self.serde_error("key", e))?;
+            let new = match value.split_first() {
+                Some((1, bytes)) => Some(
+                    self.value_serde
+                        .deserialize(&self.buffer_name, bytes)
+                        .map_err(|e| self.serde_error("value", e))?,
+                ),
+                _ => None,
+            };
+            buffer.delete(&entry)?;
+            index.delete(&key_bytes)?;
+            self.waiting = self.waiting.saturating_sub(1);
+            ctx.forward(Record::new(
+                key,
+                Change { new, old: None },
+                due.min(stream_time),
+            ))?;
+        }
+        Ok(())
+    }
+}
+
+impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V>>
+    for TimeLimit<K, V>
+{
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        let index: KeyValueStore<Bytes, i64> = ctx.key_value_store(&self.index_name)?;
+        self.waiting = index.all()?.len();
+        self.index = Some(index);
+        self.buffer = Some(ctx.key_value_store(&self.buffer_name)?);
+        // Limits run out as stream time advances, whether or not this node sees a record.
+        ctx.schedule(Duration::from_millis(1), PunctuationType::StreamTime);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        record: Record<K, Change<V>>,
+    ) -> Result<()> {
+        let (Some(buffer), Some(index)) = (&self.buffer, &self.index) else {
+            return Ok(());
+        };
+        let key = self
+            .key_serde
+            .serialize(&self.buffer_name, &record.key)
+            .map_err(|e| self.serde_error("key", e))?;
+        // A key already waiting keeps its place; a new one waits from this record's time.
+        let due = match index.get(&key)? {
+            Some(due) => due,
+            None => {
+                self.waiting += 1;
+                let due = record.timestamp.saturating_add(self.limit);
+                index.put(&key, &due)?;
+                due
+            }
+        };
+        let mut entry = BytesMut::with_capacity(8 + key.len());
+        entry.put_slice(&time_bytes(due));
+        entry.put_slice(&key);
+        let mut value = BytesMut::new();
+        match &record.value.new {
+            Some(new) => {
+                value.put_u8(1);
+                value.put_slice(
+                    &self
+                        .value_serde
+                        .serialize(&self.buffer_name, new)
+                        .map_err(|e| self.serde_error("value", e))?,
+                );
+            }
+            None => value.put_u8(0),
+        }
+        buffer.put(&entry.freeze(), &value.freeze())?;
+        let stream_time = ctx.stream_time();
+        self.emit(ctx, stream_time)
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, Change<V>>,
+        _punctuator: PunctuatorId,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.emit(ctx, timestamp)
     }
 }
