@@ -1,12 +1,13 @@
 //! Stream-table, stream-global-table and table-table joins.
 
 use crate::functions::KeySelector;
+use bytes::Bytes;
 use std::sync::Arc;
 
 use crate::error::{Result, StreamsError};
 use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serde::DefaultSerde;
+use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::KeyValueStore;
 
 use super::KStream;
@@ -64,6 +65,35 @@ where
         } else {
             self.clone()
         };
+        let history = self.graph.borrow().versioned.get(&store).cloned();
+        if let Some(history) = history {
+            // The table's value serde, as it registered its store.
+            let value_serde = self
+                .graph
+                .borrow()
+                .stores
+                .iter()
+                .find(|def| def.name == store)
+                .and_then(|def| def.value_serde.downcast_ref::<SharedSerde<VT>>().cloned());
+            let Some(value_serde) = value_serde else {
+                self.graph.borrow_mut().errors.push(StreamsError::Topology {
+                    reason: format!("store '{store}' does not hold the joined value type"),
+                });
+                return KStream::new(self.graph.clone(), self.node, self.key_changed);
+            };
+            return stream.add(
+                "KSTREAM-JOIN-ASOF",
+                vec![history.clone()],
+                false,
+                move || VersionedLookupJoin {
+                    history_name: history.clone(),
+                    history: None,
+                    key_serde: K::default_serde(),
+                    value_serde: value_serde.clone(),
+                    joiner: joiner.clone(),
+                },
+            );
+        }
         stream.add("KSTREAM-JOIN", vec![store.clone()], false, move || {
             StreamLookupJoin {
                 store_name: store.clone(),
@@ -136,6 +166,60 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 }
 
 /// Looks each record's join key up in a store and forwards the joined value.
+/// Joins each record with the table's row as of the record's timestamp, from a versioned
+/// table's history.
+struct VersionedLookupJoin<K, V, VT, VR> {
+    history_name: String,
+    history: Option<KeyValueStore<Bytes, Bytes>>,
+    key_serde: SharedSerde<K>,
+    value_serde: SharedSerde<VT>,
+    joiner: Joiner<V, VT, VR>,
+}
+
+impl<K, V, VT, VR> Processor<K, V, K, VR> for VersionedLookupJoin<K, V, VT, VR>
+where
+    K: Clone + 'static,
+    V: 'static,
+    VT: 'static,
+    VR: Clone + 'static,
+{
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        self.history = Some(ctx.key_value_store(&self.history_name)?);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, K, VR>,
+        record: Record<K, V>,
+    ) -> Result<()> {
+        let Some(history) = &self.history else {
+            return Ok(());
+        };
+        let serde_error = |what, source| StreamsError::Serde {
+            topic: self.history_name.clone(),
+            what,
+            source,
+        };
+        let key = self
+            .key_serde
+            .serialize(&self.history_name, &record.key)
+            .map_err(|e| serde_error("key", e))?;
+        let row = match super::versioned::value_as_of(history, &key, record.timestamp)? {
+            Some(Some(bytes)) => Some(
+                self.value_serde
+                    .deserialize(&self.history_name, &bytes)
+                    .map_err(|e| serde_error("value", e))?,
+            ),
+            _ => None,
+        };
+        match (self.joiner)(Some(&record.value), row.as_ref()) {
+            Some(joined) => ctx.forward(record.with_value(joined)),
+            None => Ok(()),
+        }
+    }
+}
+
 struct StreamLookupJoin<K, V, KT, VT, VR> {
     store_name: String,
     store: Option<KeyValueStore<KT, VT>>,

@@ -15,6 +15,7 @@ mod stream;
 mod stream_join;
 mod suppress;
 mod table;
+mod versioned;
 mod window_aggregate;
 mod windowed;
 mod windows;

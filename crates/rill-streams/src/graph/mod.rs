@@ -119,6 +119,8 @@ pub(crate) struct GraphBuilder {
     /// Windowed tables by node: how long after its end a window closes (`None`: the node
     /// emits only closed windows), for suppression.
     pub window_close_after: HashMap<NodeId, Option<i64>>,
+    /// Versioned tables: store -> its history store, for as-of joins.
+    pub versioned: HashMap<String, String>,
     counter: usize,
 }
 
