@@ -200,3 +200,65 @@ fn builder_topics() -> Vec<String> {
         .map(|(name, _)| name)
         .collect()
 }
+
+/// An aggregate type without a default serde: "count:sum" as text.
+#[derive(Clone, Debug, PartialEq)]
+struct Stats {
+    count: i64,
+    sum: i64,
+}
+
+struct StatsSerde;
+
+impl rill_streams::Serde<Stats> for StatsSerde {
+    fn serialize(
+        &self,
+        _topic: &str,
+        value: &Stats,
+    ) -> Result<bytes::Bytes, rill_streams::SerdeError> {
+        Ok(bytes::Bytes::from(format!("{}:{}", value.count, value.sum)))
+    }
+
+    fn deserialize(&self, _topic: &str, bytes: &[u8]) -> Result<Stats, rill_streams::SerdeError> {
+        let bad = || rill_streams::SerdeError {
+            format: "stats",
+            reason: "expected count:sum".into(),
+        };
+        let text = std::str::from_utf8(bytes).map_err(|_| bad())?;
+        let (count, sum) = text.split_once(':').ok_or_else(bad)?;
+        Ok(Stats {
+            count: count.parse().map_err(|_| bad())?,
+            sum: sum.parse().map_err(|_| bad())?,
+        })
+    }
+}
+
+#[test]
+fn an_aggregate_without_a_default_serde_is_kept_with_the_serde_given() {
+    use std::sync::Arc;
+    let builder = StreamsBuilder::new();
+    let serde: rill_streams::SharedSerde<Stats> = Arc::new(StatsSerde);
+    builder
+        .stream::<String, i64>("amounts")
+        .group_by_key()
+        .aggregate_with(
+            StoreOptions::in_memory("stats"),
+            serde.clone(),
+            || Stats { count: 0, sum: 0 },
+            |_, amount, stats| Stats {
+                count: stats.count + 1,
+                sum: stats.sum + amount,
+            },
+        )
+        .to_stream()
+        .to_with("stats", Arc::new(rill_streams::StringSerde), serde.clone());
+    let mut driver = driver(builder);
+    driver.pipe("amounts", &s("k"), &5i64, 1).unwrap();
+    driver.pipe("amounts", &s("k"), &7i64, 2).unwrap();
+    let raw: Vec<Vec<u8>> = driver
+        .read_raw("stats")
+        .into_iter()
+        .map(|r| r.value.unwrap_or_default().to_vec())
+        .collect();
+    assert_eq!(raw, vec![b"1:5".to_vec(), b"2:12".to_vec()]);
+}

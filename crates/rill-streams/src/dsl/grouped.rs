@@ -4,7 +4,7 @@ use crate::error::Result;
 use crate::graph::StoreDef;
 use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serde::DefaultSerde;
+use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::KeyValueStore;
 
 use super::KStream;
@@ -41,7 +41,7 @@ where
                 None => value.clone(),
             })
         });
-        self.aggregate_into(store, initial, aggregator)
+        self.aggregate_into(store, V::default_serde(), initial, aggregator)
     }
 
     /// Folds the values of each key into an aggregate, starting from `initializer()`.
@@ -51,20 +51,58 @@ where
         initializer: impl Fn() -> A + Send + Sync + 'static,
         aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
     ) -> KTable<K, A> {
+        self.aggregate_with(store, A::default_serde(), initializer, aggregator)
+    }
+
+    /// Like [`aggregate`](Self::aggregate), the aggregate kept (and changelogged) with
+    /// `aggregate_serde` (Kafka Streams' `Materialized.withValueSerde`): for an aggregate type
+    /// without a [`DefaultSerde`], or in another format.
+    ///
+    /// ```
+    /// use std::sync::Arc;
+    /// use rill_streams::{I64Serde, StoreOptions, StreamsBuilder};
+    ///
+    /// /// Not a serde type: kept as its big-endian total.
+    /// #[derive(Clone)]
+    /// struct Total(i64);
+    /// struct TotalSerde;
+    /// impl rill_streams::Serde<Total> for TotalSerde {
+    ///     fn serialize(&self, t: &str, v: &Total) -> Result<bytes::Bytes, rill_streams::SerdeError> {
+    ///         rill_streams::Serde::serialize(&I64Serde, t, &v.0)
+    ///     }
+    ///     fn deserialize(&self, t: &str, b: &[u8]) -> Result<Total, rill_streams::SerdeError> {
+    ///         rill_streams::Serde::deserialize(&I64Serde, t, b).map(Total)
+    ///     }
+    /// }
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, i64>("payments")
+    ///     .group_by_key()
+    ///     .aggregate_with(StoreOptions::persistent("totals"), Arc::new(TotalSerde),
+    ///         || Total(0), |_, amount, total| Total(total.0 + amount));
+    /// ```
+    pub fn aggregate_with<A: Clone + 'static>(
+        &self,
+        store: StoreOptions,
+        aggregate_serde: SharedSerde<A>,
+        initializer: impl Fn() -> A + Send + Sync + 'static,
+        aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
+    ) -> KTable<K, A> {
         let initial: Arc<dyn Fn() -> Option<A> + Send + Sync> =
             Arc::new(move || Some(initializer()));
         let aggregator: Aggregator<K, V, Option<A>> =
             Arc::new(move |key, value, current: Option<A>| {
                 current.map(|current| aggregator(key, value, current))
             });
-        self.aggregate_into(store, initial, aggregator)
+        self.aggregate_into(store, aggregate_serde, initial, aggregator)
     }
 
     /// The shared body of count / reduce / aggregate: `A` is stored, `Option<A>` is folded so
     /// that reduce can start from "no value yet".
-    fn aggregate_into<A: DefaultSerde + Clone>(
+    fn aggregate_into<A: Clone + 'static>(
         &self,
         store: StoreOptions,
+        aggregate_serde: SharedSerde<A>,
         initial: Arc<dyn Fn() -> Option<A> + Send + Sync>,
         aggregator: Aggregator<K, V, Option<A>>,
     ) -> KTable<K, A> {
@@ -78,7 +116,7 @@ where
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(K::default_serde()),
-            value_serde: Arc::new(A::default_serde()),
+            value_serde: Arc::new(aggregate_serde),
         });
         if let Err(error) = registered {
             // A duplicate store name is a programming error; report it when the topology is
