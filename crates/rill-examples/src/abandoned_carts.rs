@@ -16,7 +16,7 @@ use rill_streams::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Example, SampleRecord, decoded, json_record};
+use crate::{Example, Outputs, SampleRecord, decoded, json_record};
 
 /// Shopper events, keyed by shopper.
 pub const SHOPPER_EVENTS: &str = "shopper-events";
@@ -73,6 +73,11 @@ pub fn topology() -> Result<Topology> {
 /// The topology: carts idle for `idle` are emitted, looked for every `check_every` of wall
 /// clock.
 pub fn topology_with(idle: Duration, check_every: Duration) -> Result<Topology> {
+    topology_into(idle, check_every, &Outputs::default())
+}
+
+/// [`topology_with`], writing to the topics `outputs` names.
+pub fn topology_into(idle: Duration, check_every: Duration, outputs: &Outputs) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     builder.add_state_store::<String, Cart>(StoreOptions::persistent(CARTS_STORE))?;
     let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
@@ -86,7 +91,7 @@ pub fn topology_with(idle: Duration, check_every: Duration) -> Result<Topology> 
             },
             &[CARTS_STORE],
         )
-        .to(ABANDONED_CARTS);
+        .to(&outputs.name(ABANDONED_CARTS));
     builder.build()
 }
 
@@ -180,9 +185,9 @@ fn render(_topic: &str, key: &[u8], value: Option<&[u8]>) -> String {
     }
 }
 
-fn demo_topology() -> Result<Topology> {
+fn demo_topology(outputs: &Outputs) -> Result<Topology> {
     // Checked every second, so that the example answers at once.
-    topology_with(DEFAULT_IDLE, Duration::from_secs(1))
+    topology_into(DEFAULT_IDLE, Duration::from_secs(1), outputs)
 }
 
 /// This example, for the runner.

@@ -12,7 +12,7 @@ use std::time::Duration;
 use rill_streams::{Consumed, JoinWindows, Result, StreamsBuilder, Topology};
 use serde::{Deserialize, Serialize};
 
-use crate::{Example, SampleRecord, decoded, json_record};
+use crate::{Example, Outputs, SampleRecord, decoded, json_record};
 
 /// Purchases, keyed by customer.
 pub const PURCHASES: &str = "purchases";
@@ -65,6 +65,11 @@ rill_streams::json_serde!(Purchase, Coupon);
 
 /// The topology: purchases in, coupons out.
 pub fn topology() -> Result<Topology> {
+    topology_into(&Outputs::default())
+}
+
+/// The topology, writing to the topics `outputs` names.
+pub fn topology_into(outputs: &Outputs) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     let purchases = builder.stream_from::<String, Purchase>(
         &[PURCHASES],
@@ -86,7 +91,7 @@ pub fn topology() -> Result<Topology> {
                 earned_at: gadget.at,
             },
         )
-        .to(COUPONS);
+        .to(&outputs.name(COUPONS));
     builder.build()
 }
 
@@ -135,7 +140,7 @@ pub fn example() -> Example {
     Example {
         name: "coffee-coupons",
         summary: "coffee then electronics within 20 minutes earns a coupon (stream-stream join in event time)",
-        topology,
+        topology: topology_into,
         inputs: &[PURCHASES],
         outputs: &[COUPONS],
         tables: &[],

@@ -23,6 +23,27 @@ use rill_streams::{StreamsError, Topology};
 
 pub use runner::{ExampleError, OutputLine, RunOptions, run};
 
+/// The names an example's topology writes to: its output topics as they are, or each with a
+/// suffix, for running the same code again into new topics (reprocessing).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Outputs {
+    suffix: String,
+}
+
+impl Outputs {
+    /// Output topics named `<topic><suffix>`.
+    pub fn suffixed(suffix: impl Into<String>) -> Self {
+        Outputs {
+            suffix: suffix.into(),
+        }
+    }
+
+    /// The name to write `topic`'s records to.
+    pub fn name(&self, topic: &str) -> String {
+        format!("{topic}{}", self.suffix)
+    }
+}
+
 /// A record of an example's sample input.
 #[derive(Debug, Clone)]
 pub struct SampleRecord {
@@ -42,8 +63,8 @@ pub struct Example {
     pub name: &'static str,
     /// One line on what it shows.
     pub summary: &'static str,
-    /// Builds its topology.
-    pub topology: fn() -> Result<Topology, StreamsError>,
+    /// Builds its topology, writing to the output topics `outputs` names.
+    pub topology: fn(&Outputs) -> Result<Topology, StreamsError>,
     /// Topics it reads.
     pub inputs: &'static [&'static str],
     /// Topics it writes, shown when it runs.

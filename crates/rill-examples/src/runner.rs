@@ -11,7 +11,7 @@ use rill_log::{
 };
 use rill_streams::{StreamsApp, StreamsConfig, StreamsError};
 
-use crate::Example;
+use crate::{Example, Outputs};
 
 /// Why an example could not run.
 #[derive(Debug, thiserror::Error)]
@@ -45,6 +45,10 @@ pub struct RunOptions {
     pub quiet: Duration,
     /// Longest run.
     pub max_wait: Duration,
+    /// Run number: the first run (1) writes the sample and the example's own output topics;
+    /// a later run `n` processes the same input again, from its start, as a new application
+    /// (`example-NAME-vN`) into `<output>-vN` (reprocessing, kappa style).
+    pub version: u32,
 }
 
 impl RunOptions {
@@ -55,6 +59,7 @@ impl RunOptions {
             partitions: 3,
             quiet: Duration::from_secs(3),
             max_wait: Duration::from_secs(60),
+            version: 1,
         }
     }
 }
@@ -76,15 +81,69 @@ pub fn run(
     log: Arc<dyn Log>,
     options: &RunOptions,
 ) -> Result<Vec<OutputLine>, ExampleError> {
+    let (outputs, application) = if options.version <= 1 {
+        (Outputs::default(), format!("example-{}", example.name))
+    } else {
+        let suffix = format!("-v{}", options.version);
+        (
+            Outputs::suffixed(&suffix),
+            format!("example-{}{suffix}", example.name),
+        )
+    };
+    let output_topics: Vec<String> = example.outputs.iter().map(|t| outputs.name(t)).collect();
     let admin = log.admin();
     let existing = admin.list_topics().map_err(log_error("listing topics"))?;
-    for topic in example.inputs.iter().chain(example.outputs) {
-        if !existing.iter().any(|t| t == topic) {
+    let inputs = example.inputs.iter().map(|t| t.to_string());
+    for topic in inputs.chain(output_topics.iter().cloned()) {
+        if !existing.contains(&topic) {
             admin
-                .create_topic(topic, &TopicConfig::with_partitions(options.partitions))
+                .create_topic(&topic, &TopicConfig::with_partitions(options.partitions))
                 .map_err(log_error("creating a topic"))?;
         }
     }
+    if options.version <= 1 {
+        write_sample(example, log.as_ref())?;
+    }
+
+    let mut config = StreamsConfig::new(application, &options.state_dir);
+    config.commit_interval = Duration::from_millis(50);
+    let mut app = StreamsApp::new((example.topology)(&outputs)?, log.clone(), config);
+    app.start()?;
+    let read = read_outputs(&output_topics, log.as_ref(), options);
+    let closed = app.close();
+    let records = read?;
+    closed?;
+
+    let mut lines = Vec::new();
+    for (topic, name) in example.outputs.iter().zip(&output_topics) {
+        let of_topic = records.iter().filter(|r| &*r.topic == name.as_str());
+        let shown: Vec<&ConsumedRecord> = if example.tables.contains(topic) {
+            let mut latest: Vec<&ConsumedRecord> = Vec::new();
+            for record in of_topic {
+                latest.retain(|kept| kept.key != record.key);
+                latest.push(record);
+            }
+            latest.sort_by(|a, b| a.key.cmp(&b.key));
+            latest
+        } else {
+            of_topic.collect()
+        };
+        for record in shown {
+            lines.push(OutputLine {
+                topic: name.clone(),
+                line: (example.render)(
+                    topic,
+                    record.key.as_deref().unwrap_or_default(),
+                    record.value.as_deref(),
+                ),
+            });
+        }
+    }
+    Ok(lines)
+}
+
+/// Writes the example's sample input, timestamped relative to now.
+fn write_sample(example: &Example, log: &dyn Log) -> Result<(), ExampleError> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_millis() as i64);
@@ -103,60 +162,25 @@ pub fn run(
             .wait()
             .map_err(log_error("writing the sample"))?;
     }
-
-    let mut config = StreamsConfig::new(format!("example-{}", example.name), &options.state_dir);
-    config.commit_interval = Duration::from_millis(50);
-    let mut app = StreamsApp::new((example.topology)()?, log.clone(), config);
-    app.start()?;
-    let read = read_outputs(example, log.as_ref(), options);
-    let closed = app.close();
-    let records = read?;
-    closed?;
-
-    let mut lines = Vec::new();
-    for topic in example.outputs {
-        let of_topic = records.iter().filter(|r| &*r.topic == *topic);
-        let shown: Vec<&ConsumedRecord> = if example.tables.contains(topic) {
-            let mut latest: Vec<&ConsumedRecord> = Vec::new();
-            for record in of_topic {
-                latest.retain(|kept| kept.key != record.key);
-                latest.push(record);
-            }
-            latest.sort_by(|a, b| a.key.cmp(&b.key));
-            latest
-        } else {
-            of_topic.collect()
-        };
-        for record in shown {
-            lines.push(OutputLine {
-                topic: topic.to_string(),
-                line: (example.render)(
-                    topic,
-                    record.key.as_deref().unwrap_or_default(),
-                    record.value.as_deref(),
-                ),
-            });
-        }
-    }
-    Ok(lines)
+    Ok(())
 }
 
 /// Reads the committed records of the outputs from their start until none came for
 /// `options.quiet` (and at least that long after the start).
 fn read_outputs(
-    example: &Example,
+    outputs: &[String],
     log: &dyn Log,
     options: &RunOptions,
 ) -> Result<Vec<ConsumedRecord>, ExampleError> {
     let mut partitions = Vec::new();
-    for topic in example.outputs {
+    for topic in outputs {
         let count = log
             .admin()
             .describe_topic(topic)
             .map_err(log_error("describing an output"))?
             .config
             .partitions;
-        partitions.extend((0..count).map(|p| TopicPartition::new(*topic, p)));
+        partitions.extend((0..count).map(|p| TopicPartition::new(topic.as_str(), p)));
     }
     let consumer = log
         .consumer(

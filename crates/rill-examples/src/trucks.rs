@@ -15,7 +15,7 @@ use rill_streams::{
 };
 use serde::{Deserialize, Serialize};
 
-use crate::{Example, SampleRecord, decoded, json_record};
+use crate::{Example, Outputs, SampleRecord, decoded, json_record};
 
 /// Truck events, keyed by truck.
 pub const TRUCK_EVENTS: &str = "truck-events";
@@ -105,6 +105,11 @@ rill_streams::json_serde!(TruckEvent, Position, Service, RegionHour);
 
 /// The topology: truck events in, three views out.
 pub fn topology() -> Result<Topology> {
+    topology_into(&Outputs::default())
+}
+
+/// The topology, writing to the topics `outputs` names.
+pub fn topology_into(outputs: &Outputs) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     let events = builder.stream_from::<String, TruckEvent>(
         &[TRUCK_EVENTS],
@@ -139,7 +144,7 @@ pub fn topology() -> Result<Topology> {
             }
         })
         .to_stream()
-        .to(POSITIONS);
+        .to(&outputs.name(POSITIONS));
     events
         .group_by_key()
         .aggregate(
@@ -159,7 +164,7 @@ pub fn topology() -> Result<Topology> {
             },
         )
         .to_stream()
-        .to(SERVICE);
+        .to(&outputs.name(SERVICE));
     positions
         .group_by(|_, position| position.region.clone())
         .windowed_by(TimeWindows::of(Duration::from_secs(3600)).grace(Duration::from_secs(10 * 60)))
@@ -175,7 +180,7 @@ pub fn topology() -> Result<Topology> {
             },
         )
         .to_stream()
-        .to(REGION_HOURLY);
+        .to(&outputs.name(REGION_HOURLY));
     builder.build()
 }
 
@@ -269,7 +274,7 @@ pub fn example() -> Example {
     Example {
         name: "trucks",
         summary: "latest position, miles since the oil change and hourly region reports, kept as events arrive",
-        topology,
+        topology: topology_into,
         inputs: &[TRUCK_EVENTS],
         outputs: &[POSITIONS, SERVICE, REGION_HOURLY],
         tables: &[POSITIONS, SERVICE, REGION_HOURLY],

@@ -67,3 +67,31 @@ fn trucks_prints_its_three_views() {
         "{out:?}"
     );
 }
+
+#[test]
+fn reprocessing_runs_the_same_code_again_into_new_topics_with_the_same_output() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let log =
+        Arc::new(EmbeddedLog::open(EmbeddedConfig::new(dir.path().join("log"))).expect("log"));
+    let example = find("trucks").expect("example");
+    let mut options = RunOptions::new(dir.path().join("state"));
+    let first = run(&example, log.clone(), &options).expect("run");
+    options.version = 2;
+    let again = run(&example, log.clone(), &options).expect("reprocess");
+    let topics: Vec<String> = rill_log::Log::admin(log.as_ref())
+        .list_topics()
+        .expect("topics");
+    log.close().expect("close");
+    assert!(!first.is_empty());
+    let lines = |out: &[rill_examples::OutputLine]| -> Vec<String> {
+        out.iter().map(|l| l.line.clone()).collect()
+    };
+    assert_eq!(lines(&first), lines(&again));
+    assert!(again.iter().all(|l| l.topic.ends_with("-v2")), "{again:?}");
+    assert!(
+        topics.contains(&"truck-positions-v2".to_string()),
+        "{topics:?}"
+    );
+    // The input was written once.
+    assert!(first.iter().all(|l| !l.topic.ends_with("-v2")));
+}

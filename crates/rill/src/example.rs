@@ -18,6 +18,10 @@ pub struct ExampleArgs {
     /// existing directory is used as it is: its earlier input and output stay.
     #[arg(long)]
     data_dir: Option<PathBuf>,
+    /// Then run the same code again over the same input, from its start, as a new
+    /// application into new output topics (`<output>-v2`), and compare the outputs.
+    #[arg(long)]
+    reprocess: bool,
 }
 
 pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
@@ -41,15 +45,32 @@ pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
     let log = embedded::open(&dir.join("log"), FsyncPolicy::Never)?;
     println!("{}: {}", example.name, example.summary);
     println!("input: {}", example.inputs.join(", "));
-    let lines = rill_examples::run(
-        &example,
-        log.clone(),
-        &rill_examples::RunOptions::new(dir.join("state")),
-    )
-    .with_context(|| format!("running example '{name}'"))?;
+    let mut options = rill_examples::RunOptions::new(dir.join("state"));
+    let lines = rill_examples::run(&example, log.clone(), &options)
+        .with_context(|| format!("running example '{name}'"))?;
+    print_lines(&lines);
+    if args.reprocess {
+        options.version = 2;
+        let again = rill_examples::run(&example, log.clone(), &options)
+            .with_context(|| format!("reprocessing example '{name}'"))?;
+        println!("\nreprocessed from the start of its input, as a new application:");
+        print_lines(&again);
+        let text = |lines: &[rill_examples::OutputLine]| -> Vec<String> {
+            lines.iter().map(|l| l.line.clone()).collect()
+        };
+        if text(&lines) == text(&again) {
+            println!("\nthe same {} records as the first run", lines.len());
+        } else {
+            println!("\nthe outputs differ (an example on the wall clock may: time has passed)");
+        }
+    }
     log.close().context("closing the log")?;
+    Ok(())
+}
+
+fn print_lines(lines: &[rill_examples::OutputLine]) {
     let mut topic = "";
-    for line in &lines {
+    for line in lines {
         if line.topic != topic {
             topic = &line.topic;
             println!("\n{topic}:");
@@ -59,5 +80,4 @@ pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
     if lines.is_empty() {
         println!("\n(no output)");
     }
-    Ok(())
 }
