@@ -110,6 +110,41 @@ impl<T: 'static> Serde<Option<T>> for NullableSerde<T> {
 /// A shareable serde.
 pub type SharedSerde<T> = Arc<dyn Serde<T>>;
 
+/// A value or its absence (a deletion) as one stored byte string: `1 ++ value`, or `0`, for
+/// buffers that keep deletions too (suppression, version history).
+pub(crate) fn encode_present<T: 'static>(
+    serde: &SharedSerde<T>,
+    topic: &str,
+    value: Option<&T>,
+) -> Result<Bytes, SerdeError> {
+    match value {
+        Some(value) => {
+            let bytes = serde.serialize(topic, value)?;
+            let mut out = Vec::with_capacity(1 + bytes.len());
+            out.push(1);
+            out.extend_from_slice(&bytes);
+            Ok(Bytes::from(out))
+        }
+        None => Ok(Bytes::from_static(&[0])),
+    }
+}
+
+/// Reads what [`encode_present`] wrote.
+pub(crate) fn decode_present<T: 'static>(
+    serde: &SharedSerde<T>,
+    topic: &str,
+    bytes: &[u8],
+) -> Result<Option<T>, SerdeError> {
+    match bytes.split_first() {
+        Some((1, value)) => serde.deserialize(topic, value).map(Some),
+        Some((0, [])) => Ok(None),
+        _ => Err(SerdeError {
+            format: "present-or-deleted",
+            reason: "expected 0, or 1 and a value".into(),
+        }),
+    }
+}
+
 /// JSON through `serde_json`.
 pub struct JsonSerde<T>(PhantomData<fn() -> T>);
 

@@ -220,16 +220,13 @@ impl StreamsBuilder {
         V: Clone + 'static,
     {
         let mut graph = self.graph.borrow_mut();
-        let registered = graph.add_store(StoreDef {
+        graph.add_dsl_store(StoreDef {
             name: store.name.clone(),
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(key_serde.clone()),
             value_serde: Arc::new(value_serde.clone()),
         });
-        if let Err(error) = registered {
-            graph.errors.push(error);
-        }
         let name = graph.next_name("KTABLE-SOURCE");
         let topic_name = TopicName::External(topic.to_string());
         let source_name = name.clone();

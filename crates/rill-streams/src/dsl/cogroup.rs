@@ -120,16 +120,13 @@ where
             unreachable!("a cogrouped stream has at least one input")
         };
         let updates = streams.fold(first, |all, next| all.merge(&next));
-        let registered = updates.graph.borrow_mut().add_store(StoreDef {
+        updates.graph.borrow_mut().add_dsl_store(StoreDef {
             name: store.name.clone(),
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(A::default_serde()),
         });
-        if let Err(error) = registered {
-            updates.graph.borrow_mut().errors.push(error);
-        }
         let initializer = Arc::new(initializer);
         let store_name = store.name.clone();
         let node: KStream<K, Change<A>> = updates.add(

@@ -121,16 +121,13 @@ where
         let subscriptions_store = format!("{}-fk-subscriptions", store.name);
         let entry_serde: SharedSerde<Bytes> = Arc::new(BytesSerde);
         let hash_serde: SharedSerde<i64> = Arc::new(I64Serde);
-        let registered = self.graph.borrow_mut().add_store(StoreDef {
+        self.graph.borrow_mut().add_dsl_store(StoreDef {
             name: subscriptions_store.clone(),
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(entry_serde),
             value_serde: Arc::new(hash_serde),
         });
-        if let Err(error) = registered {
-            self.graph.borrow_mut().errors.push(error);
-        }
 
         // 1. Subscribe, by foreign key.
         let left_changes: KStream<KL, Change<VL>> =

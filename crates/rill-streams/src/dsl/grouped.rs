@@ -111,18 +111,13 @@ where
         } else {
             self.stream.clone()
         };
-        let registered = stream.graph.borrow_mut().add_store(StoreDef {
+        stream.graph.borrow_mut().add_dsl_store(StoreDef {
             name: store.name.clone(),
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(aggregate_serde),
         });
-        if let Err(error) = registered {
-            // A duplicate store name is a programming error; report it when the topology is
-            // built rather than making every DSL call fallible.
-            stream.graph.borrow_mut().errors.push(error);
-        }
         let store_name = store.name.clone();
         let node: KStream<K, Change<A>> = stream.add(
             "KSTREAM-AGGREGATE",

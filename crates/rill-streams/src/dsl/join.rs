@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::error::{Result, StreamsError};
 use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
-use crate::serde::{DefaultSerde, SharedSerde};
+use crate::serde::{DefaultSerde, SharedSerde, decode_present};
 use crate::store::KeyValueStore;
 
 use super::KStream;
@@ -205,13 +205,10 @@ where
             .key_serde
             .serialize(&self.history_name, &record.key)
             .map_err(|e| serde_error("key", e))?;
-        let row = match super::versioned::value_as_of(history, &key, record.timestamp)? {
-            Some(Some(bytes)) => Some(
-                self.value_serde
-                    .deserialize(&self.history_name, &bytes)
-                    .map_err(|e| serde_error("value", e))?,
-            ),
-            _ => None,
+        let row = match super::versioned::version_as_of(history, &key, record.timestamp)? {
+            Some(version) => decode_present(&self.value_serde, &self.history_name, &version)
+                .map_err(|e| serde_error("value", e))?,
+            None => None,
         };
         match (self.joiner)(Some(&record.value), row.as_ref()) {
             Some(joined) => ctx.forward(record.with_value(joined)),

@@ -166,10 +166,7 @@ where
         }
         let names: Vec<String> = stores.iter().map(|s| s.name.clone()).collect();
         for store in stores {
-            let registered = self.graph.borrow_mut().add_store(store);
-            if let Err(error) = registered {
-                self.graph.borrow_mut().errors.push(error);
-            }
+            self.graph.borrow_mut().add_dsl_store(store);
         }
         let unmatched = (tracked).then(|| unmatched_store.clone());
 

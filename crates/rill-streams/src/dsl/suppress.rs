@@ -11,7 +11,7 @@ use crate::error::{Result, StreamsError};
 use crate::graph::StoreDef;
 use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::Record;
-use crate::serde::{DefaultSerde, SharedSerde};
+use crate::serde::{DefaultSerde, SharedSerde, decode_present, encode_present};
 use crate::store::{KeyValueStore, Windowed, time_bytes, time_from};
 
 use super::KStream;
@@ -84,16 +84,13 @@ where
             None => self.graph.borrow_mut().next_name("KTABLE-SUPPRESS"),
         };
         let buffer = format!("{name}-buffer");
-        let registered = self.graph.borrow_mut().add_store(StoreDef {
+        self.graph.borrow_mut().add_dsl_store(StoreDef {
             name: buffer.clone(),
             kind: crate::graph::StoreKind::InMemory,
             logged: true,
             key_serde: Arc::new(Bytes::default_serde()),
             value_serde: Arc::new(Bytes::default_serde()),
         });
-        if let Err(error) = registered {
-            self.graph.borrow_mut().errors.push(error);
-        }
         let node: KStream<Windowed<K>, Change<V>> =
             changes.add("KTABLE-SUPPRESS", vec![buffer.clone()], false, move || {
                 Suppress::<K, V> {
@@ -267,16 +264,13 @@ where
             ),
             (&index, Arc::new(i64::default_serde())),
         ] {
-            let registered = self.graph.borrow_mut().add_store(StoreDef {
+            self.graph.borrow_mut().add_dsl_store(StoreDef {
                 name: store.clone(),
                 kind: crate::graph::StoreKind::InMemory,
                 logged: true,
                 key_serde: Arc::new(Bytes::default_serde()),
                 value_serde,
             });
-            if let Err(error) = registered {
-                self.graph.borrow_mut().errors.push(error);
-            }
         }
         let changes: KStream<K, Change<V>> = KStream::new(self.graph.clone(), self.node, false);
         let limit = i64::try_from(time_limit.as_millis()).unwrap_or(i64::MAX);
@@ -353,14 +347,8 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeLimit<K, V> {
                 .key_serde
                 .deserialize(&self.buffer_name, &key_bytes)
                 .map_err(|e| self.serde_error("key", e))?;
-            let new = match value.split_first() {
-                Some((1, bytes)) => Some(
-                    self.value_serde
-                        .deserialize(&self.buffer_name, bytes)
-                        .map_err(|e| self.serde_error("value", e))?,
-                ),
-                _ => None,
-            };
+            let new = decode_present(&self.value_serde, &self.buffer_name, &value)
+                .map_err(|e| self.serde_error("value", e))?;
             buffer.delete(&entry)?;
             index.delete(&key_bytes)?;
             self.waiting = self.waiting.saturating_sub(1);
@@ -412,20 +400,13 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V
         let mut entry = BytesMut::with_capacity(8 + key.len());
         entry.put_slice(&time_bytes(due));
         entry.put_slice(&key);
-        let mut value = BytesMut::new();
-        match &record.value.new {
-            Some(new) => {
-                value.put_u8(1);
-                value.put_slice(
-                    &self
-                        .value_serde
-                        .serialize(&self.buffer_name, new)
-                        .map_err(|e| self.serde_error("value", e))?,
-                );
-            }
-            None => value.put_u8(0),
-        }
-        buffer.put(&entry.freeze(), &value.freeze())?;
+        let value = encode_present(
+            &self.value_serde,
+            &self.buffer_name,
+            record.value.new.as_ref(),
+        )
+        .map_err(|e| self.serde_error("value", e))?;
+        buffer.put(&entry.freeze(), &value)?;
         let stream_time = ctx.stream_time();
         self.emit(ctx, stream_time)
     }

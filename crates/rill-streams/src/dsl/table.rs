@@ -186,16 +186,13 @@ where
     V: DefaultSerde + Clone,
 {
     let mut graph = updates.graph.borrow_mut();
-    let registered = graph.add_store(StoreDef {
+    graph.add_dsl_store(StoreDef {
         name: store.name.clone(),
         kind: store.kind,
         logged: store.logged,
         key_serde: Arc::new(K::default_serde()),
         value_serde: Arc::new(V::default_serde()),
     });
-    if let Err(error) = registered {
-        graph.errors.push(error);
-    }
     drop(graph);
     let store_name = store.name.clone();
     let node: KStream<K, Change<V>> = updates.add(

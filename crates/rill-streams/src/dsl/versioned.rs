@@ -17,7 +17,7 @@ use crate::error::{Result, StreamsError};
 use crate::graph::StoreDef;
 use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::Record;
-use crate::serde::{DefaultSerde, SharedSerde};
+use crate::serde::{DefaultSerde, SharedSerde, encode_present};
 use crate::store::{KeyValueStore, time_bytes, time_from};
 
 use super::KStream;
@@ -69,16 +69,13 @@ impl StreamsBuilder {
         let table = self.table::<K, V>(topic, store.clone());
         let history_name = history_store(&store.name);
         let bytes_serde: SharedSerde<Bytes> = Bytes::default_serde();
-        let registered = self.graph.borrow_mut().add_store(StoreDef {
+        self.graph.borrow_mut().add_dsl_store(StoreDef {
             name: history_name.clone(),
             kind: store.kind,
             logged: store.logged,
             key_serde: Arc::new(bytes_serde.clone()),
             value_serde: Arc::new(bytes_serde),
         });
-        if let Err(error) = registered {
-            self.graph.borrow_mut().errors.push(error);
-        }
         let retention = i64::try_from(history.as_millis()).unwrap_or(i64::MAX);
         let changes: KStream<K, Change<V>> = KStream::new(self.graph.clone(), table.node, false);
         let recorder = history_name.clone();
@@ -111,23 +108,20 @@ pub(crate) fn version_prefix(key: &[u8]) -> BytesMut {
     prefix
 }
 
-/// The value of `key` as of `time` in a history store: `Some(None)` when it was deleted then,
-/// `None` when no version that old is kept.
-pub(crate) fn value_as_of(
+/// The version of `key` that held at `time` in a history store, as [`encode_present`] wrote
+/// it; `None` when no version that old is kept.
+pub(crate) fn version_as_of(
     history: &KeyValueStore<Bytes, Bytes>,
     key: &[u8],
     time: i64,
-) -> Result<Option<Option<Bytes>>> {
+) -> Result<Option<Bytes>> {
     let prefix = version_prefix(key);
     let mut from = prefix.clone();
     from.put_slice(&time_bytes(i64::MIN));
     let mut to = prefix;
     to.put_slice(&time_bytes(time));
     let versions = history.range(&from.freeze(), &to.freeze())?;
-    Ok(versions.last().map(|(_, value)| match value.split_first() {
-        Some((1, bytes)) => Some(Bytes::copy_from_slice(bytes)),
-        _ => None,
-    }))
+    Ok(versions.into_iter().next_back().map(|(_, value)| value))
 }
 
 /// Writes each table update into the history at its timestamp, and drops versions older than
@@ -206,20 +200,13 @@ where
             .map_err(|e| self.serde_error("key", e))?;
         let mut entry = version_prefix(&key);
         entry.put_slice(&time_bytes(record.timestamp));
-        let mut value = BytesMut::new();
-        match &record.value.new {
-            Some(new) => {
-                value.put_u8(1);
-                value.put_slice(
-                    &self
-                        .value_serde
-                        .serialize(&self.history_name, new)
-                        .map_err(|e| self.serde_error("value", e))?,
-                );
-            }
-            None => value.put_u8(0),
-        }
-        history.put(&entry.freeze(), &value.freeze())
+        let value = encode_present(
+            &self.value_serde,
+            &self.history_name,
+            record.value.new.as_ref(),
+        )
+        .map_err(|e| self.serde_error("value", e))?;
+        history.put(&entry.freeze(), &value)
     }
 
     fn punctuate(

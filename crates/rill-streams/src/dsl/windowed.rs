@@ -441,10 +441,7 @@ where
     };
     let names: Vec<String> = stores.iter().map(|s| s.name.clone()).collect();
     for def in stores {
-        let registered = stream.graph.borrow_mut().add_store(def);
-        if let Err(error) = registered {
-            stream.graph.borrow_mut().errors.push(error);
-        }
+        stream.graph.borrow_mut().add_dsl_store(def);
     }
     let node: KStream<Windowed<K>, Change<A>> =
         stream.add("KSTREAM-WINDOWAGGREGATE", names, false, supplier);

@@ -200,6 +200,14 @@ impl GraphBuilder {
         Ok(())
     }
 
+    /// Registers a store for a DSL call: a duplicate name is kept as an error for
+    /// [`build`](Self::build), so that DSL calls need not be fallible.
+    pub fn add_dsl_store(&mut self, store: StoreDef) {
+        if let Err(error) = self.add_store(store) {
+            self.errors.push(error);
+        }
+    }
+
     /// Finishes the graph: checks store references and splits it into sub-topologies.
     pub fn build(mut self) -> Result<Topology> {
         if !self.errors.is_empty() {
