@@ -15,6 +15,7 @@
 
 pub mod abandoned_carts;
 pub mod coffee_coupons;
+pub mod flight_contexts;
 mod runner;
 pub mod trucks;
 
@@ -83,6 +84,7 @@ pub fn all() -> Vec<Example> {
         coffee_coupons::example(),
         abandoned_carts::example(),
         trucks::example(),
+        flight_contexts::example(),
     ]
 }
 

@@ -74,8 +74,8 @@ pub struct OutputLine {
 }
 
 /// Runs `example` on `log`: creates its topics (keeping existing ones), writes its sample,
-/// runs it until its outputs have been quiet for `options.quiet`, and answers what it wrote
-/// (for a table output, the latest record per key), topic by topic.
+/// runs it until its outputs have been quiet for `options.quiet`, and answers what it wrote,
+/// topic by topic, by key (for a table output, only the latest record per key).
 pub fn run(
     example: &Example,
     log: Arc<dyn Log>,
@@ -126,7 +126,11 @@ pub fn run(
             latest.sort_by(|a, b| a.key.cmp(&b.key));
             latest
         } else {
-            of_topic.collect()
+            // By key, so that a run prints the same as the last whatever order the partitions
+            // were read in (a key's records keep their order: they share a partition).
+            let mut events: Vec<&ConsumedRecord> = of_topic.collect();
+            events.sort_by(|a, b| a.key.cmp(&b.key));
+            events
         };
         for record in shown {
             lines.push(OutputLine {

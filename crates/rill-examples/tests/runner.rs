@@ -95,3 +95,28 @@ fn reprocessing_runs_the_same_code_again_into_new_topics_with_the_same_output() 
     // The input was written once.
     assert!(first.iter().all(|l| !l.topic.ends_with("-v2")));
 }
+
+#[test]
+fn flight_contexts_prints_each_context() {
+    let out = lines("flight-contexts");
+    assert!(
+        out.iter()
+            .any(|l| l.ends_with(": 2 delayed") && l.starts_with("BA ")),
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.starts_with("BA1 ") && l.ends_with(": delayed, boarding")),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.iter().filter(|l| l.contains("at the hub")).count(),
+        7,
+        "{out:?}"
+    );
+    assert!(
+        out.iter()
+            .any(|l| l.ends_with("boarding, departed, position")),
+        "{out:?}"
+    );
+}
