@@ -209,6 +209,14 @@ fn a_standby_copy_takes_over_without_restoring_the_changelog() {
     });
     let copied = a.standby_tasks();
     assert!(a.standby_records_applied() > 0);
+    // a answers every key: its own from its tasks, b's (stale-allowed) from its copies.
+    for key in &keys {
+        assert_eq!(store_a.get_stale(key).expect("get"), Some(5), "{key}");
+    }
+    assert!(
+        keys.iter().any(|key| store_a.get(key).is_err()),
+        "b owns some keys"
+    );
 
     // b leaves: a takes its tasks over from its copies, reading nothing of the changelogs.
     let restored_before = a.records_restored();

@@ -534,6 +534,43 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
         })
     }
 
+    /// The value of `key` from this instance's active copy of its partition or, failing that,
+    /// from a standby copy kept here (see `StreamsConfig::standby_replicas`), which may lag the
+    /// active copy by what it has not read yet: a stale read, as Kafka Streams' stale stores.
+    /// With neither, [`StreamsError::KeyNotLocal`] naming the owner.
+    pub fn get_stale(&self, key: &K) -> Result<Option<V>> {
+        let not_local = match self.get(key) {
+            Err(error @ StreamsError::KeyNotLocal { .. }) => error,
+            answer => return answer,
+        };
+        let key_bytes = self.key_bytes(key)?;
+        let partition = partition_for_key(&key_bytes, self.partitions);
+        let Some(&subtopology) = self.shared.layout.store_subtopology.get(&self.name) else {
+            return Err(not_local);
+        };
+        let task = TaskId {
+            subtopology,
+            partition,
+        };
+        let changelog = rill_log::TopicPartition::new(
+            crate::graph::changelog_topic(&self.shared.application_id, &self.name),
+            partition,
+        );
+        match self.shared.standbys.get(task, &changelog, &key_bytes)? {
+            None => Err(not_local),
+            Some(None) => Ok(None),
+            Some(Some(bytes)) => self
+                .value_serde
+                .deserialize(&self.name, &bytes)
+                .map(Some)
+                .map_err(|source| StreamsError::Serde {
+                    topic: self.name.clone(),
+                    what: "value",
+                    source,
+                }),
+        }
+    }
+
     /// The value of `key` if this instance holds its partition; otherwise
     /// [`StreamsError::KeyNotLocal`] naming the owner to forward to.
     pub fn get(&self, key: &K) -> Result<Option<V>> {

@@ -97,6 +97,25 @@ impl Standbys {
         self.state.lock().tasks.keys().copied().collect()
     }
 
+    /// The value of `key` in the standby copy of `task`'s store whose changelog partition is
+    /// `changelog`: `None` when no such copy is kept here.
+    pub fn get(
+        &self,
+        task: TaskId,
+        changelog: &TopicPartition,
+        key: &[u8],
+    ) -> Result<Option<Option<bytes::Bytes>>> {
+        let state = self.state.lock();
+        let Some(store) = state
+            .tasks
+            .get(&task)
+            .and_then(|stores| stores.iter().find(|s| &s.changelog == changelog))
+        else {
+            return Ok(None);
+        };
+        crate::store::KeyValueBytesStore::get(store.engine.as_ref(), key).map(Some)
+    }
+
     /// Each copied changelog partition with the next offset its copy will apply.
     pub fn positions(&self) -> Vec<(TopicPartition, Offset)> {
         self.state
