@@ -43,6 +43,34 @@ pub enum StreamsError {
         /// What the extractor answered, when it answered a negative time.
         extracted: Option<i64>,
     },
+    /// A store's storage engine failed (I/O, a corrupt file, a lock held by another process).
+    #[error("state store '{store}': {operation}: {source}")]
+    StoreEngine {
+        /// Store name.
+        store: String,
+        /// What the runtime asked of the engine.
+        operation: String,
+        /// The engine's error.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A thread of the runtime could not be started.
+    #[error("starting the {what} thread: {source}")]
+    ThreadStart {
+        /// Which thread.
+        what: &'static str,
+        /// The operating system's error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Something the runtime waits for did not happen in time.
+    #[error("{what}: nothing after {waited:?}")]
+    TimedOut {
+        /// What was awaited.
+        what: String,
+        /// How long.
+        waited: std::time::Duration,
+    },
     /// A state store operation failed.
     #[error("state store '{store}': {reason}")]
     Store {

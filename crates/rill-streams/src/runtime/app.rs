@@ -193,9 +193,9 @@ impl StreamsApp {
             let handle = std::thread::Builder::new()
                 .name(format!("rill-stream-{index}"))
                 .spawn(move || supervise(setup, &thread_shared))
-                .map_err(|e| StreamsError::Store {
-                    store: "thread".into(),
-                    reason: e.to_string(),
+                .map_err(|source| StreamsError::ThreadStart {
+                    what: "stream",
+                    source,
                 })?;
             self.threads.push(handle);
         }
@@ -678,9 +678,9 @@ pub(crate) const INSTANCE_ID_FILE: &str = "instance-id";
 
 fn instance_id(dir: &Path) -> Result<String> {
     let file = dir.join(INSTANCE_ID_FILE);
-    let io_error = |e: std::io::Error| StreamsError::Store {
-        store: "state directory".into(),
-        reason: format!("{}: {e}", file.display()),
+    let io_error = |source: std::io::Error| StreamsError::StateDir {
+        path: file.clone(),
+        source,
     };
     if let Ok(existing) = std::fs::read_to_string(&file) {
         let existing = existing.trim();

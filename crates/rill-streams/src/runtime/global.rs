@@ -105,9 +105,9 @@ pub(crate) fn start(
             break;
         }
         if started.elapsed() > Duration::from_secs(300) {
-            return Err(StreamsError::Store {
-                store: "global".into(),
-                reason: "global tables did not finish loading in 300 s".into(),
+            return Err(StreamsError::TimedOut {
+                what: "loading the global tables".into(),
+                waited: started.elapsed(),
             });
         }
         apply.apply(consumer.poll(Duration::from_millis(100)).map_err(failed)?)?;
@@ -117,9 +117,9 @@ pub(crate) fn start(
     let handle = std::thread::Builder::new()
         .name("rill-global".into())
         .spawn(move || follow(consumer, apply, thread_stop))
-        .map_err(|e| StreamsError::Store {
-            store: "global".into(),
-            reason: e.to_string(),
+        .map_err(|source| StreamsError::ThreadStart {
+            what: "global table",
+            source,
         })?;
     Ok((
         stores,

@@ -55,11 +55,12 @@ pub(crate) fn restore(
         let records = consumer.poll(Duration::from_millis(100)).map_err(failed)?;
         if records.is_empty() {
             if last_progress.elapsed() > STALL_LIMIT {
-                return Err(StreamsError::Store {
-                    store: engine.name().to_string(),
-                    reason: format!(
-                        "restoring from {changelog} made no progress before offset {end}"
+                return Err(StreamsError::TimedOut {
+                    what: format!(
+                        "restoring store '{}' from {changelog} (stopped before offset {end})",
+                        engine.name()
                     ),
+                    waited: last_progress.elapsed(),
                 });
             }
             if last_notice.elapsed() > STALL_NOTICE {

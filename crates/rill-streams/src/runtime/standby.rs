@@ -175,9 +175,9 @@ impl StandbyKeeper {
         let handle = std::thread::Builder::new()
             .name("rill-standby".into())
             .spawn(move || keeper.run())
-            .map_err(|e| StreamsError::Store {
-                store: "standby".into(),
-                reason: format!("starting the standby thread: {e}"),
+            .map_err(|source| StreamsError::ThreadStart {
+                what: "standby",
+                source,
             })?;
         Ok(StandbyKeeper {
             stop,

@@ -199,6 +199,19 @@ fn remove_interrupted_creation(path: &Path) -> std::io::Result<()> {
     Ok(())
 }
 
+/// An engine error of `store`, keeping its source.
+fn engine_error(
+    store: &str,
+    operation: impl Into<String>,
+    source: impl std::error::Error + Send + Sync + 'static,
+) -> StreamsError {
+    StreamsError::StoreEngine {
+        store: store.to_string(),
+        operation: operation.into(),
+        source: Box::new(source),
+    }
+}
+
 /// A key-value engine on disk, restored from a local checkpoint plus the changelog tail.
 ///
 /// Keys are ordered byte-wise. All methods take `&self`: fjall synchronizes internally, so the
@@ -248,9 +261,9 @@ impl PersistentKeyValueStore {
         }
         let path = dir.join(name);
         remove_interrupted_creation(&path)
-            .map_err(|e| store_error(format!("removing {}: {e}", path.display())))?;
+            .map_err(|e| engine_error(name, format!("removing {}", path.display()), e))?;
         std::fs::create_dir_all(&path)
-            .map_err(|e| store_error(format!("creating {}: {e}", path.display())))?;
+            .map_err(|e| engine_error(name, format!("creating {}", path.display()), e))?;
         let mut config = Database::builder(&path)
             // Persist only on `flush`: a write syscall per put would cost more than the put.
             .manual_journal_persist(true)
@@ -260,15 +273,15 @@ impl PersistentKeyValueStore {
         // is public (and the version is pinned in Cargo.lock).
         config.cache = sharing().template.cache.clone();
         let db = Database::open(config)
-            .map_err(|e| store_error(format!("opening {}: {e}", path.display())))?;
+            .map_err(|e| engine_error(name, format!("opening {}", path.display()), e))?;
         let data = db
             .keyspace("data", || {
                 KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
             })
-            .map_err(|e| store_error(format!("opening keyspace 'data': {e}")))?;
+            .map_err(|e| engine_error(name, "opening keyspace 'data'", e))?;
         let meta = db
             .keyspace("meta", KeyspaceCreateOptions::default)
-            .map_err(|e| store_error(format!("opening keyspace 'meta': {e}")))?;
+            .map_err(|e| engine_error(name, "opening keyspace 'meta'", e))?;
         Ok(Self {
             name: name.to_string(),
             path,
@@ -288,10 +301,7 @@ impl PersistentKeyValueStore {
     }
 
     fn error(&self, what: &str, e: fjall::Error) -> StreamsError {
-        StreamsError::Store {
-            store: self.name.clone(),
-            reason: format!("{what}: {e}"),
-        }
+        engine_error(&self.name, what, e)
     }
 
     /// Writes `pairs` to fjall as one atomic batch (not yet durable), calling `each` on every
@@ -639,7 +649,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let _first = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
         match PersistentKeyValueStore::open(dir.path(), "s") {
-            Err(StreamsError::Store { store, .. }) => assert_eq!(store, "s"),
+            Err(StreamsError::StoreEngine { store, .. }) => assert_eq!(store, "s"),
             other => panic!("expected a store error, got {other:?}"),
         }
         for bad in ["", "..", "a/b"] {
