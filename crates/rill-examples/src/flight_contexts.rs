@@ -8,13 +8,17 @@
 //! - **Spatial, fixed location**: events reported within 10 km of the hub airport, in
 //!   `near-hub`.
 //! - **Sliding count**: each flight's last three events, in `last-three`.
+//! - **Spatial, entity distance**: events within 50 km of a moving entity, a storm whose
+//!   latest position is a global table (`storm-positions`), in `near-storm`.
+//! - **Spatial, event distance**: events within 5 km and 15 minutes of an incident (from
+//!   `incidents`), by a stream-stream join, in `near-incident`.
 //!
 //! Event time comes from the events themselves.
 
 use std::time::Duration;
 
 use rill_streams::{
-    Consumed, CountWindows, DefaultSerde, EventIntervalWindows, Result, StoreOptions,
+    Consumed, CountWindows, DefaultSerde, EventIntervalWindows, JoinWindows, Result, StoreOptions,
     StreamsBuilder, TimeWindows, Topology, Windowed,
 };
 use serde::{Deserialize, Serialize};
@@ -31,6 +35,22 @@ pub const WHILE_DELAYED: &str = "while-delayed";
 pub const NEAR_HUB: &str = "near-hub";
 /// Each flight's last three events.
 pub const LAST_THREE: &str = "last-three";
+/// The storm's position, keyed by storm name.
+pub const STORM_POSITIONS: &str = "storm-positions";
+/// Incidents (e.g. a bird strike), keyed by incident id.
+pub const INCIDENTS: &str = "incidents";
+/// Events near the storm.
+pub const NEAR_STORM: &str = "near-storm";
+/// Events near an incident, in space and time.
+pub const NEAR_INCIDENT: &str = "near-incident";
+/// The storm followed.
+pub const STORM: &str = "ciara";
+/// How near the storm an event counts, km.
+pub const STORM_RADIUS_KM: f64 = 50.0;
+/// How near an incident an event counts, km.
+pub const INCIDENT_RADIUS_KM: f64 = 5.0;
+/// How near an incident in time an event counts.
+pub const INCIDENT_WINDOW: Duration = Duration::from_secs(15 * 60);
 
 /// The hub airport (London Heathrow), latitude and longitude.
 pub const HUB: (f64, f64) = (51.47, -0.4543);
@@ -66,11 +86,51 @@ pub struct FlightEvent {
     pub at: i64,
 }
 
+/// A place.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct Spot {
+    /// Latitude.
+    pub lat: f64,
+    /// Longitude.
+    pub lon: f64,
+}
+
+/// Something that happened at a place and time.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Incident {
+    /// What.
+    pub what: String,
+    /// Where.
+    pub at_spot: Spot,
+    /// When, ms since the epoch.
+    pub at: i64,
+}
+
+/// A flight's event near an incident.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct NearIncident {
+    /// The flight.
+    pub flight: String,
+    /// Its event.
+    pub kind: Kind,
+    /// The incident.
+    pub incident: String,
+}
+
+/// A flight's event with its flight, for joins on another key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Tagged {
+    /// The flight.
+    pub flight: String,
+    /// The event.
+    pub event: FlightEvent,
+}
+
 /// The kinds of a flight's events in a context, in order.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Kinds(pub Vec<Kind>);
 
-rill_streams::json_serde!(FlightEvent, Kinds);
+rill_streams::json_serde!(FlightEvent, Kinds, Spot, Incident, NearIncident, Tagged);
 
 /// Great-circle distance in km (haversine).
 pub fn distance_km((lat1, lon1): (f64, f64), (lat2, lon2): (f64, f64)) -> f64 {
@@ -136,6 +196,55 @@ pub fn topology_into(outputs: &Outputs) -> Result<Topology> {
         )
         .to_stream()
         .to(&outputs.name(LAST_THREE));
+
+    // Entity distance: the storm's latest position, wherever it has moved.
+    let storms = builder.global_table::<String, Spot>(STORM_POSITIONS, "storm-positions");
+    events
+        .join_global(
+            &storms,
+            |_, _| STORM.to_string(),
+            |event: &FlightEvent, storm: &Spot| (event.clone(), *storm),
+        )
+        .filter(|_, (event, storm)| {
+            distance_km((event.lat, event.lon), (storm.lat, storm.lon)) <= STORM_RADIUS_KM
+        })
+        .map_values(|(event, _)| event)
+        .to(&outputs.name(NEAR_STORM));
+
+    // Event distance: every event and incident of the area meet in one join, within 15
+    // minutes of each other; then only those within 5 km count.
+    let incidents = builder
+        .stream_from::<String, Incident>(
+            &[INCIDENTS],
+            Consumed::new().with_timestamp(|_, incident: &Incident, _| Some(incident.at)),
+        )
+        .select_key(|_, _| "area".to_string());
+    events
+        .map(|flight, event| ("area".to_string(), Tagged { flight, event }))
+        .join_stream(
+            &incidents,
+            // Incidents are often reported late: they still meet the events of their time
+            // if they arrive within three hours.
+            JoinWindows::of(INCIDENT_WINDOW)
+                .grace(Duration::from_secs(3 * 3600))
+                .named("events-incidents"),
+            |tagged: &Tagged, incident: &Incident| (tagged.clone(), incident.clone()),
+        )
+        .filter(|_, (tagged, incident)| {
+            let event = (tagged.event.lat, tagged.event.lon);
+            distance_km(event, (incident.at_spot.lat, incident.at_spot.lon)) <= INCIDENT_RADIUS_KM
+        })
+        .map(|_, (tagged, incident)| {
+            (
+                tagged.flight.clone(),
+                NearIncident {
+                    flight: tagged.flight,
+                    kind: tagged.event.kind,
+                    incident: incident.what,
+                },
+            )
+        })
+        .to(&outputs.name(NEAR_INCIDENT));
     builder.build()
 }
 
@@ -171,6 +280,31 @@ fn sample(now: i64) -> Vec<SampleRecord> {
         let at = event.at;
         json_record(FLIGHT_EVENTS, flight, &event, at)
     })
+    .chain([
+        // Over the Channel, near BA1's position report.
+        json_record(
+            STORM_POSITIONS,
+            STORM,
+            &Spot {
+                lat: 51.0,
+                lon: 1.2,
+            },
+            at(0),
+        ),
+        json_record(
+            INCIDENTS,
+            "i1",
+            &Incident {
+                what: "bird strike".into(),
+                at_spot: Spot {
+                    lat: gate.0,
+                    lon: gate.1,
+                },
+                at: at(28),
+            },
+            at(28),
+        ),
+    ])
     .collect()
 }
 
@@ -195,6 +329,24 @@ fn minute_of_day(at: i64) -> String {
 
 fn render(topic: &str, key: &[u8], value: Option<&[u8]>) -> String {
     match topic {
+        NEAR_INCIDENT => match decoded::<NearIncident>(value) {
+            Ok(near) => format!(
+                "{} {} near the {}",
+                near.flight,
+                kinds(&Kinds(vec![near.kind])),
+                near.incident
+            ),
+            Err(reason) => reason,
+        },
+        NEAR_STORM => match decoded::<FlightEvent>(value) {
+            Ok(event) => format!(
+                "{} {} near storm {STORM} at {} UTC",
+                String::from_utf8_lossy(key),
+                kinds(&Kinds(vec![event.kind])),
+                minute_of_day(event.at)
+            ),
+            Err(reason) => reason,
+        },
         NEAR_HUB => match decoded::<FlightEvent>(value) {
             Ok(event) => format!(
                 "{} {} at the hub at {} UTC",
@@ -245,10 +397,17 @@ fn render(topic: &str, key: &[u8], value: Option<&[u8]>) -> String {
 pub fn example() -> Example {
     Example {
         name: "flight-contexts",
-        summary: "one stream of flight events in four contexts: per airline and hour, while delayed, near the hub, last three",
+        summary: "flight events in six contexts: per airline and hour, while delayed, near the hub, last three, near a moving storm, near an incident",
         topology: topology_into,
-        inputs: &[FLIGHT_EVENTS],
-        outputs: &[DELAYS_HOURLY, WHILE_DELAYED, NEAR_HUB, LAST_THREE],
+        inputs: &[FLIGHT_EVENTS, STORM_POSITIONS, INCIDENTS],
+        outputs: &[
+            DELAYS_HOURLY,
+            WHILE_DELAYED,
+            NEAR_HUB,
+            LAST_THREE,
+            NEAR_STORM,
+            NEAR_INCIDENT,
+        ],
         tables: &[DELAYS_HOURLY, LAST_THREE],
         sample,
         render,

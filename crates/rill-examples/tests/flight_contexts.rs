@@ -135,3 +135,73 @@ fn one_stream_of_flight_events_in_four_contexts() {
         ]
     );
 }
+
+#[test]
+fn events_near_a_moving_storm_and_near_an_incident() {
+    use rill_examples::flight_contexts::{
+        INCIDENTS, Incident, NEAR_INCIDENT, NEAR_STORM, NearIncident, STORM, STORM_POSITIONS, Spot,
+    };
+    let mut driver =
+        TopologyTestDriver::new(topology().expect("topology"), "flights").expect("driver");
+    let storm = |driver: &mut TopologyTestDriver, spot: (f64, f64)| {
+        let spot = Spot {
+            lat: spot.0,
+            lon: spot.1,
+        };
+        driver
+            .pipe(STORM_POSITIONS, &STORM.to_string(), &spot, 0)
+            .expect("storm");
+    };
+    storm(&mut driver, (51.0, 1.2)); // over the Channel
+    send(&mut driver, "BA1", "BA", Kind::Delayed, HUB, 5); // 120 km away
+    send(&mut driver, "BA1", "BA", Kind::Position, AWAY, 70); // 21 km away
+    storm(&mut driver, HUB); // the storm moved to the hub
+    send(&mut driver, "BA2", "BA", Kind::Delayed, HUB, 20);
+    let near_storm: Vec<(String, Kind)> = driver
+        .read_output::<String, FlightEvent>(NEAR_STORM)
+        .expect("near storm")
+        .into_iter()
+        .map(|r| (r.key, r.value.kind))
+        .collect();
+    assert_eq!(
+        near_storm,
+        vec![
+            ("BA1".to_string(), Kind::Position),
+            ("BA2".to_string(), Kind::Delayed)
+        ]
+    );
+
+    let incident = Incident {
+        what: "bird strike".into(),
+        at_spot: Spot {
+            lat: HUB.0,
+            lon: HUB.1,
+        },
+        at: 28 * MIN,
+    };
+    driver
+        .pipe(INCIDENTS, &"i1".to_string(), &incident, 0)
+        .expect("incident");
+    send(&mut driver, "BA1", "BA", Kind::Boarding, HUB, 30); // 2 minutes after, at the hub
+    send(&mut driver, "AF7", "AF", Kind::Boarding, HUB, 10); // 18 minutes before: too early
+    send(&mut driver, "BA9", "BA", Kind::Departed, AWAY, 35); // in time, too far
+    let near_incident: Vec<NearIncident> = driver
+        .read_output::<String, NearIncident>(NEAR_INCIDENT)
+        .expect("near incident")
+        .into_iter()
+        .map(|r| r.value)
+        .collect();
+    // BA2's delay at the hub (minute 20, 8 minutes before) counts too.
+    let mut seen: Vec<(String, Kind)> = near_incident
+        .into_iter()
+        .map(|n| (n.flight, n.kind))
+        .collect();
+    seen.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("BA1".to_string(), Kind::Boarding),
+            ("BA2".to_string(), Kind::Delayed)
+        ]
+    );
+}

@@ -120,3 +120,19 @@ fn flight_contexts_prints_each_context() {
         "{out:?}"
     );
 }
+
+#[test]
+fn flight_contexts_prints_the_spatial_contexts() {
+    let out = lines("flight-contexts");
+    assert!(
+        out.iter().any(|l| l.starts_with("BA1 position near storm")),
+        "{out:?}"
+    );
+    assert_eq!(
+        out.iter()
+            .filter(|l| l.ends_with("near the bird strike"))
+            .count(),
+        4,
+        "{out:?}"
+    );
+}
