@@ -79,6 +79,9 @@ impl BatchHeader {
     }
 }
 
+/// The fewest bytes a record takes in a batch.
+const MIN_RECORD_LEN: u64 = 5;
+
 /// Checks what can be checked from the header alone.
 pub(crate) fn check_header(h: &BatchHeader) -> Result<(), &'static str> {
     if h.length < MIN_LENGTH {
@@ -96,9 +99,10 @@ pub(crate) fn check_header(h: &BatchHeader) -> Result<(), &'static str> {
     if h.count - 1 > h.last_delta {
         return Err("more records than offsets in the batch");
     }
-    // Each record takes at least 6 bytes (offset delta, ts delta, key len, value len, header
-    // count); rejecting impossible counts early keeps a corrupt count from sizing allocations.
-    if u64::from(h.count) * 6 > u64::from(h.length - MIN_LENGTH) {
+    // Each record takes at least 5 bytes (a byte each for offset delta, ts delta, key length,
+    // value length and header count: a record without key, value or headers is just that);
+    // rejecting impossible counts early keeps a corrupt count from sizing allocations.
+    if u64::from(h.count) * MIN_RECORD_LEN > u64::from(h.length - MIN_LENGTH) {
         return Err("record count larger than the batch can hold");
     }
     Ok(())
@@ -528,6 +532,21 @@ mod tests {
             assert_eq!(got.key, want.key);
             assert_eq!(got.value, want.value);
             assert_eq!(got.headers, want.headers);
+        }
+    }
+
+    #[test]
+    fn a_batch_of_bare_records_is_valid() {
+        // No key, no value, no headers, the batch's first timestamp: the smallest records.
+        // Their batches were once refused as corrupt (a 6-byte minimum per record assumed).
+        for count in [1, 2, 7] {
+            let records: Vec<StoredRecord> =
+                (0..count).map(|_| rec(9, None, None, vec![])).collect();
+            let mut buf = Vec::new();
+            encode_batch(&mut buf, 0, 0, &records, None);
+            let out = decode_all(&buf).expect("a valid batch");
+            assert_eq!(out.len(), count);
+            assert!(out.iter().all(|r| r.key.is_none() && r.value.is_none()));
         }
     }
 
