@@ -178,11 +178,11 @@ pub trait Consumer: Send + Sync {
 
     /// The group's committed offsets for these partitions (`None` where none is committed).
     ///
-    /// Offsets sent in a transaction that is still open are never answered. A read-committed
-    /// consumer on Kafka waits for that transaction to end instead of answering the offsets
-    /// from before it (which a new owner of the partitions would otherwise resume from, then
-    /// repeat the transaction's work if it commits), and fails with
-    /// [`LogError::Timeout`](crate::LogError::Timeout) when it does not end in time.
+    /// While a transaction that holds offsets for these partitions is open, the answer waits
+    /// for it to end (on Kafka for read-committed consumers, KIP-447; always on the embedded
+    /// log) rather than answer the offsets from before it, which a new owner of the partitions
+    /// would otherwise resume from, then repeat the transaction's work if it commits. Fails
+    /// with [`LogError::Timeout`](crate::LogError::Timeout) when it does not end in time.
     fn committed(&self, partitions: &[TopicPartition]) -> Result<Vec<Option<Offset>>>;
 
     /// First and next offsets of a partition, as this consumer's isolation level sees them.

@@ -167,7 +167,7 @@ fn values(prefix: &str, n: usize) -> Vec<String> {
 
 /// Records and consumer offsets of a transaction are both invisible until it commits, then
 /// both visible: the reader sees every record and the group's committed offset is the one the
-/// transaction carried.
+/// transaction carried. A read of the committed offsets during the transaction waits for it.
 pub fn a_committed_transaction_makes_records_and_offsets_visible_together(h: &mut dyn Harness) {
     let mut s = Setup::new(h);
     let producer = transactional_producer(h, &unique("txn-commit"));
@@ -184,19 +184,31 @@ pub fn a_committed_transaction_makes_records_and_offsets_visible_together(h: &mu
         "records of an uncommitted transaction were visible: {:?}",
         s.output_seen()
     );
-    // Either no offset, or no answer until the transaction ends (Kafka's read-committed
-    // consumers wait for it, and time out here): never the transaction's offsets.
-    match s.member.committed(std::slice::from_ref(&s.input)) {
-        Ok(offsets) => assert_eq!(
+    // The group's committed offsets, read while the transaction is open, are answered only
+    // once it ends (Kafka's KIP-447): a new owner of the input must never resume from the
+    // offsets the transaction is about to replace. Read from another thread, started before
+    // the commit; the answer is the transaction's offsets.
+    let member = &*s.member;
+    let input = s.input.clone();
+    let read_while_open = std::thread::scope(|scope| {
+        let (started, has_started) = std::sync::mpsc::channel();
+        let read = scope.spawn(move || {
+            let _ = started.send(());
+            member.committed(std::slice::from_ref(&input))
+        });
+        let _ = has_started.recv();
+        producer.commit().expect("commit");
+        read.join()
+    });
+    match read_while_open {
+        Ok(Ok(offsets)) => assert_eq!(
             offsets.first().copied().flatten(),
-            None,
-            "offsets of an uncommitted transaction were visible"
+            Some(s.input_next),
+            "committed offsets read during the transaction did not wait for it to end"
         ),
-        Err(LogError::Timeout { .. }) => {}
-        Err(other) => panic!("reading committed offsets during a transaction: {other}"),
+        Ok(Err(error)) => panic!("reading committed offsets during a transaction: {error}"),
+        Err(_) => panic!("the thread reading committed offsets panicked"),
     }
-
-    producer.commit().expect("commit");
     for (i, delivery) in deliveries.into_iter().enumerate() {
         let meta = wait_delivery(delivery, &written[i])
             .unwrap_or_else(|e| panic!("{} of a committed transaction failed: {e}", written[i]));

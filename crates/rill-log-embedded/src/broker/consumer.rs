@@ -13,7 +13,7 @@ use rill_log::{
 };
 
 use super::group::{Group, Sync};
-use super::state::{Inner, Wake};
+use super::state::{Inner, STABLE_OFFSETS_WAIT, Wake};
 use super::topics::Partition;
 
 /// Kafka's default `session.timeout.ms`.
@@ -526,6 +526,8 @@ impl Consumer for EmbeddedConsumer {
     fn committed(&self, partitions: &[TopicPartition]) -> Result<Vec<Option<Offset>>> {
         self.check_open()?;
         self.require_group("committed")?;
+        self.inner
+            .await_stable_offsets(self.group_id(), partitions, STABLE_OFFSETS_WAIT)?;
         Ok(partitions
             .iter()
             .map(|tp| self.inner.committed_offset(self.group_id(), tp))

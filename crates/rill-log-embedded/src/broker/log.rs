@@ -174,6 +174,8 @@ impl EmbeddedLog {
             cleaner_stop: Mutex::new(false),
             cleaner_cv: Condvar::new(),
             fail_before_commit_point: AtomicBool::new(false),
+            pending_offsets: Mutex::new(HashMap::new()),
+            offsets_settled: Condvar::new(),
         });
         let log = EmbeddedLog { inner };
         log.spawn("rill-log-flusher", flusher::run)?;

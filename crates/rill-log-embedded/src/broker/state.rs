@@ -2,7 +2,7 @@
 //!
 //! Lock order (outer first), so no two paths can deadlock: a transactional id's commit lock,
 //! then partition append locks (sorted by topic-partition), then a group's state, then the
-//! topic map, then `meta`. The flush queue and the notifier are leaves.
+//! topic map, then `meta`. The flush queue, the notifier and the pending offsets are leaves.
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
@@ -166,9 +166,79 @@ pub(crate) struct Inner {
     pub cleaner_cv: Condvar,
     /// Test hook: the next transaction commit stops just before its commit point.
     pub fail_before_commit_point: AtomicBool,
+    /// Offsets sent in transactions still open, counted per group and partition (see
+    /// [`PendingOffset`]); `committed` waits for them to end, as Kafka's read-committed
+    /// consumers do (KIP-447).
+    pub pending_offsets: Mutex<HashMap<(String, TopicPartition), usize>>,
+    /// Signalled whenever a pending offset ends.
+    pub offsets_settled: Condvar,
+}
+
+/// How long `committed` waits for open transactions holding the asked offsets.
+pub(crate) const STABLE_OFFSETS_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// An offset of an open transaction, counted in [`Inner::pending_offsets`] until the
+/// transaction ends in any way (commit, abort, fencing, a dropped producer), when this is
+/// dropped. A commit drops it only after the offset is applied.
+pub(crate) struct PendingOffset {
+    inner: Arc<Inner>,
+    key: (String, TopicPartition),
+}
+
+impl PendingOffset {
+    pub(crate) fn new(inner: &Arc<Inner>, group: &str, partition: &TopicPartition) -> Self {
+        let key = (group.to_string(), partition.clone());
+        *inner.pending_offsets.lock().entry(key.clone()).or_default() += 1;
+        PendingOffset {
+            inner: inner.clone(),
+            key,
+        }
+    }
+}
+
+impl Drop for PendingOffset {
+    fn drop(&mut self) {
+        let mut pending = self.inner.pending_offsets.lock();
+        if let Some(count) = pending.get_mut(&self.key) {
+            *count -= 1;
+            if *count == 0 {
+                pending.remove(&self.key);
+            }
+        }
+        drop(pending);
+        self.inner.offsets_settled.notify_all();
+    }
 }
 
 impl Inner {
+    /// Waits until no open transaction holds offsets of `group` for `partitions`, so that
+    /// the offsets read next are the ones a new owner must resume from.
+    pub(crate) fn await_stable_offsets(
+        &self,
+        group: &str,
+        partitions: &[TopicPartition],
+        timeout: std::time::Duration,
+    ) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut pending = self.pending_offsets.lock();
+        while partitions
+            .iter()
+            .any(|tp| pending.contains_key(&(group.to_string(), tp.clone())))
+        {
+            if self
+                .offsets_settled
+                .wait_until(&mut pending, deadline)
+                .timed_out()
+            {
+                return Err(LogError::Timeout {
+                    operation: "committed (offsets held by an open transaction)",
+                    after: timeout,
+                });
+            }
+        }
+        Ok(())
+    }
+
     pub(crate) fn check_open(&self) -> Result<()> {
         if self.closed.load(Ordering::Acquire) {
             Err(LogError::Closed { what: "log" })

@@ -18,7 +18,7 @@ use rill_log::{
 
 use super::journal::Entry;
 use super::producer::route;
-use super::state::{Inner, TxnIdState};
+use super::state::{Inner, PendingOffset, TxnIdState};
 use super::topics::Partition;
 use crate::storage::StoredRecord;
 
@@ -35,6 +35,8 @@ struct OpenTxn {
     /// Sorted by partition: the order commit locks them in.
     records: BTreeMap<TopicPartition, Buffered>,
     offsets: BTreeMap<(String, TopicPartition), Offset>,
+    /// One per entry of `offsets`: makes `committed` wait until this transaction ends.
+    pending: Vec<PendingOffset>,
 }
 
 enum TxnState {
@@ -350,8 +352,13 @@ impl TransactionalProducer for EmbeddedTxnProducer {
         }
         for (tp, offset) in offsets {
             self.inner.partition(tp)?;
-            txn.offsets
+            let previous = txn
+                .offsets
                 .insert((group.group_id.clone(), tp.clone()), *offset);
+            if previous.is_none() {
+                txn.pending
+                    .push(PendingOffset::new(&self.inner, &group.group_id, tp));
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use crate::store::KeyValueBytesStore;
 /// Kafka's default transaction timeout (60 s, then up to 10 s until the broker aborts): a
 /// producer that died inside a transaction holds read-committed readers of its partitions back
 /// until then, unless its successor fences it sooner.
-const STALL_LIMIT: Duration = Duration::from_secs(180);
+pub(crate) const STALL_LIMIT: Duration = Duration::from_secs(180);
 
 /// How often a restore that makes no progress says so.
 const STALL_NOTICE: Duration = Duration::from_secs(20);

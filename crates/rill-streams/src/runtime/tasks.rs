@@ -16,8 +16,8 @@ use crate::task::{Task, TaskId};
 
 use super::app::Shared;
 use super::collector::ProducerCollector;
-use super::config::StreamsConfig;
-use super::restore::restore;
+use super::config::{ProcessingGuarantee, StreamsConfig};
+use super::restore::{STALL_LIMIT, restore};
 
 /// A task with its input buffered per partition.
 struct RunningTask {
@@ -35,6 +35,35 @@ impl RunningTask {
             .filter(|(_, q)| !q.is_empty())
             .min_by_key(|(_, q)| q.front().map_or(i64::MAX, |r| r.timestamp))?;
         queue.pop_front()
+    }
+}
+
+/// Reads the group's committed offsets of `partitions` until the log answers them as stable,
+/// which it does once no open transaction holds offsets for them (see
+/// [`Consumer::committed`]). A transaction of a crashed process can hold them until the
+/// broker times it out, hence the retries.
+fn await_stable_offsets(consumer: &dyn Consumer, partitions: &[TopicPartition]) -> Result<()> {
+    let started = std::time::Instant::now();
+    loop {
+        match consumer.committed(partitions) {
+            Ok(_) => return Ok(()),
+            Err(error)
+                if error.class() == ErrorClass::Retriable && started.elapsed() < STALL_LIMIT =>
+            {
+                tracing::warn!(
+                    %error,
+                    waited_s = started.elapsed().as_secs(),
+                    "waiting for an open transaction (of a previous owner) that holds the new \
+                     tasks' committed offsets"
+                );
+            }
+            Err(error) => {
+                return Err(StreamsError::log(
+                    "reading the new tasks' committed offsets",
+                    error,
+                ));
+            }
+        }
     }
 }
 
@@ -100,8 +129,32 @@ impl ThreadTasks {
     }
 
     /// Creates the tasks of newly assigned partitions, restoring their stores.
-    pub fn assigned(&mut self, partitions: &[TopicPartition]) -> Result<()> {
+    ///
+    /// Under exactly-once, the group's committed offsets of the new tasks' inputs are read
+    /// first, and only once they are stable: a previous owner that was dropped from the group
+    /// mid-commit (a "zombie") may still end a transaction whose offsets the broker accepted
+    /// before the rebalance. Its changelog records lie past the changelog's last stable offset
+    /// until it ends, so a restore started earlier would stop short of them while this
+    /// thread resumes after the inputs that produced them: its stores would miss updates that
+    /// are committed. Reading the offsets waits for that transaction (Kafka's KIP-447), and the
+    /// restore that follows then sees its records. This is the order Kafka Streams keeps too.
+    pub fn assigned(
+        &mut self,
+        consumer: &dyn Consumer,
+        partitions: &[TopicPartition],
+    ) -> Result<()> {
         let ids: BTreeSet<TaskId> = partitions.iter().filter_map(|p| self.task_id(p)).collect();
+        let new_inputs: Vec<TopicPartition> = partitions
+            .iter()
+            .filter(|p| {
+                self.task_id(p)
+                    .is_some_and(|id| !self.tasks.contains_key(&id))
+            })
+            .cloned()
+            .collect();
+        if self.config.guarantee == ProcessingGuarantee::ExactlyOnce && !new_inputs.is_empty() {
+            await_stable_offsets(consumer, &new_inputs)?;
+        }
         for id in ids {
             if !self.tasks.contains_key(&id) {
                 let task = self.create_task(id)?;
@@ -355,7 +408,7 @@ impl ThreadTasks {
                 .seek(partition, to)
                 .map_err(|e| StreamsError::log("rewinding an input", e))?;
         }
-        self.assigned(&assignment)
+        self.assigned(consumer, &assignment)
     }
 
     /// Commits (when `clean`) and closes every task.

@@ -52,8 +52,8 @@ impl TaskListener {
 }
 
 impl RebalanceListener for TaskListener {
-    fn on_assigned(&mut self, _consumer: &dyn Consumer, partitions: &[TopicPartition]) {
-        self.record(with_tasks(|tasks| tasks.assigned(partitions)));
+    fn on_assigned(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.record(with_tasks(|tasks| tasks.assigned(consumer, partitions)));
     }
 
     fn on_revoked(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
