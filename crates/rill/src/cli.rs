@@ -5,7 +5,8 @@ use std::path::PathBuf;
 use clap::{ArgMatches, Parser, Subcommand, ValueEnum};
 
 use crate::config::{self, ConfigFile};
-use crate::{bench, example, feeds, reset, run, tools};
+use crate::{example, feeds, reset, run, tools};
+use rill_bench as bench;
 
 /// rill: event-driven order processing on a partitioned, replayable log.
 #[derive(Debug, Parser)]

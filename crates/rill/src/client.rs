@@ -8,7 +8,7 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::{Value, json};
 
-use crate::backend::{self, KafkaArgs, OpenLog};
+use rill_bench::backend::{self, KafkaArgs, OpenLog};
 
 /// Where the default server listens.
 pub const DEFAULT_SERVER: &str = "http://127.0.0.1:8080";

@@ -7,8 +7,6 @@ use anyhow::Context;
 use clap::Args;
 use rill_log_embedded::FsyncPolicy;
 
-use crate::embedded;
-
 /// Flags of `rill example`.
 #[derive(Debug, Args)]
 pub struct ExampleArgs {
@@ -42,7 +40,7 @@ pub fn example(args: &ExampleArgs) -> anyhow::Result<()> {
         .clone()
         .unwrap_or_else(|| temporary.path().to_path_buf());
     // The example's sample is small: a sync per write would only slow the demonstration.
-    let log = embedded::open(&dir.join("log"), FsyncPolicy::Never)?;
+    let log = rill_bench::backend::open_embedded(&dir.join("log"), FsyncPolicy::Never)?;
     println!("{}: {}", example.name, example.summary);
     println!("input: {}", example.inputs.join(", "));
     let mut options = rill_examples::RunOptions::new(dir.join("state"));

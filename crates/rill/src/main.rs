@@ -1,14 +1,12 @@
 //! The `rill` binary: parses flags into typed settings and calls the libraries.
 //!
-//! **Owns:** the command line, choosing a log backend, mapping errors to exit codes.
+//! **Owns:** the command line and mapping errors to exit codes; the benchmarks and choosing a
+//! log from flags live in `rill-bench`.
 //! **May depend on:** every rill crate; nothing depends on it.
 
-mod backend;
-mod bench;
 mod cli;
 mod client;
 mod config;
-mod embedded;
 mod example;
 mod feeds;
 mod progress;

@@ -1,24 +1,12 @@
 //! Progress bars for long work, drawn on stderr only when it is a terminal (indicatif hides
 //! them otherwise, so logs and CI output stay clean).
 
-use std::time::Duration;
-
 use parking_lot::Mutex;
 
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
+pub use rill_bench::progress::bar;
 use rill_log::TopicPartition;
 use rill_streams::RestoreListener;
-
-/// A bar counting `what` up to `total`.
-pub fn bar(total: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(total);
-    let template = format!("{{elapsed_precise}} [{{bar:30}}] {{pos}}/{{len}} {what} {{msg}}");
-    if let Ok(style) = ProgressStyle::with_template(&template) {
-        bar.set_style(style.progress_chars("=> "));
-    }
-    bar.enable_steady_tick(Duration::from_millis(200));
-    bar
-}
 
 /// One bar for every store restore of the process: restores running at once add up on it,
 /// and it goes away when none is left (a later rebalance starts it again).

@@ -9,7 +9,7 @@ use anyhow::Context;
 use clap::Args;
 use rill_streams::reset::{ResetOptions, ResetTo, reset_application};
 
-use crate::backend::{self, KafkaArgs};
+use rill_bench::backend::{self, KafkaArgs};
 
 /// Flags of `rill reset`.
 #[derive(Debug, Args)]

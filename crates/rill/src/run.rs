@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use rill_streams::{FaultInjector, FaultPoint, ProcessingGuarantee};
 
-use crate::backend::{self, KafkaArgs};
+use rill_bench::backend::{self, KafkaArgs};
 
 /// Flags of `rill run`.
 #[derive(Debug, Args)]
@@ -96,7 +96,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.system.standby_replicas = args.standby_replicas;
     config.system.max_batch_bytes = args.max_batch_bytes;
     config.system.restore_listener = Some(Arc::new(crate::progress::RestoreProgress::new()));
-    config.system.commit_interval = commit_interval(args.commit_interval_ms, &args.kafka);
+    config.system.commit_interval = backend::commit_interval(args.commit_interval_ms, &args.kafka);
     config.system.guarantee = match args.processing_guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,
@@ -129,15 +129,6 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     served?;
     tracing::info!("closed cleanly");
     Ok(())
-}
-
-/// The commit interval asked for, or the default of the log chosen.
-pub fn commit_interval(asked_ms: Option<u64>, kafka: &KafkaArgs) -> std::time::Duration {
-    match (asked_ms, &kafka.bootstrap) {
-        (Some(ms), _) => std::time::Duration::from_millis(ms.max(1)),
-        (None, Some(_)) => rill_orders::system::CLUSTER_COMMIT_INTERVAL,
-        (None, None) => rill_orders::system::EMBEDDED_COMMIT_INTERVAL,
-    }
 }
 
 /// Aborts the process at the `n`th commit of any service, between processing and commit.

@@ -13,8 +13,8 @@ use rill_orders::json_records;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::backend::OpenLog;
 use crate::client::{LogAccess, Server, Target};
+use rill_bench::backend::OpenLog;
 
 /// Runs `work` on the log, then closes it (the embedded log cleanly), also when `work` failed.
 fn with_log(log: OpenLog, work: impl FnOnce(&dyn Log) -> anyhow::Result<()>) -> anyhow::Result<()> {

@@ -511,7 +511,7 @@ fn start(
         }))
         .collect();
     config.system.threads = args.threads.max(1);
-    config.system.commit_interval = crate::run::commit_interval(args.commit_interval_ms, kafka);
+    config.system.commit_interval = backend::commit_interval(args.commit_interval_ms, kafka);
     config.system.emailer = Arc::new(QuietEmailer);
     let instance = Instance::start(log.clone(), config).context("starting the order system")?;
     let running = Running {

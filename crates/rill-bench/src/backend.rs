@@ -1,4 +1,5 @@
-//! Choosing the log from flags: the embedded log in a data directory, or a Kafka cluster.
+//! Choosing the log from flags: the embedded log in a data directory, or a Kafka cluster
+//! (shared by `rill run`, the tools and the benchmarks).
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -8,10 +9,8 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 use rill_log::Log;
-use rill_log_embedded::{EmbeddedLog, FsyncPolicy};
+use rill_log_embedded::{EmbeddedConfig, EmbeddedLog, FsyncPolicy};
 use rill_log_kafka::{KafkaConfig, KafkaLog};
-
-use crate::embedded;
 
 /// Flags that point at a Kafka cluster instead of the embedded log.
 #[derive(Debug, Clone, Args)]
@@ -102,6 +101,22 @@ impl OpenLog {
     }
 }
 
+/// Opens (creating if needed) the embedded log in `data_dir`.
+pub fn open_embedded(data_dir: &Path, fsync: FsyncPolicy) -> anyhow::Result<Arc<EmbeddedLog>> {
+    let config = EmbeddedConfig::new(data_dir).fsync(fsync);
+    Ok(Arc::new(EmbeddedLog::open(config)?))
+}
+
+/// The commit interval of the order system's services: `asked_ms`, or the default of the
+/// log in use (a commit is a local write on the embedded log, a round of requests on Kafka).
+pub fn commit_interval(asked_ms: Option<u64>, kafka: &KafkaArgs) -> std::time::Duration {
+    match (asked_ms, &kafka.bootstrap) {
+        (Some(ms), _) => std::time::Duration::from_millis(ms.max(1)),
+        (None, Some(_)) => rill_orders::system::CLUSTER_COMMIT_INTERVAL,
+        (None, None) => rill_orders::system::EMBEDDED_COMMIT_INTERVAL,
+    }
+}
+
 /// Opens the cluster named by `kafka`, or the embedded log in `data_dir`. On a cluster, topics
 /// are created with `replication_factor` replicas, by default min(3, brokers).
 pub fn open(
@@ -110,7 +125,7 @@ pub fn open(
     replication_factor: Option<i32>,
 ) -> anyhow::Result<OpenLog> {
     let Some(mut config) = kafka.config() else {
-        let log = embedded::open(data_dir, FsyncPolicy::Always)?;
+        let log = open_embedded(data_dir, FsyncPolicy::Always)?;
         return Ok(OpenLog::Embedded(log, data_dir.to_path_buf()));
     };
     let replication = match replication_factor {

@@ -13,7 +13,6 @@ use rill_log_embedded::FsyncPolicy;
 use rill_streams::{StoreOptions, StreamsApp, StreamsBuilder, StreamsConfig, Topology};
 
 use super::median;
-use crate::embedded;
 
 /// Flags of `rill bench streams`.
 #[derive(Debug, Args)]
@@ -101,7 +100,7 @@ fn fresh(dir: &Path) -> anyhow::Result<(Arc<rill_log_embedded::EmbeddedLog>, Pat
     if dir.exists() {
         std::fs::remove_dir_all(dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
-    let log = embedded::open(&dir.join("log"), FsyncPolicy::Always)?;
+    let log = crate::backend::open_embedded(&dir.join("log"), FsyncPolicy::Always)?;
     Ok((log, dir.join("state")))
 }
 

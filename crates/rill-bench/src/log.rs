@@ -17,7 +17,6 @@ use rill_log_embedded::FsyncPolicy;
 
 use super::median;
 use super::throughput::{self, value};
-use crate::embedded;
 
 /// Flags of `rill bench log`.
 #[derive(Debug, Args)]
@@ -136,7 +135,7 @@ fn append(
     value_size: usize,
     records: usize,
 ) -> anyhow::Result<f64> {
-    let log = embedded::open(dir, policy)?;
+    let log = crate::backend::open_embedded(dir, policy)?;
     log.admin()
         .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let rate = throughput::append(&*log, TOPIC, value_size, records, &[])?;
@@ -146,7 +145,7 @@ fn append(
 
 /// Reads partition 0 from the beginning until `records` were seen: records/s.
 fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
-    let log = embedded::open(dir, FsyncPolicy::Never)?;
+    let log = crate::backend::open_embedded(dir, FsyncPolicy::Never)?;
     let rate = throughput::read_all(&*log, TOPIC, records, &[])?;
     log.close()?;
     Ok(rate)
@@ -156,7 +155,7 @@ fn read_all(dir: &Path, records: usize) -> anyhow::Result<f64> {
 /// records send-to-acknowledged time in microseconds.
 fn append_latency(dir: &Path, value_size: usize, rate: u64) -> anyhow::Result<Histogram<u64>> {
     const SECONDS: u64 = 3;
-    let log = embedded::open(dir, FsyncPolicy::Always)?;
+    let log = crate::backend::open_embedded(dir, FsyncPolicy::Always)?;
     log.admin()
         .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let producer = log.producer(&Default::default())?;
@@ -209,7 +208,7 @@ fn recovery_after_kill(dir: &Path, mib: u64) -> anyhow::Result<(Duration, i64)> 
     child.kill().context("killing the fill process")?;
     child.wait()?;
     let started = Instant::now();
-    let log = embedded::open(dir, FsyncPolicy::Always)?;
+    let log = crate::backend::open_embedded(dir, FsyncPolicy::Always)?;
     let opened_in = started.elapsed();
     let consumer = log.consumer(&ConsumerConfig::default(), None)?;
     let marks = consumer.watermarks(&TopicPartition::new(TOPIC, 0))?;
@@ -220,7 +219,7 @@ fn recovery_after_kill(dir: &Path, mib: u64) -> anyhow::Result<(Duration, i64)> 
 
 pub fn fill(args: &LogFillArgs) -> anyhow::Result<()> {
     const VALUE_SIZE: usize = 1024;
-    let log = embedded::open(&args.dir, FsyncPolicy::Never)?;
+    let log = crate::backend::open_embedded(&args.dir, FsyncPolicy::Never)?;
     log.admin()
         .create_topic(TOPIC, &TopicConfig::with_partitions(1))?;
     let producer = log.producer(&Default::default())?;

@@ -1,8 +1,25 @@
-//! `rill bench ...`: reproducible benchmarks whose figures go into BENCHMARKS.md.
+//! rill's reproducible benchmarks, whose figures go into BENCHMARKS.md: the embedded log,
+//! the Kafka backend, the streams runtime and the order system on either log.
+//!
+//! **Owns:** the benchmark workloads and measurements, their settings (which are also the
+//! flags of `rill bench`: each settings type derives `clap::Args`, so the binary only parses
+//! them and calls [`execute`]), and choosing a log from flags ([`backend`]), which `rill run`
+//! and the tools share.
+//!
+//! **May depend on:** the log trait and both backends (it measures them), the streams runtime
+//! and the order system. Nothing depends on it but the binary.
+//!
+//! Errors are `anyhow`'s, unlike the other libraries: a benchmark's failure goes straight to
+//! the person who ran it, with its context, and no caller ever matches on it.
+//!
+//! The recovery benchmark of [`BenchCommand::Log`] runs `rill bench log-fill` in a child
+//! process (the current executable), so it is meant to be called from the `rill` binary.
 
+pub mod backend;
 mod kafka;
 mod log;
 mod orders;
+pub mod progress;
 mod streams;
 mod throughput;
 
@@ -26,6 +43,7 @@ pub enum BenchCommand {
     LogFill(log::LogFillArgs),
 }
 
+/// Runs one benchmark, printing its figures.
 pub fn execute(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Log(args) => log::run(&args),
