@@ -333,15 +333,11 @@ fn transactions_commit_atomically_and_aborts_leave_nothing() {
     for p in &parts {
         assert_eq!(committed_reader.watermarks(p).expect("watermarks").high, 0);
     }
+    // (A read of the group's committed offsets now would wait for the commit: the
+    // conformance suite checks that.)
     let offsets_reader = log
         .consumer(&ConsumerConfig::group("g"), None)
         .expect("consumer");
-    assert_eq!(
-        offsets_reader
-            .committed(&[TopicPartition::new("in", 0)])
-            .expect("committed"),
-        vec![None]
-    );
     producer.commit().expect("commit");
     for d in deliveries {
         d.wait().expect("delivery after commit");

@@ -135,12 +135,10 @@ impl ConsumerContext for ConsumerCtx {
         if let Rebalance::Assign(list) = rebalance {
             self.rebalances.fetch_add(1, Ordering::AcqRel);
             let partitions = partitions_of(list);
-            if partitions.is_empty() {
-                return;
-            }
             // Learn where the new partitions start, as Java's consumer does on assignment.
             let view = ConsumerView { base };
-            if let Ok(committed) = view.committed(&partitions)
+            if !partitions.is_empty()
+                && let Ok(committed) = view.committed(&partitions)
                 && let Ok(mut starts) = self.starts.lock()
             {
                 for (tp, offset) in partitions.iter().zip(committed) {
@@ -246,8 +244,8 @@ fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
 /// *before* the partitions are unassigned, so it can still commit them; `on_assigned` runs
 /// *after* the new partitions are (incrementally) assigned, so it can seek them. The listener
 /// is given a view of this consumer (`&dyn Consumer`) that supports every call except `poll`
-/// and `close`, which fail there with an `InvalidInput` error. Empty revocations and
-/// assignments (cooperative rebalances that move nothing for this member) are not reported.
+/// and `close`, which fail there with an `InvalidInput` error. Empty revocations (cooperative
+/// rebalances that take nothing from this member) are not reported; every assignment is, empty too.
 ///
 /// **Group metadata.** librdkafka does not expose the member id or generation of a consumer
 /// through a safe API; [`Consumer::group_metadata`] reports generation `-1` and an empty

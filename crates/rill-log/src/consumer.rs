@@ -138,7 +138,9 @@ impl std::fmt::Debug for GroupMetadata {
 /// Told about partitions given to or taken from a consumer. Called on the thread that polls,
 /// from inside [`Consumer::poll`]; the consumer passed in may be used (e.g. to commit).
 pub trait RebalanceListener: Send {
-    /// These partitions were added to the consumer's assignment.
+    /// These partitions were added to the consumer's assignment. Called at the end of every
+    /// rebalance the consumer takes part in, with an empty list when nothing was added, so
+    /// that the member knows it has joined and the rebalance is over.
     fn on_assigned(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]);
     /// These partitions are being taken away; they are still owned until this returns, so
     /// this is the place to commit their progress.

@@ -56,7 +56,8 @@ pub use processor::{InitContext, Processor, ProcessorContext, PunctuationType, P
 pub use record::{Record, RecordContext};
 pub use runtime::{
     AppState, FaultInjector, FaultPoint, KeyQueryMetadata, ProcessingGuarantee, QueryableStore,
-    QueryableWindowStore, RestoreListener, StreamsApp, StreamsConfig, ThreadFailurePolicy,
+    QueryableWindowStore, RestoreListener, StateListener, StreamsApp, StreamsConfig,
+    ThreadFailurePolicy,
 };
 pub use serde::{
     BytesSerde, DefaultSerde, I32Serde, I64Serde, JsonSerde, NullableSerde, Serde, SerdeError,

@@ -623,3 +623,104 @@ fn a_failed_stream_thread_is_replaced_and_nothing_is_lost_or_counted_twice() {
     assert_eq!(counts.last(), Some(&("a".to_string(), 2)));
     app.close().expect("close");
 }
+
+/// Records every state change of an application, in order, for a test to await.
+fn state_changes() -> (
+    rill_streams::StateListener,
+    std::sync::mpsc::Receiver<(AppState, AppState)>,
+) {
+    let (sender, receiver) = std::sync::mpsc::channel();
+    let sender = parking_lot::Mutex::new(sender);
+    let listener: rill_streams::StateListener = Arc::new(move |old, new| {
+        let _ = sender.lock().send((old, new));
+    });
+    (listener, receiver)
+}
+
+/// The changes up to and including the first that reaches `until`.
+fn changes_until(
+    receiver: &std::sync::mpsc::Receiver<(AppState, AppState)>,
+    until: AppState,
+) -> Vec<(AppState, AppState)> {
+    let mut seen = Vec::new();
+    loop {
+        match receiver.recv_timeout(Duration::from_secs(30)) {
+            Ok(change) => {
+                seen.push(change);
+                if change.1 == until {
+                    return seen;
+                }
+            }
+            Err(_) => panic!("no change to {until:?} within 30 s; changes seen: {seen:?}"),
+        }
+    }
+}
+
+#[test]
+fn the_state_listener_hears_start_rebalances_and_close() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    let (listener, changes) = state_changes();
+    let mut config = StreamsConfig::new("states", state.path().join("first"));
+    config.threads = 2;
+    config.state_listener = Some(listener);
+    let mut first = StreamsApp::new(
+        word_count(StoreOptions::in_memory("counts")),
+        log.clone(),
+        config,
+    );
+    assert_eq!(first.state(), AppState::Created);
+    first.start().expect("start");
+    assert_eq!(
+        changes_until(&changes, AppState::Running),
+        vec![
+            (AppState::Created, AppState::Rebalancing),
+            (AppState::Rebalancing, AppState::Running),
+        ],
+        "both threads must have their tasks before the application is running"
+    );
+
+    // A second instance joins: the first gives up tasks, so it rebalances and runs again.
+    let mut second = StreamsApp::new(
+        word_count(StoreOptions::in_memory("counts")),
+        log.clone(),
+        StreamsConfig::new("states", state.path().join("second")),
+    );
+    second.start().expect("start");
+    assert_eq!(
+        changes_until(&changes, AppState::Running),
+        vec![
+            (AppState::Running, AppState::Rebalancing),
+            (AppState::Rebalancing, AppState::Running),
+        ]
+    );
+    produce(log.as_ref(), "sentences", &["a b", "b c", "c c"]);
+    read_committed(log.as_ref(), "counts", 6);
+
+    // The second one leaving hands its tasks back (the first may still be taking them when
+    // it is closed itself).
+    second.close().expect("close");
+    first.close().expect("close");
+    let closing = changes_until(&changes, AppState::NotRunning);
+    let tail = &closing[closing.len() - 2..];
+    assert!(
+        matches!(
+            tail,
+            [
+                (
+                    AppState::Running | AppState::Rebalancing,
+                    AppState::PendingShutdown
+                ),
+                (AppState::PendingShutdown, AppState::NotRunning),
+            ]
+        ),
+        "changes while closing: {closing:?}"
+    );
+    assert!(
+        changes.try_recv().is_err(),
+        "no change may follow NotRunning"
+    );
+    assert_eq!(first.state(), AppState::NotRunning);
+}

@@ -144,6 +144,9 @@ impl EmbeddedConsumer {
             return Ok(());
         };
         let info = self.topic_info();
+        // Whether this call ends a rebalance of this member (a new generation, or partitions
+        // revoked), which `on_assigned` reports even when nothing is added.
+        let mut rebalanced = false;
         // Bounded: a round either revokes, gets removed and rejoins, or finishes.
         for _ in 0..4 {
             let member = {
@@ -205,8 +208,13 @@ impl EmbeddedConsumer {
                     if changed {
                         self.inner.notifier.bump();
                     }
-                    self.state.lock().generation = generation;
+                    {
+                        let mut state = self.state.lock();
+                        rebalanced |= state.generation != generation;
+                        state.generation = generation;
+                    }
                     if !revoke.is_empty() {
+                        rebalanced = true;
                         // Still owned while the listener runs, so it can commit them.
                         self.with_listener(|l, c| l.on_revoked(c, &revoke));
                         {
@@ -220,7 +228,9 @@ impl EmbeddedConsumer {
                         self.inner.notifier.bump();
                         continue;
                     }
-                    if !assign.is_empty() {
+                    // Reported at the end of each rebalance even when empty: the member
+                    // learns the rebalance is over.
+                    if rebalanced || !assign.is_empty() {
                         self.state.lock().assignment.extend(assign.iter().cloned());
                         self.with_listener(|l, c| l.on_assigned(c, &assign));
                     }

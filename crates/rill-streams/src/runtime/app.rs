@@ -26,17 +26,134 @@ use super::instances::InstanceInfo;
 use super::thread::{self, ThreadSetup};
 use super::topics::{self, TopicLayout, instances_topic};
 
-/// Lifecycle of an application.
+/// Lifecycle of an application (Kafka Streams' `KafkaStreams.State`), reported to a
+/// [`StateListener`] on every change:
+///
+/// ```text
+/// Created -> Rebalancing <-> Running -> PendingShutdown -> NotRunning
+///                  \            |
+///                   +-> Error <-+   (a stream thread failed and is not replaced)
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AppState {
     /// Built, not started.
     Created,
-    /// Threads are running.
+    /// Started; a stream thread is joining the group, taking or giving up tasks, or restoring
+    /// their stores. Queries of the moving tasks' stores may be refused meanwhile.
+    Rebalancing,
+    /// Every stream thread has its tasks and is processing.
     Running,
     /// A thread stopped with an error (see [`StreamsApp::close`]'s result).
     Error,
+    /// [`StreamsApp::close`] is stopping the threads.
+    PendingShutdown,
     /// Closed.
     NotRunning,
+}
+
+/// Told of every change of an application's [`AppState`], as `(old, new)`: for readiness
+/// probes, or to log what an instance is doing. Called on the thread that caused the change
+/// (a stream thread or the caller of `start` / `close`), one change at a time, so it must be
+/// quick and must not call back into the application.
+///
+/// ```
+/// use std::sync::Arc;
+/// use rill_streams::{AppState, StreamsConfig};
+/// let mut config = StreamsConfig::new("word-count", "/tmp/state");
+/// config.state_listener = Some(Arc::new(|old: AppState, new: AppState| {
+///     eprintln!("word-count: {old:?} -> {new:?}");
+/// }));
+/// ```
+pub type StateListener = Arc<dyn Fn(AppState, AppState) + Send + Sync>;
+
+/// The application's state as the threads see it, and who is told of changes.
+pub(crate) struct Lifecycle {
+    state: Mutex<AppState>,
+    /// Stream threads not yet settled: joining, in a rebalance, or restoring.
+    rebalancing: Mutex<usize>,
+    listener: Option<StateListener>,
+}
+
+impl Lifecycle {
+    fn new(listener: Option<StateListener>) -> Self {
+        Lifecycle {
+            state: Mutex::new(AppState::Created),
+            rebalancing: Mutex::new(0),
+            listener,
+        }
+    }
+
+    pub fn get(&self) -> AppState {
+        *self.state.lock()
+    }
+
+    /// Moves to `new` unless the application is already past it (a closing or failed
+    /// application does not go back to rebalancing).
+    pub fn set(&self, new: AppState) {
+        let mut state = self.state.lock();
+        let old = *state;
+        let allowed = match old {
+            AppState::NotRunning => false,
+            AppState::PendingShutdown => new == AppState::NotRunning,
+            AppState::Error => matches!(new, AppState::PendingShutdown | AppState::NotRunning),
+            _ => true,
+        };
+        if old == new || !allowed {
+            return;
+        }
+        *state = new;
+        if let Some(listener) = &self.listener {
+            listener(old, new);
+        }
+    }
+
+    /// A stream thread starts rebalancing (it starts, or its assignment changes).
+    pub fn thread_rebalancing(&self) {
+        let mut count = self.rebalancing.lock();
+        *count += 1;
+        self.set(AppState::Rebalancing);
+        drop(count);
+    }
+
+    /// A stream thread has its tasks (or stopped while rebalancing).
+    pub fn thread_settled(&self) {
+        let mut count = self.rebalancing.lock();
+        *count = count.saturating_sub(1);
+        if *count == 0 {
+            self.set(AppState::Running);
+        }
+        drop(count);
+    }
+}
+
+/// One stream thread's part in the [`Lifecycle`]: counted as rebalancing at most once, from
+/// its start (counted by whoever starts it) until its first assignment, and again from each
+/// revocation until the next assignment.
+pub(crate) struct ThreadSettling {
+    shared: Arc<Shared>,
+    rebalancing: AtomicBool,
+}
+
+impl ThreadSettling {
+    /// For a thread already counted as rebalancing.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        ThreadSettling {
+            shared,
+            rebalancing: AtomicBool::new(true),
+        }
+    }
+
+    pub fn rebalancing(&self) {
+        if !self.rebalancing.swap(true, Ordering::AcqRel) {
+            self.shared.lifecycle.thread_rebalancing();
+        }
+    }
+
+    pub fn settled(&self) {
+        if self.rebalancing.swap(false, Ordering::AcqRel) {
+            self.shared.lifecycle.thread_settled();
+        }
+    }
 }
 
 /// Engines of local tasks: store -> partition -> engine.
@@ -68,6 +185,7 @@ pub(crate) struct Shared {
     /// Every instance's registry entry, read from the registry topic.
     pub instances: RwLock<HashMap<String, InstanceInfo>>,
     pub publisher: Mutex<Option<Box<dyn Producer>>>,
+    pub lifecycle: Lifecycle,
 }
 
 impl Shared {
@@ -174,6 +292,7 @@ impl StreamsApp {
             local_tasks: RwLock::new(BTreeSet::new()),
             instances: RwLock::new(HashMap::new()),
             publisher: Mutex::new(Some(publisher)),
+            lifecycle: Lifecycle::new(config.state_listener.clone()),
         });
         // Replace what an earlier run of this instance published (its address may differ),
         // so other instances stop forwarding to it before its tasks are back.
@@ -181,6 +300,8 @@ impl StreamsApp {
         let (globals, reader) = global::start(self.log.as_ref(), &self.topology, shared.clone())?;
         self.global = Some(reader);
         for index in 0..config.threads.max(1) {
+            // Rebalancing until the thread's first assignment is in place.
+            shared.lifecycle.thread_rebalancing();
             let setup = ThreadSetup {
                 index,
                 log: self.log.clone(),
@@ -189,10 +310,10 @@ impl StreamsApp {
                 shared: shared.clone(),
                 globals: globals.clone(),
             };
-            let thread_shared = shared.clone();
+            let settling = Arc::new(ThreadSettling::new(shared.clone()));
             let handle = std::thread::Builder::new()
                 .name(format!("rill-stream-{index}"))
-                .spawn(move || supervise(setup, &thread_shared))
+                .spawn(move || supervise(setup, &settling))
                 .map_err(|source| StreamsError::ThreadStart {
                     what: "stream",
                     source,
@@ -214,17 +335,17 @@ impl StreamsApp {
             )?);
         }
         self.shared = Some(shared);
-        self.state = AppState::Running;
+        // Started: from here on `state()` is the lifecycle's.
+        self.state = AppState::Rebalancing;
         Ok(())
     }
 
-    /// The application's state.
+    /// The application's state (see [`AppState`]; [`StreamsConfig::state_listener`] hears
+    /// every change).
     pub fn state(&self) -> AppState {
         match &self.shared {
-            Some(shared) if self.state == AppState::Running && *shared.failed.lock() => {
-                AppState::Error
-            }
-            _ => self.state,
+            Some(shared) => shared.lifecycle.get(),
+            None => self.state,
         }
     }
 
@@ -341,6 +462,7 @@ impl StreamsApp {
             keeper.stop();
         }
         if let Some(shared) = &self.shared {
+            shared.lifecycle.set(AppState::PendingShutdown);
             shared.running.store(false, Ordering::Release);
         }
         let mut first_error = None;
@@ -364,6 +486,9 @@ impl StreamsApp {
             }
         }
         self.state = AppState::NotRunning;
+        if let Some(shared) = &self.shared {
+            shared.lifecycle.set(AppState::NotRunning);
+        }
         first_error.map_or(Ok(()), Err)
     }
 
@@ -408,15 +533,17 @@ impl Drop for StreamsApp {
 
 /// Runs a stream thread, and again after it fails when the configuration says to replace
 /// failed threads; answers the error that ended it for good.
-fn supervise(setup: ThreadSetup, shared: &Shared) -> Result<()> {
+fn supervise(setup: ThreadSetup, settling: &Arc<ThreadSettling>) -> Result<()> {
+    let shared = &settling.shared;
     let replace = setup.config.thread_failure == ThreadFailurePolicy::ReplaceThread;
     // Doubles after each failure in a row, so that a thread failing at once (a broker that
     // is down, say) does not spin; a thread that ran for a while starts again from the first.
     let mut backoff = REPLACE_BACKOFF_FIRST;
     loop {
         let started = std::time::Instant::now();
-        let result = thread::run(setup.clone());
+        let result = thread::run(setup.clone(), settling.clone());
         let Err(error) = result else {
+            settling.settled();
             return Ok(());
         };
         if replace && shared.running.load(Ordering::Acquire) {
@@ -426,11 +553,14 @@ fn supervise(setup: ThreadSetup, shared: &Shared) -> Result<()> {
                 backoff = REPLACE_BACKOFF_FIRST;
             }
             tracing::error!(%error, thread = setup.index, retry_in_ms = backoff.as_millis() as u64, "stream thread failed; replacing it");
+            settling.rebalancing();
             std::thread::sleep(backoff);
             backoff = (backoff * 2).min(REPLACE_BACKOFF_MAX);
             continue;
         }
         tracing::error!(%error, "stream thread stopped");
+        shared.lifecycle.set(AppState::Error);
+        settling.settled();
         *shared.failed.lock() = true;
         shared.failed_changed.notify_all();
         return Err(error);

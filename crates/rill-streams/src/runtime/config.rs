@@ -80,6 +80,8 @@ pub struct StreamsConfig {
     pub max_poll_records: usize,
     /// Told how the restores of stores from their changelogs progress (none by default).
     pub restore_listener: Option<Arc<dyn RestoreListener>>,
+    /// Told of every change of the application's state (none by default).
+    pub state_listener: Option<super::app::StateListener>,
     /// Test hook: asked at each [`FaultPoint`]; answering `true` stops the thread there as if
     /// the process died (no commit, no clean shutdown).
     #[doc(hidden)]
@@ -172,6 +174,7 @@ impl StreamsConfig {
             max_poll_records: 2_000,
             commit_when_caught_up: true,
             restore_listener: None,
+            state_listener: None,
             fault_injector: None,
         }
     }

@@ -23,7 +23,7 @@ mod topics;
 mod window_query;
 
 pub(crate) use app::INSTANCE_ID_FILE;
-pub use app::{AppState, KeyQueryMetadata, QueryableStore, StreamsApp};
+pub use app::{AppState, KeyQueryMetadata, QueryableStore, StateListener, StreamsApp};
 pub use config::{
     FaultInjector, FaultPoint, ProcessingGuarantee, RestoreListener, StreamsConfig,
     ThreadFailurePolicy,

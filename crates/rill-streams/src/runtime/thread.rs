@@ -20,7 +20,7 @@ use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
 use crate::store::KeyValueBytesStore;
 
-use super::app::Shared;
+use super::app::{Shared, ThreadSettling};
 use super::collector::{ProducerCollector, ThreadProducer};
 use super::config::{FaultPoint, ProcessingGuarantee, StreamsConfig};
 use super::tasks::ThreadTasks;
@@ -41,6 +41,7 @@ fn with_tasks<R>(f: impl FnOnce(&mut ThreadTasks) -> Result<R>) -> Result<R> {
 /// Hands rebalance notifications to this thread's tasks; a failure is kept for the loop.
 struct TaskListener {
     shared: Arc<Shared>,
+    settling: Arc<ThreadSettling>,
 }
 
 impl TaskListener {
@@ -53,14 +54,20 @@ impl TaskListener {
 
 impl RebalanceListener for TaskListener {
     fn on_assigned(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        // Called at the end of every rebalance, also with nothing new: the thread has its
+        // tasks (and their stores restored) once this returns.
+        self.settling.rebalancing();
         self.record(with_tasks(|tasks| tasks.assigned(consumer, partitions)));
+        self.settling.settled();
     }
 
     fn on_revoked(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.settling.rebalancing();
         self.record(with_tasks(|tasks| tasks.revoked(consumer, partitions)));
     }
 
     fn on_lost(&mut self, consumer: &dyn Consumer, partitions: &[TopicPartition]) {
+        self.settling.rebalancing();
         self.record(with_tasks(|tasks| tasks.reset(consumer, partitions)));
     }
 }
@@ -77,7 +84,7 @@ pub(crate) struct ThreadSetup {
 }
 
 /// Runs a stream thread until the application stops; returns the error that stopped it.
-pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
+pub(crate) fn run(setup: ThreadSetup, settling: Arc<ThreadSettling>) -> Result<()> {
     let ThreadSetup {
         index,
         log,
@@ -132,6 +139,7 @@ pub(crate) fn run(setup: ThreadSetup) -> Result<()> {
     };
     let listener = Box::new(TaskListener {
         shared: shared.clone(),
+        settling,
     });
     let consumer = log
         .consumer(&consumer_config, Some(listener))
