@@ -724,3 +724,79 @@ fn the_state_listener_hears_start_rebalances_and_close() {
     );
     assert_eq!(first.state(), AppState::NotRunning);
 }
+
+/// Merges two co-partitioned inputs into `out`, in the order the task takes their records.
+fn merged_inputs(left: &str, right: &str, out: &str) -> Topology {
+    let builder = StreamsBuilder::new();
+    let left = builder.stream::<String, String>(left);
+    let right = builder.stream::<String, String>(right);
+    left.merge(&right).to(out);
+    builder.build().expect("topology")
+}
+
+fn produce_at(log: &dyn Log, topic: &str, value: &str, timestamp: i64) {
+    let producer = log.producer(&Default::default()).expect("producer");
+    producer
+        .send(
+            ProducerRecord::new(topic)
+                .key("k")
+                .value(value.to_string())
+                .timestamp(timestamp),
+        )
+        .expect("send")
+        .wait()
+        .expect("written");
+}
+
+fn values_of(log: &dyn Log, topic: &str, expected: usize) -> Vec<String> {
+    committed_records(log, topic, expected)
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect()
+}
+
+#[test]
+fn a_task_waits_for_every_input_up_to_max_task_idle_then_processes_what_it_has() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    for topic in ["left", "right", "merged", "left-2", "right-2", "merged-2"] {
+        log.admin()
+            .create_topic(topic, &TopicConfig::with_partitions(1))
+            .expect("topic");
+    }
+    let mut config = StreamsConfig::new("idle", state.path());
+    // Far longer than the test: the task must wait for the empty input, not time out.
+    config.max_task_idle = Duration::from_secs(3600);
+    let mut app = StreamsApp::new(
+        merged_inputs("left", "right", "merged"),
+        log.clone(),
+        config,
+    );
+    app.start().expect("start");
+    // `left` arrives first but holds the later record: the task waits for `right`, then
+    // takes both in timestamp order. Once `right` is empty again it waits for it again, so
+    // left@4000 stays behind right@3000 until that arrives.
+    produce_at(log.as_ref(), "left", "left@2000", 2_000);
+    produce_at(log.as_ref(), "right", "right@1000", 1_000);
+    produce_at(log.as_ref(), "left", "left@4000", 4_000);
+    produce_at(log.as_ref(), "right", "right@3000", 3_000);
+    assert_eq!(
+        values_of(log.as_ref(), "merged", 3),
+        ["right@1000", "left@2000", "right@3000"]
+    );
+    app.close().expect("close");
+
+    // With a short idle time, an input that stays empty does not hold the task for long.
+    let mut config = StreamsConfig::new("idle-enforced", state.path());
+    config.max_task_idle = Duration::from_millis(20);
+    let mut app = StreamsApp::new(
+        merged_inputs("left-2", "right-2", "merged-2"),
+        log.clone(),
+        config,
+    );
+    app.start().expect("start");
+    produce_at(log.as_ref(), "left-2", "alone", 1_000);
+    assert_eq!(values_of(log.as_ref(), "merged-2", 1), ["alone"]);
+    app.close().expect("close");
+}

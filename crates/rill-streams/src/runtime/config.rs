@@ -76,6 +76,15 @@ pub struct StreamsConfig {
     /// `commit_interval`: the lowest latency when lightly loaded, larger transactions under
     /// load (default on).
     pub commit_when_caught_up: bool,
+    /// How long a task with several input partitions (a join or merge of co-partitioned
+    /// topics) waits for every input to have a record before it processes what it has, so
+    /// that records are taken in timestamp order across inputs (Kafka Streams'
+    /// `max.task.idle.ms`). Default zero: never wait. It waits whenever an input's buffer is
+    /// empty, as Kafka Streams did before 3.0; since KIP-695 Kafka Streams skips the wait
+    /// for an input known to be at its end, which needs a consumer's fetch lag that rill's
+    /// log trait does not report. So a small wait (e.g. 100 ms) is the way to ask for the
+    /// order, at that cost in latency when an input is quiet.
+    pub max_task_idle: Duration,
     /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
     pub max_poll_records: usize,
     /// Told how the restores of stores from their changelogs progress (none by default).
@@ -172,6 +181,7 @@ impl StreamsConfig {
             application_server: None,
             poll_timeout: Duration::from_millis(50),
             max_poll_records: 2_000,
+            max_task_idle: Duration::ZERO,
             commit_when_caught_up: true,
             restore_listener: None,
             state_listener: None,

@@ -5,7 +5,7 @@ use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rill_log::{ConsumedRecord, Consumer, ErrorClass, Log, Offset, SeekTo, TopicPartition};
 
@@ -23,9 +23,57 @@ use super::restore::{STALL_LIMIT, restore};
 struct RunningTask {
     task: Task,
     queues: BTreeMap<TopicPartition, VecDeque<ConsumedRecord>>,
+    idle: IdleGate,
+}
+
+/// Whether a task with several input partitions may process while some of them have nothing
+/// buffered (Kafka Streams' `max.task.idle.ms`). Records are taken in timestamp order across
+/// the partitions that have some; a partition that is merely slow to deliver may hold earlier
+/// ones, which a join or a merge would then see out of order. So the task waits up to
+/// `max_idle` for every input to have a record, then processes what it has ("enforced
+/// processing") until its buffers run dry.
+#[derive(Debug, Default)]
+pub(crate) struct IdleGate {
+    /// Input partitions of the task.
+    inputs: usize,
+    /// When some inputs had records and others none, since.
+    waiting_since: Option<Instant>,
+}
+
+impl IdleGate {
+    pub(crate) fn new(inputs: usize) -> Self {
+        IdleGate {
+            inputs,
+            waiting_since: None,
+        }
+    }
+
+    /// Whether the task may take its next record now, with `filled` inputs holding records.
+    pub(crate) fn may_process(&mut self, filled: usize, now: Instant, max_idle: Duration) -> bool {
+        if filled == 0 || filled >= self.inputs {
+            self.waiting_since = None;
+            return filled > 0;
+        }
+        if max_idle.is_zero() {
+            return true;
+        }
+        let since = *self.waiting_since.get_or_insert(now);
+        now.saturating_duration_since(since) >= max_idle
+    }
 }
 
 impl RunningTask {
+    /// The next record to process, unless the task waits for an empty input (see
+    /// [`IdleGate`]).
+    fn next_ready_record(&mut self, now: Instant, max_idle: Duration) -> Option<ConsumedRecord> {
+        let filled = self.queues.values().filter(|q| !q.is_empty()).count();
+        if self.idle.may_process(filled, now, max_idle) {
+            self.next_record()
+        } else {
+            None
+        }
+    }
+
     /// The buffered record with the smallest timestamp, so that records of several input
     /// partitions are processed in event-time order.
     fn next_record(&mut self) -> Option<ConsumedRecord> {
@@ -158,11 +206,17 @@ impl ThreadTasks {
         for id in ids {
             if !self.tasks.contains_key(&id) {
                 let task = self.create_task(id)?;
+                let inputs = self
+                    .topic_owner
+                    .values()
+                    .filter(|&&sub| sub == id.subtopology)
+                    .count();
                 self.tasks.insert(
                     id,
                     RunningTask {
                         task,
                         queues: BTreeMap::new(),
+                        idle: IdleGate::new(inputs),
                     },
                 );
             }
@@ -320,7 +374,8 @@ impl ThreadTasks {
             let late_before = running.task.state.metrics.late_records_dropped;
             let dead_before = running.task.state.metrics.dead_letters;
             let errors_before = running.task.state.metrics.processing_errors;
-            while let Some(record) = running.next_record() {
+            let now = Instant::now();
+            while let Some(record) = running.next_ready_record(now, self.config.max_task_idle) {
                 running.task.process(&record)?;
                 self.uncommitted.insert(
                     TopicPartition::new(record.topic.to_string(), record.partition),
@@ -440,5 +495,38 @@ impl ThreadTasks {
             }
             _ => false,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_idle_gate_waits_for_every_input_up_to_the_limit_then_lets_records_through() {
+        let limit = Duration::from_millis(100);
+        let start = Instant::now();
+        let mut gate = IdleGate::new(2);
+        assert!(!gate.may_process(0, start, limit), "nothing buffered");
+        assert!(
+            gate.may_process(2, start, limit),
+            "every input has a record"
+        );
+        assert!(!gate.may_process(1, start, limit), "one input empty: wait");
+        let later = start + Duration::from_millis(99);
+        assert!(!gate.may_process(1, later, limit), "still within the limit");
+        let due = start + limit;
+        assert!(
+            gate.may_process(1, due, limit),
+            "enforced once the limit is reached"
+        );
+        assert!(gate.may_process(2, due, limit), "both again");
+        assert!(
+            !gate.may_process(1, due + Duration::from_millis(1), limit),
+            "a new wait starts after both inputs had records"
+        );
+        // One input, or no limit: never waits.
+        assert!(IdleGate::new(1).may_process(1, start, limit));
+        assert!(IdleGate::new(2).may_process(1, start, Duration::ZERO));
     }
 }
