@@ -800,3 +800,69 @@ fn a_task_waits_for_every_input_up_to_max_task_idle_then_processes_what_it_has()
     assert_eq!(values_of(log.as_ref(), "merged-2", 1), ["alone"]);
     app.close().expect("close");
 }
+
+/// Writes a string reversed, and reads it back: a format no default serde would produce.
+struct ReversedSerde;
+
+impl rill_streams::Serde<String> for ReversedSerde {
+    fn serialize(&self, _: &str, value: &String) -> Result<bytes::Bytes, rill_streams::SerdeError> {
+        Ok(bytes::Bytes::from(value.chars().rev().collect::<String>()))
+    }
+
+    fn deserialize(&self, _: &str, bytes: &[u8]) -> Result<String, rill_streams::SerdeError> {
+        Ok(String::from_utf8_lossy(bytes).chars().rev().collect())
+    }
+}
+
+#[test]
+fn a_grouping_repartitions_through_the_topic_and_serdes_it_is_given() {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    setup(log.as_ref());
+    produce(log.as_ref(), "sentences", &["ab cd", "ab"]);
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>("sentences")
+        .flat_map_values(|line| line.split_whitespace().map(str::to_string).collect())
+        .group_by_as(
+            |_, word| word.clone(),
+            rill_streams::Repartitioned::with_serdes(
+                "by-word",
+                Arc::new(rill_streams::StringSerde),
+                Arc::new(ReversedSerde),
+            )
+            .partitions(2),
+        )
+        .count(StoreOptions::in_memory("word-counts"))
+        .to_stream()
+        .to("counts");
+    let mut app = StreamsApp::new(
+        builder.build().expect("topology"),
+        log.clone(),
+        StreamsConfig::new("grouped", state.path()),
+    );
+    app.start().expect("start");
+    let counts = read_committed(log.as_ref(), "counts", 3);
+    app.close().expect("close");
+    assert_eq!(
+        latest(&counts),
+        BTreeMap::from([("ab".to_string(), 2), ("cd".to_string(), 1)])
+    );
+    let topic = "grouped-by-word-repartition";
+    let described = log
+        .admin()
+        .describe_topic(topic)
+        .expect("repartition topic");
+    assert_eq!(described.config.partitions, 2);
+    let mut written: Vec<String> = committed_records(log.as_ref(), topic, 3)
+        .iter()
+        .map(|r| String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned())
+        .collect();
+    written.sort();
+    assert_eq!(
+        written,
+        ["ba", "ba", "dc"],
+        "values in the given serde's format"
+    );
+}

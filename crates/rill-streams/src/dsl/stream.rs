@@ -537,4 +537,37 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
             stream: self.select_key(selector),
         }
     }
+
+    /// [`group_by_key`](Self::group_by_key), repartitioning (when an earlier operation may
+    /// have changed the key) as `options` say: the topic's name, serdes and partition count
+    /// (Kafka Streams' `groupByKey(Grouped)`). Every aggregation of the grouped stream,
+    /// windowed or not, reads that topic.
+    ///
+    /// ```
+    /// use rill_streams::{Repartitioned, StoreOptions, StreamsBuilder};
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .stream::<String, String>("clicks")
+    ///     .select_key(|_, page| page.clone())
+    ///     .group_by_key_as(Repartitioned::named("clicks-by-page").partitions(6))
+    ///     .count(StoreOptions::persistent("clicks-per-page"));
+    /// ```
+    pub fn group_by_key_as(&self, options: Repartitioned<K, V>) -> KGroupedStream<K, V> {
+        let stream = if self.key_changed {
+            self.repartition_as(options)
+        } else {
+            self.clone()
+        };
+        KGroupedStream { stream }
+    }
+
+    /// [`group_by`](Self::group_by), its repartition topic named and written as `options`
+    /// say (Kafka Streams' `groupBy(selector, Grouped)`).
+    pub fn group_by_as<K2: Clone + 'static>(
+        &self,
+        selector: impl Fn(&K, &V) -> K2 + Send + Sync + 'static,
+        options: Repartitioned<K2, V>,
+    ) -> KGroupedStream<K2, V> {
+        self.select_key(selector).group_by_key_as(options)
+    }
 }
