@@ -1,6 +1,8 @@
-//! The runtime's error handling on Apache Kafka: a record whose processing panics goes to the
+//! The runtime on Apache Kafka: a record whose processing panics goes to the
 //! dead-letter topic while the rest is counted, and a stream thread that dies before a commit
-//! is replaced without losing or doubling a count (exactly-once, Kafka transactions).
+//! is replaced without losing or doubling a count (exactly-once, Kafka transactions); a
+//! standby copy takes over the tasks of an instance that died before its commit, restoring
+//! nothing, and the work that instance lost is counted once.
 //!
 //! NEEDS A BROKER at `RILL_KAFKA_BOOTSTRAP` (scripts/test.sh starts one); without it these
 //! tests fail with instructions rather than pass silently.
@@ -131,4 +133,131 @@ fn on_kafka_a_panicking_record_is_dead_lettered_and_a_failed_thread_replaced() {
     assert_eq!(app.threads_replaced(), 1);
     assert_eq!(app.state(), AppState::Running);
     app.close().expect("close");
+}
+
+/// Polls `check` until it holds or 60 s pass.
+fn eventually(what: &str, mut check: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    while !check() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting until {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Counts per key of `input` in a persistent store, with a standby copy of the other
+/// instance's tasks; a thread that dies once `crash` is set, before its next commit.
+fn standby_instance(
+    log: &Arc<KafkaLog>,
+    input: &str,
+    application: &str,
+    state: &std::path::Path,
+    host: &str,
+    crash: Arc<std::sync::atomic::AtomicBool>,
+) -> StreamsApp {
+    let builder = StreamsBuilder::new();
+    builder
+        .stream::<String, String>(input)
+        .group_by_key()
+        .count(StoreOptions::persistent("counts"));
+    let mut config = StreamsConfig::new(application, state);
+    config.application_server = Some(host.to_string());
+    config.standby_replicas = 1;
+    config.fault_injector = Some(Arc::new(move |point| {
+        point == FaultPoint::BeforeCommit && crash.load(Ordering::Acquire)
+    }));
+    let mut app = StreamsApp::new(builder.build().expect("topology"), log.clone(), config);
+    app.start().expect("start");
+    app
+}
+
+#[test]
+fn on_kafka_a_standby_copy_takes_over_from_an_instance_that_died_before_its_commit() {
+    let log = broker();
+    let input = unique("events");
+    log.admin()
+        .create_topic(&input, &TopicConfig::with_partitions(4))
+        .expect("topic");
+    let application = unique("standby");
+    let changelog = format!("{application}-counts-changelog");
+    let keys: Vec<String> = (0..16).map(|i| format!("key-{i}")).collect();
+    let producer = log.producer(&Default::default()).expect("producer");
+    let send_all = |times: usize| {
+        for _ in 0..times {
+            for key in &keys {
+                drop(
+                    producer
+                        .send(ProducerRecord::new(&input).key(key.clone()).value("x"))
+                        .expect("send"),
+                );
+            }
+        }
+        producer.flush(Duration::from_secs(20)).expect("flush");
+    };
+    send_all(3);
+
+    let (state_a, state_b) = (
+        tempfile::tempdir().expect("tempdir"),
+        tempfile::tempdir().expect("tempdir"),
+    );
+    let never = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let crash_b = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let mut a = standby_instance(&log, &input, &application, state_a.path(), "a:1", never);
+    let mut b = standby_instance(
+        &log,
+        &input,
+        &application,
+        state_b.path(),
+        "b:2",
+        crash_b.clone(),
+    );
+    let (store_a, store_b) = (
+        a.store::<String, i64>("counts").expect("store"),
+        b.store::<String, i64>("counts").expect("store"),
+    );
+    let count_is = |n: i64| {
+        keys.iter().all(|key| {
+            [&store_a, &store_b]
+                .iter()
+                .any(|store| store.get(key).ok().flatten() == Some(n))
+        })
+    };
+    eventually(
+        "both instances own tasks, keep copies and counted every key",
+        || count_is(3) && !a.standby_tasks().is_empty() && !b.standby_tasks().is_empty(),
+    );
+    // Written while b owns its tasks: only b, and a's copies of them, see these counts.
+    send_all(2);
+    eventually("every key counted to 5", || count_is(5));
+    let reader = log.consumer(&Default::default(), None).expect("consumer");
+    eventually("a's copies of b's tasks caught up", || {
+        let positions = a.standby_positions();
+        !positions.is_empty()
+            && positions.iter().all(|(partition, position)| {
+                partition.topic == changelog
+                    && reader.watermarks(partition).expect("watermarks").high == *position
+            })
+    });
+    let copied = a.standby_tasks();
+    assert!(a.standby_records_applied() > 0);
+
+    // b dies between processing the next round and committing it: its transaction is
+    // aborted and a takes its tasks over from the copies, then counts the round once.
+    crash_b.store(true, Ordering::Release);
+    let restored_before = a.records_restored();
+    send_all(1);
+    assert!(b.wait_for_error(Duration::from_secs(60)), "b's thread died");
+    eventually("a counted the round for every key, once", || {
+        keys.iter()
+            .all(|key| store_a.get(key).ok().flatten() == Some(6))
+    });
+    assert_eq!(
+        a.records_restored() - restored_before,
+        0,
+        "the copies of {copied:?} were complete"
+    );
+    let _ = b.close();
+    a.close().expect("close a");
 }

@@ -314,6 +314,20 @@ impl Keeper {
                         .fetch_add(count, Ordering::Relaxed);
                 }
             }
+            // The consumer's position also moves past what never reaches a reader (a
+            // transaction's commit marker on Kafka, aborted records): a copy that read all
+            // there is stands at the changelog's end, as a restore from it would.
+            for store in state.tasks.values_mut().flatten() {
+                if store.seek_pending {
+                    continue;
+                }
+                if let Ok(read_to) = consumer.position(&store.changelog)
+                    && read_to > store.position
+                {
+                    store.position = read_to;
+                    store.dirty = true;
+                }
+            }
             if last_checkpoint.elapsed() >= CHECKPOINT_EVERY {
                 last_checkpoint = Instant::now();
                 for (task, stores) in state.tasks.iter_mut() {
