@@ -47,6 +47,10 @@ use crate::backend::{self, KafkaArgs, OpenLog};
 pub enum Phase {
     /// N orders as fast as they can be produced: orders/s to the final state.
     Throughput,
+    /// N orders (and payments) written first, then the services started on them: orders/s
+    /// from the start to the last final state, as a user starting `rill run` on a backlog
+    /// sees it (joining, loading tables and all).
+    Backlog,
     /// A fixed offered rate: acknowledged-to-final latency.
     Latency,
     /// The REST API: POST/s and GET/s over loopback.
@@ -122,6 +126,7 @@ pub struct OrdersBenchArgs {
 /// What one measurement of one backend gave.
 struct Figures {
     throughput: Option<ThroughputResult>,
+    backlog: Option<ThroughputResult>,
     latency: Option<LatencyResult>,
     http: Option<HttpResult>,
 }
@@ -211,6 +216,11 @@ fn measure(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Figures>
         } else {
             None
         },
+        backlog: if args.phases.contains(&Phase::Backlog) {
+            Some(backlog(args, kafka)?)
+        } else {
+            None
+        },
         latency: if args.phases.contains(&Phase::Latency) {
             Some(latency(args, kafka)?)
         } else {
@@ -229,14 +239,31 @@ fn report_lines(args: &OrdersBenchArgs, figures: &Figures) -> Vec<String> {
     if let Some(t) = &figures.throughput {
         report.push(format!(
             "throughput: {} orders, {:.1} s from the first CREATED sent to the last final state: \
-             **{:.0} orders/s** (VALIDATED {}, FAILED {}; produced in {:.1} s); peak RSS {} MiB",
+             **{:.0} orders/s** (VALIDATED {}, FAILED {}; produced in {:.1} s); peak RSS {} MiB, \
+             at most {} threads",
             args.orders,
             t.seconds,
             args.orders as f64 / t.seconds,
             t.validated,
             t.failed,
             t.produce_seconds,
-            t.peak_rss_kib / 1024
+            t.peak_rss_kib / 1024,
+            t.peak_threads,
+        ));
+    }
+    if let Some(b) = &figures.backlog {
+        report.push(format!(
+            "backlog: {} orders written first ({:.1} s), then the services started: {:.1} s to \
+             the last final state: **{:.0} orders/s** (VALIDATED {}, FAILED {}); peak RSS {} MiB, \
+             at most {} threads",
+            args.orders,
+            b.produce_seconds,
+            b.seconds,
+            args.orders as f64 / b.seconds,
+            b.validated,
+            b.failed,
+            b.peak_rss_kib / 1024,
+            b.peak_threads,
         ));
     }
     if let Some(l) = &figures.latency {
@@ -280,8 +307,11 @@ fn report_lines(args: &OrdersBenchArgs, figures: &Figures) -> Vec<String> {
 /// The medians of each backend side by side, with Kafka's figure over the embedded one.
 fn print_comparison(args: &OrdersBenchArgs, measured: &[(&str, Figures)]) {
     type Pick = fn(&OrdersBenchArgs, &Figures) -> Option<f64>;
-    let rows: [(&str, Pick); 5] = [
+    let rows: [(&str, Pick); 6] = [
         ("orders/s (throughput)", |a, f| f.orders_per_s(a)),
+        ("orders/s (backlog)", |a, f| {
+            f.backlog.as_ref().map(|b| a.orders as f64 / b.seconds)
+        }),
         ("latency p50, ms", |_, f| f.latency_ms(0.5)),
         ("latency p99, ms", |_, f| f.latency_ms(0.99)),
         ("POST /v1/orders per s", |_, f| f.posts_per_s()),
@@ -355,14 +385,15 @@ fn ms(micros: u64) -> f64 {
 
 /// `VmHWM` of this process in KiB (0 where /proc is not there).
 fn peak_rss_kib() -> u64 {
-    proc_status_kib("VmHWM:")
+    proc_status_number("VmHWM:")
 }
 
 fn rss_kib() -> u64 {
-    proc_status_kib("VmRSS:")
+    proc_status_number("VmRSS:")
 }
 
-fn proc_status_kib(field: &str) -> u64 {
+/// The first number after `field` in `/proc/self/status` (kB for memory fields).
+fn proc_status_number(field: &str) -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
         .and_then(|status| {
@@ -485,18 +516,40 @@ fn start(
     name: &str,
     stock: &[(Product, i64)],
 ) -> anyhow::Result<Running> {
+    let (dir, open) = fresh_log(args, kafka, name)?;
+    let log = open.shared();
+    let mut config = instance_config(args, kafka, &dir);
+    config.seed = seed(args, stock);
+    let instance = Instance::start(log.clone(), config).context("starting the order system")?;
+    let running = Running {
+        log,
+        open,
+        instance,
+    };
+    running.warm_up(args)?;
+    Ok(running)
+}
+
+/// A fresh data directory (and, on Kafka, none of the order system's topics left).
+fn fresh_log(
+    args: &OrdersBenchArgs,
+    kafka: &KafkaArgs,
+    name: &str,
+) -> anyhow::Result<(PathBuf, OpenLog)> {
     let dir = args.dir.join(name);
     if dir.exists() {
         std::fs::remove_dir_all(&dir).with_context(|| format!("clearing {}", dir.display()))?;
     }
     let open = backend::open(kafka, &dir.join("log"), None)?;
-    let log = open.shared();
     if kafka.bootstrap.is_some() {
-        delete_order_system_topics(log.as_ref())?;
+        delete_order_system_topics(open.shared().as_ref())?;
     }
-    let mut config = InstanceConfig::new(dir.join("state"));
-    config.partitions = args.partitions;
-    config.seed = stock
+    Ok((dir, open))
+}
+
+/// Stock for the workload and every customer.
+fn seed(args: &OrdersBenchArgs, stock: &[(Product, i64)]) -> Vec<InputRecord> {
+    stock
         .iter()
         .map(|&(product, count)| InputRecord::Stock { product, count })
         .chain((0..args.customers).map(|id| {
@@ -509,18 +562,21 @@ fn start(
                 level: topics::LEVELS[(id % 4) as usize].to_string(),
             })
         }))
-        .collect();
+        .collect()
+}
+
+/// The services as `rill run` starts them, with the bench's threads and commit interval.
+fn instance_config(
+    args: &OrdersBenchArgs,
+    kafka: &KafkaArgs,
+    dir: &std::path::Path,
+) -> InstanceConfig {
+    let mut config = InstanceConfig::new(dir.join("state"));
+    config.partitions = args.partitions;
     config.system.threads = args.threads.max(1);
     config.system.commit_interval = backend::commit_interval(args.commit_interval_ms, kafka);
     config.system.emailer = Arc::new(QuietEmailer);
-    let instance = Instance::start(log.clone(), config).context("starting the order system")?;
-    let running = Running {
-        log,
-        open,
-        instance,
-    };
-    running.warm_up(args)?;
-    Ok(running)
+    config
 }
 
 /// Deletes the order system's topics and its applications' (changelogs, repartition topics,
@@ -726,6 +782,91 @@ struct ThroughputResult {
     validated: u64,
     failed: u64,
     peak_rss_kib: u64,
+    /// Most threads the process had while the orders were decided.
+    peak_threads: u64,
+}
+
+/// Writes `n` orders (each with its payment unless `--no-payments`), flushing every 10,000;
+/// answers the seconds it took.
+fn write_orders(
+    log: &dyn Log,
+    workload: &Workload,
+    n: u64,
+    payments: bool,
+    produced: &AtomicU64,
+) -> anyhow::Result<f64> {
+    let producer = log.producer(&Default::default())?;
+    let started = Instant::now();
+    for i in 0..n {
+        let order = workload.order(i);
+        // Acknowledgements are awaited in bulk by the flushes below.
+        drop(producer.send(order_record(&order)?)?);
+        if payments {
+            drop(producer.send(payment_record(&order)?)?);
+        }
+        // Bounds what the log holds in memory for the flusher.
+        if i % 10_000 == 9_999 {
+            producer.flush(Duration::from_secs(120))?;
+            produced.store(i + 1, Ordering::Relaxed);
+        }
+    }
+    producer.flush(Duration::from_secs(120))?;
+    produced.store(n, Ordering::Relaxed);
+    Ok(started.elapsed().as_secs_f64())
+}
+
+/// The backlog phase: the orders first, then the services.
+fn backlog(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<ThroughputResult> {
+    let n = args.orders;
+    let (dir, open) = fresh_log(args, kafka, "backlog")?;
+    let log = open.shared();
+    topics::create_system_topics(log.admin(), args.partitions)
+        .context("creating the order system's topics")?;
+    let seed = seed(args, &Workload::stock_for_half(n));
+    let producer = log.producer(&Default::default())?;
+    for record in &seed {
+        drop(producer.send(record.producer_record()?)?);
+    }
+    producer.flush(Duration::from_secs(120))?;
+    let workload = || Workload {
+        prefix: "b",
+        customers: args.customers,
+    };
+    eprintln!("backlog: writing {n} orders");
+    let produced = AtomicU64::new(0);
+    let produce_seconds = write_orders(log.as_ref(), &workload(), n, !args.no_payments, &produced)?;
+    eprintln!("backlog: starting the services on {n} orders");
+    let states = FinalStates::new(n);
+    let epoch = Instant::now();
+    let reader = states.watch(&log, args.partitions, workload(), epoch)?;
+    // The topics exist, so the instance seeds nothing again.
+    let instance = Instance::start(log.clone(), instance_config(args, kafka, &dir))
+        .context("starting the order system")?;
+    let running = Running {
+        log,
+        open,
+        instance,
+    };
+    let outcome = wait_all(args, &running, &states, n, epoch, &produced, "backlog");
+    states.stop.store(true, Ordering::Release);
+    reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
+    let (seconds, peak_threads) = outcome?;
+    let peak_rss_kib = peak_rss_kib();
+    let duplicates = states.duplicates.load(Ordering::Relaxed);
+    running.close()?;
+    if duplicates > 0 {
+        bail!("{duplicates} orders reached a final state twice");
+    }
+    Ok(ThroughputResult {
+        seconds,
+        produce_seconds,
+        validated: states.validated.load(Ordering::Relaxed),
+        failed: states.failed.load(Ordering::Relaxed),
+        peak_rss_kib,
+        peak_threads,
+    })
 }
 
 fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<ThroughputResult> {
@@ -748,26 +889,7 @@ fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Throu
         let workload = workload();
         std::thread::Builder::new()
             .name("bench-producer".into())
-            .spawn(move || -> anyhow::Result<f64> {
-                let producer = log.producer(&Default::default())?;
-                let started = Instant::now();
-                for i in 0..n {
-                    let order = workload.order(i);
-                    // Acknowledgements are awaited in bulk by the flushes below.
-                    drop(producer.send(order_record(&order)?)?);
-                    if payments {
-                        drop(producer.send(payment_record(&order)?)?);
-                    }
-                    // Bounds what the log holds in memory for the flusher.
-                    if i % 10_000 == 9_999 {
-                        producer.flush(Duration::from_secs(120))?;
-                        produced.store(i + 1, Ordering::Relaxed);
-                    }
-                }
-                producer.flush(Duration::from_secs(120))?;
-                produced.store(n, Ordering::Relaxed);
-                Ok(started.elapsed().as_secs_f64())
-            })?
+            .spawn(move || write_orders(log.as_ref(), &workload, n, payments, &produced))?
     };
     let outcome = wait_all(args, &running, &states, n, epoch, &produced, "throughput");
     let produce_seconds = producer_thread
@@ -777,7 +899,7 @@ fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Throu
     reader
         .join()
         .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
-    let seconds = outcome?;
+    let (seconds, peak_threads) = outcome?;
     let peak_rss_kib = peak_rss_kib();
     let duplicates = states.duplicates.load(Ordering::Relaxed);
     running.close()?;
@@ -790,11 +912,13 @@ fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Throu
         validated: states.validated.load(Ordering::Relaxed),
         failed: states.failed.load(Ordering::Relaxed),
         peak_rss_kib,
+        peak_threads,
     })
 }
 
 /// Waits until every one of `n` orders has a final state, printing progress each second;
-/// answers seconds from the epoch to the last final state.
+/// answers seconds from the epoch to the last final state, and the most threads the process
+/// had meanwhile.
 fn wait_all(
     args: &OrdersBenchArgs,
     running: &Running,
@@ -803,10 +927,12 @@ fn wait_all(
     epoch: Instant,
     produced: &AtomicU64,
     phase: &str,
-) -> anyhow::Result<f64> {
+) -> anyhow::Result<(f64, u64)> {
     let bar = crate::progress::bar(n, &format!("{phase}: decided"));
+    let mut peak_threads = 0;
     loop {
         std::thread::sleep(Duration::from_millis(20));
+        peak_threads = peak_threads.max(proc_status_number("Threads:"));
         let decided = states.decided();
         if decided >= n {
             break;
@@ -836,7 +962,7 @@ fn wait_all(
         .map(|at| at.load(Ordering::Relaxed))
         .max()
         .unwrap_or(0);
-    Ok(last.saturating_sub(1) as f64 / 1e9)
+    Ok((last.saturating_sub(1) as f64 / 1e9, peak_threads))
 }
 
 struct LatencyResult {

@@ -247,6 +247,10 @@ fn partition_list(partitions: &[TopicPartition]) -> TopicPartitionList {
 /// and `close`, which fail there with an `InvalidInput` error. Empty revocations (cooperative
 /// rebalances that take nothing from this member) are not reported; every assignment is, empty too.
 ///
+/// **Lag.** [`Consumer::known_lag`] is unknown (`None`): librdkafka keeps each partition's
+/// high watermark from its fetch responses, but rust-rdkafka offers only the query that asks
+/// the broker, too slow to call per record.
+///
 /// **Group metadata.** librdkafka does not expose the member id or generation of a consumer
 /// through a safe API; [`Consumer::group_metadata`] reports generation `-1` and an empty
 /// member id, and carries librdkafka's own group metadata (which has both) in

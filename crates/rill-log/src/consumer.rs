@@ -190,6 +190,15 @@ pub trait Consumer: Send + Sync {
     /// First and next offsets of a partition, as this consumer's isolation level sees them.
     fn watermarks(&self, partition: &TopicPartition) -> Result<Watermarks>;
 
+    /// How many records of an assigned `partition` this consumer has yet to read, as far as
+    /// it knows without asking the log; `None` when it does not know. Lets a reader of
+    /// several partitions tell an input that is caught up from one slow to deliver. The
+    /// default knows nothing.
+    fn known_lag(&self, partition: &TopicPartition) -> Option<i64> {
+        let _ = partition;
+        None
+    }
+
     /// This member's identity for transactional offset commits; `None` without a group.
     fn group_metadata(&self) -> Option<GroupMetadata>;
 

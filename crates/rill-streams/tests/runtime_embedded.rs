@@ -756,7 +756,7 @@ fn values_of(log: &dyn Log, topic: &str, expected: usize) -> Vec<String> {
 }
 
 #[test]
-fn a_task_waits_for_every_input_up_to_max_task_idle_then_processes_what_it_has() {
+fn a_task_waits_for_an_input_with_records_to_read_then_takes_them_in_timestamp_order() {
     let data = tempfile::tempdir().expect("tempdir");
     let state = tempfile::tempdir().expect("tempdir");
     let log = open_log(data.path(), FsyncPolicy::Never);
@@ -765,8 +765,15 @@ fn a_task_waits_for_every_input_up_to_max_task_idle_then_processes_what_it_has()
             .create_topic(topic, &TopicConfig::with_partitions(1))
             .expect("topic");
     }
+    // A backlog on both inputs, each holding records earlier than the other's.
+    produce_at(log.as_ref(), "left", "left@2000", 2_000);
+    produce_at(log.as_ref(), "left", "left@4000", 4_000);
+    produce_at(log.as_ref(), "right", "right@1000", 1_000);
+    produce_at(log.as_ref(), "right", "right@3000", 3_000);
     let mut config = StreamsConfig::new("idle", state.path());
-    // Far longer than the test: the task must wait for the empty input, not time out.
+    // One record per poll: whichever input is read first, the other still has records to
+    // read, and the task waits for them (far longer than the test would run).
+    config.max_poll_records = 1;
     config.max_task_idle = Duration::from_secs(3600);
     let mut app = StreamsApp::new(
         merged_inputs("left", "right", "merged"),
@@ -774,22 +781,15 @@ fn a_task_waits_for_every_input_up_to_max_task_idle_then_processes_what_it_has()
         config,
     );
     app.start().expect("start");
-    // `left` arrives first but holds the later record: the task waits for `right`, then
-    // takes both in timestamp order. Once `right` is empty again it waits for it again, so
-    // left@4000 stays behind right@3000 until that arrives.
-    produce_at(log.as_ref(), "left", "left@2000", 2_000);
-    produce_at(log.as_ref(), "right", "right@1000", 1_000);
-    produce_at(log.as_ref(), "left", "left@4000", 4_000);
-    produce_at(log.as_ref(), "right", "right@3000", 3_000);
     assert_eq!(
-        values_of(log.as_ref(), "merged", 3),
-        ["right@1000", "left@2000", "right@3000"]
+        values_of(log.as_ref(), "merged", 4),
+        ["right@1000", "left@2000", "right@3000", "left@4000"]
     );
     app.close().expect("close");
 
-    // With a short idle time, an input that stays empty does not hold the task for long.
-    let mut config = StreamsConfig::new("idle-enforced", state.path());
-    config.max_task_idle = Duration::from_millis(20);
+    // An empty input with nothing to read does not hold the task: nothing earlier can come.
+    let mut config = StreamsConfig::new("idle-caught-up", state.path());
+    config.max_task_idle = Duration::from_secs(3600);
     let mut app = StreamsApp::new(
         merged_inputs("left-2", "right-2", "merged-2"),
         log.clone(),

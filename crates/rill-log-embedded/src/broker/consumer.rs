@@ -507,6 +507,17 @@ impl Consumer for EmbeddedConsumer {
         self.resolve_position(&mut state, partition, &part)
     }
 
+    fn known_lag(&self, partition: &TopicPartition) -> Option<i64> {
+        // The log is in this process: its visible end is known without a request.
+        let part = self.inner.partition(partition).ok()?;
+        let mut state = self.state.lock();
+        if !state.assignment.contains(partition) {
+            return None;
+        }
+        let position = self.resolve_position(&mut state, partition, &part).ok()?;
+        Some((part.visible_end() - position).max(0))
+    }
+
     fn commit(&self, offsets: &[(TopicPartition, Offset)]) -> Result<()> {
         self.check_open()?;
         let group = self.require_group("commit")?;

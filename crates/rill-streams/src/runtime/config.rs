@@ -79,11 +79,11 @@ pub struct StreamsConfig {
     /// How long a task with several input partitions (a join or merge of co-partitioned
     /// topics) waits for every input to have a record before it processes what it has, so
     /// that records are taken in timestamp order across inputs (Kafka Streams'
-    /// `max.task.idle.ms`). Default zero: never wait. It waits whenever an input's buffer is
-    /// empty, as Kafka Streams did before 3.0; since KIP-695 Kafka Streams skips the wait
-    /// for an input known to be at its end, which needs a consumer's fetch lag that rill's
-    /// log trait does not report. So a small wait (e.g. 100 ms) is the way to ask for the
-    /// order, at that cost in latency when an input is quiet.
+    /// `max.task.idle.ms`). Default zero: never wait. An empty input the consumer knows to be
+    /// read to its end is not waited for ([`Consumer::known_lag`](rill_log::Consumer::known_lag),
+    /// as in Kafka Streams since KIP-695): on the embedded log that is always known, so a long
+    /// wait costs nothing when an input is merely quiet. The Kafka backend does not know its
+    /// fetch lag, so there every empty input is waited for, up to this long.
     pub max_task_idle: Duration,
     /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
     pub max_poll_records: usize,

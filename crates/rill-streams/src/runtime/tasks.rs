@@ -23,6 +23,8 @@ use super::restore::{STALL_LIMIT, restore};
 struct RunningTask {
     task: Task,
     queues: BTreeMap<TopicPartition, VecDeque<ConsumedRecord>>,
+    /// The task's input partitions.
+    inputs: Vec<TopicPartition>,
     idle: IdleGate,
 }
 
@@ -31,7 +33,9 @@ struct RunningTask {
 /// the partitions that have some; a partition that is merely slow to deliver may hold earlier
 /// ones, which a join or a merge would then see out of order. So the task waits up to
 /// `max_idle` for every input to have a record, then processes what it has ("enforced
-/// processing") until its buffers run dry.
+/// processing") until its buffers run dry. An empty input the consumer knows to be read to
+/// its end (a table's topic that is loaded, say) is not waited for: nothing earlier can come
+/// from it.
 #[derive(Debug, Default)]
 pub(crate) struct IdleGate {
     /// Input partitions of the task.
@@ -48,13 +52,24 @@ impl IdleGate {
         }
     }
 
-    /// Whether the task may take its next record now, with `filled` inputs holding records.
-    pub(crate) fn may_process(&mut self, filled: usize, now: Instant, max_idle: Duration) -> bool {
+    /// Whether the task may take its next record now, with `filled` inputs holding records;
+    /// `empty_caught_up` answers whether every empty input is known to be read to its end.
+    pub(crate) fn may_process(
+        &mut self,
+        filled: usize,
+        now: Instant,
+        max_idle: Duration,
+        empty_caught_up: impl FnOnce() -> bool,
+    ) -> bool {
         if filled == 0 || filled >= self.inputs {
             self.waiting_since = None;
             return filled > 0;
         }
         if max_idle.is_zero() {
+            return true;
+        }
+        if empty_caught_up() {
+            self.waiting_since = None;
             return true;
         }
         let since = *self.waiting_since.get_or_insert(now);
@@ -65,9 +80,24 @@ impl IdleGate {
 impl RunningTask {
     /// The next record to process, unless the task waits for an empty input (see
     /// [`IdleGate`]).
-    fn next_ready_record(&mut self, now: Instant, max_idle: Duration) -> Option<ConsumedRecord> {
+    fn next_ready_record(
+        &mut self,
+        now: Instant,
+        max_idle: Duration,
+        consumer: &dyn Consumer,
+    ) -> Option<ConsumedRecord> {
         let filled = self.queues.values().filter(|q| !q.is_empty()).count();
-        if self.idle.may_process(filled, now, max_idle) {
+        let (queues, inputs) = (&self.queues, &self.inputs);
+        let empty_caught_up = || {
+            inputs
+                .iter()
+                .filter(|p| queues.get(*p).is_none_or(VecDeque::is_empty))
+                .all(|p| consumer.known_lag(p) == Some(0))
+        };
+        if self
+            .idle
+            .may_process(filled, now, max_idle, empty_caught_up)
+        {
             self.next_record()
         } else {
             None
@@ -206,17 +236,19 @@ impl ThreadTasks {
         for id in ids {
             if !self.tasks.contains_key(&id) {
                 let task = self.create_task(id)?;
-                let inputs = self
+                let inputs: Vec<TopicPartition> = self
                     .topic_owner
-                    .values()
-                    .filter(|&&sub| sub == id.subtopology)
-                    .count();
+                    .iter()
+                    .filter(|&(_, &sub)| sub == id.subtopology)
+                    .map(|(topic, _)| TopicPartition::new(topic.clone(), id.partition))
+                    .collect();
                 self.tasks.insert(
                     id,
                     RunningTask {
                         task,
                         queues: BTreeMap::new(),
-                        idle: IdleGate::new(inputs),
+                        idle: IdleGate::new(inputs.len()),
+                        inputs,
                     },
                 );
             }
@@ -368,14 +400,16 @@ impl ThreadTasks {
     }
 
     /// Processes every buffered record; answers how many.
-    pub fn process(&mut self) -> Result<u64> {
+    pub fn process(&mut self, consumer: &dyn Consumer) -> Result<u64> {
         let mut processed = 0;
         for running in self.tasks.values_mut() {
             let late_before = running.task.state.metrics.late_records_dropped;
             let dead_before = running.task.state.metrics.dead_letters;
             let errors_before = running.task.state.metrics.processing_errors;
             let now = Instant::now();
-            while let Some(record) = running.next_ready_record(now, self.config.max_task_idle) {
+            while let Some(record) =
+                running.next_ready_record(now, self.config.max_task_idle, consumer)
+            {
                 running.task.process(&record)?;
                 self.uncommitted.insert(
                     TopicPartition::new(record.topic.to_string(), record.partition),
@@ -507,26 +541,39 @@ mod tests {
         let limit = Duration::from_millis(100);
         let start = Instant::now();
         let mut gate = IdleGate::new(2);
-        assert!(!gate.may_process(0, start, limit), "nothing buffered");
         assert!(
-            gate.may_process(2, start, limit),
+            !gate.may_process(0, start, limit, || false),
+            "nothing buffered"
+        );
+        assert!(
+            gate.may_process(2, start, limit, || false),
             "every input has a record"
         );
-        assert!(!gate.may_process(1, start, limit), "one input empty: wait");
+        assert!(
+            !gate.may_process(1, start, limit, || false),
+            "one input empty: wait"
+        );
         let later = start + Duration::from_millis(99);
-        assert!(!gate.may_process(1, later, limit), "still within the limit");
+        assert!(
+            !gate.may_process(1, later, limit, || false),
+            "still within the limit"
+        );
         let due = start + limit;
         assert!(
-            gate.may_process(1, due, limit),
+            gate.may_process(1, due, limit, || false),
             "enforced once the limit is reached"
         );
-        assert!(gate.may_process(2, due, limit), "both again");
+        assert!(gate.may_process(2, due, limit, || false), "both again");
         assert!(
-            !gate.may_process(1, due + Duration::from_millis(1), limit),
+            !gate.may_process(1, due + Duration::from_millis(1), limit, || false),
             "a new wait starts after both inputs had records"
         );
         // One input, or no limit: never waits.
-        assert!(IdleGate::new(1).may_process(1, start, limit));
-        assert!(IdleGate::new(2).may_process(1, start, Duration::ZERO));
+        assert!(IdleGate::new(1).may_process(1, start, limit, || false));
+        assert!(IdleGate::new(2).may_process(1, start, Duration::ZERO, || false));
+        assert!(
+            IdleGate::new(2).may_process(1, start, limit, || true),
+            "an empty input known to be read to its end is not waited for"
+        );
     }
 }

@@ -197,7 +197,7 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
         let step = with_tasks(|tasks| {
             tasks.add_records(records);
             let started = Instant::now();
-            let processed = tasks.process()?;
+            let processed = tasks.process(consumer)?;
             if processed > 0 {
                 crate::runtime::metrics::processed(&shared.application_id, started.elapsed());
             }
