@@ -117,6 +117,17 @@ pub fn commit_interval(asked_ms: Option<u64>, kafka: &KafkaArgs) -> std::time::D
     }
 }
 
+/// How long the order system's tasks wait for an input that still has records to read: on
+/// the embedded log, whose consumers know their lag, long enough for any backlog's first
+/// fetches; on Kafka never (its consumer does not know its lag, so every quiet input would be
+/// waited for).
+pub fn max_task_idle(kafka: &KafkaArgs) -> std::time::Duration {
+    match kafka.bootstrap {
+        Some(_) => std::time::Duration::ZERO,
+        None => std::time::Duration::from_secs(5),
+    }
+}
+
 /// Opens the cluster named by `kafka`, or the embedded log in `data_dir`. On a cluster, topics
 /// are created with `replication_factor` replicas, by default min(3, brokers).
 pub fn open(

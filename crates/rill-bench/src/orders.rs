@@ -575,6 +575,7 @@ fn instance_config(
     config.partitions = args.partitions;
     config.system.threads = args.threads.max(1);
     config.system.commit_interval = backend::commit_interval(args.commit_interval_ms, kafka);
+    config.system.max_task_idle = backend::max_task_idle(kafka);
     config.system.emailer = Arc::new(QuietEmailer);
     config
 }

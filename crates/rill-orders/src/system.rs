@@ -131,6 +131,12 @@ pub struct SystemConfig {
     pub threads: usize,
     /// How often each service commits.
     pub commit_interval: Duration,
+    /// How long a service task waits for an input that still has records to read before it
+    /// runs ahead of it (see `StreamsConfig::max_task_idle`): on a backlog, the inventory
+    /// service then loads its stock before it checks the orders written after it. Zero by
+    /// default; worth it only where the log knows its consumers' lag (the embedded log), as
+    /// elsewhere every quiet input would be waited for.
+    pub max_task_idle: Duration,
     /// Exactly-once (the default; needs a log with transactions) or at-least-once.
     pub guarantee: ProcessingGuarantee,
     /// What the email service sends emails with.
@@ -156,6 +162,7 @@ impl SystemConfig {
             advertised: None,
             threads: 1,
             commit_interval: EMBEDDED_COMMIT_INTERVAL,
+            max_task_idle: Duration::ZERO,
             guarantee: ProcessingGuarantee::ExactlyOnce,
             emailer: Arc::new(OutboxEmailer),
             max_batch_bytes: crate::http::DEFAULT_MAX_BATCH_BYTES,
@@ -199,6 +206,7 @@ impl OrdersSystem {
             let mut streams = StreamsConfig::new(id, &config.state_dir);
             streams.threads = config.threads;
             streams.commit_interval = config.commit_interval;
+            streams.max_task_idle = config.max_task_idle;
             streams.guarantee = config.guarantee;
             streams.fault_injector = config.fault_injector.clone();
             streams.restore_listener = config.restore_listener.clone();

@@ -97,6 +97,7 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
     config.system.max_batch_bytes = args.max_batch_bytes;
     config.system.restore_listener = Some(Arc::new(crate::progress::RestoreProgress::new()));
     config.system.commit_interval = backend::commit_interval(args.commit_interval_ms, &args.kafka);
+    config.system.max_task_idle = backend::max_task_idle(&args.kafka);
     config.system.guarantee = match args.processing_guarantee {
         Guarantee::ExactlyOnce => ProcessingGuarantee::ExactlyOnce,
         Guarantee::AtLeastOnce => ProcessingGuarantee::AtLeastOnce,

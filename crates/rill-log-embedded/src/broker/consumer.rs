@@ -2,6 +2,7 @@
 //! polling thread), or a manual assignment; positions, reset policy, commits.
 
 use std::collections::{BTreeSet, HashMap};
+use std::mem;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -44,6 +45,9 @@ struct State {
     generation: i32,
     /// Partition to start the next fetch from, so one busy partition cannot starve others.
     next_start: usize,
+    /// A rebalance of this member whose end `on_assigned` has not reported yet (the rounds of
+    /// one poll ran out first).
+    unreported_rebalance: bool,
 }
 
 pub(crate) struct EmbeddedConsumer {
@@ -77,6 +81,7 @@ impl EmbeddedConsumer {
                 positions: HashMap::new(),
                 generation: -1,
                 next_start: 0,
+                unreported_rebalance: false,
             }),
             listener: Mutex::new(listener),
             closed: AtomicBool::new(false),
@@ -146,7 +151,7 @@ impl EmbeddedConsumer {
         let info = self.topic_info();
         // Whether this call ends a rebalance of this member (a new generation, or partitions
         // revoked), which `on_assigned` reports even when nothing is added.
-        let mut rebalanced = false;
+        let mut rebalanced = mem::take(&mut self.state.lock().unreported_rebalance);
         // Bounded: a round either revokes, gets removed and rejoins, or finishes.
         for _ in 0..4 {
             let member = {
@@ -238,6 +243,8 @@ impl EmbeddedConsumer {
                 }
             }
         }
+        // The next poll goes on and reports it.
+        self.state.lock().unreported_rebalance = rebalanced;
         Ok(())
     }
 

@@ -382,9 +382,12 @@ impl PersistentStores {
 
     /// Opens a task's persistent store by name, for callers that need the checkpoint API.
     pub fn open(&self, task: TaskId, store: &str) -> Result<Arc<PersistentKeyValueStore>> {
-        Ok(Arc::new(PersistentKeyValueStore::open(
+        let engine = crate::store::Engine::of(&self.state_dir)?;
+        Ok(Arc::new(PersistentKeyValueStore::open_in(
+            &engine,
             &self.task_dir(task),
             store,
+            crate::store::default_record_cache_bytes(),
         )?))
     }
 }

@@ -20,7 +20,10 @@ use std::sync::Arc;
 use bytes::Bytes;
 
 pub use memory::InMemoryKeyValueStore;
-pub use persistent::{DEFAULT_MEMORY_BUDGET, PersistentKeyValueStore, set_memory_budget};
+pub use persistent::{
+    DEFAULT_MEMORY_BUDGET, Engine, PersistentKeyValueStore, default_record_cache_bytes,
+    set_memory_budget,
+};
 pub(crate) use window::{Layout, fetch_windows, time_bytes, time_from};
 pub use window::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 

@@ -1,7 +1,17 @@
-//! The persistent key-value engine: one [fjall](https://docs.rs/fjall) database (a pure-Rust
-//! LSM tree) per store, chosen over redb by measurement (BENCHMARKS.md, "State store engines"):
-//! it restores faster, and unlike a copy-on-write B-tree its commit cost does not grow with the
-//! number of distinct pages a commit interval touches.
+//! The persistent key-value engine: [fjall](https://docs.rs/fjall) (a pure-Rust LSM tree),
+//! chosen over redb by measurement (BENCHMARKS.md, "State store engines"): it restores faster,
+//! and unlike a copy-on-write B-tree its commit cost does not grow with the number of distinct
+//! pages a commit interval touches.
+//!
+//! **One engine per state directory.** Every store under a state directory (all tasks of all
+//! applications a process runs there) is a keyspace of one fjall database ([`Engine`], in
+//! `<state dir>/.engine`): one journal, one block cache, one background worker pool, one
+//! write-buffer budget, instead of a database (with threads, caches and memtables) per store
+//! and task. A store keeps its directory, `<state dir>/<application>/<task>/<store>`, holding
+//! only a marker: removing the directory (an application reset) makes the next open start the
+//! keyspace from empty. A keyspace is open at most once at a time in the process, as a
+//! database directory was (fjall locked it), so a task's stores are handed over only when
+//! closed.
 //!
 //! **Cache.** The runtime reads and writes a key for nearly every record, faster than any engine
 //! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps, like
@@ -15,7 +25,7 @@
 //! writes since the last flush; the changelog has them.
 //!
 //! **Checkpoint.** The changelog offset up to which the contents are valid is kept inside the
-//! same database (a `meta` keyspace), not in a side file. [`write_checkpoint`] first makes every
+//! same database (a `checkpoints` keyspace, by store), not in a side file. [`write_checkpoint`] first makes every
 //! earlier write durable, then writes the offset and makes it durable: a recovered checkpoint
 //! therefore always implies the data it vouches for, with no window where a file and the data
 //! disagree. Writes *after* a checkpoint may also survive a crash; replaying the changelog from
@@ -23,10 +33,11 @@
 //!
 //! [`write_checkpoint`]: PersistentKeyValueStore::write_checkpoint
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::mem;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
@@ -35,8 +46,15 @@ use parking_lot::Mutex;
 use super::{KeyValueBytesStore, KeyValues};
 use crate::error::{Result, StreamsError};
 
-/// Key of the checkpoint offset in the `meta` keyspace.
-const CHECKPOINT_KEY: &[u8] = b"changelog-checkpoint";
+/// The engine's directory inside a state directory.
+const ENGINE_DIR: &str = ".engine";
+
+/// The file in a store's directory that says its keyspace belongs to it.
+const STORE_MARKER: &str = "keyspace";
+
+/// fjall's background threads (flushes and compactions) per engine: one falls behind a
+/// process's write load, and the engine is shared by every store of it.
+const ENGINE_WORKERS: usize = 2;
 
 /// `fdatasync` is enough for fjall's append-only journal on Linux (it also syncs the file
 /// size) and is the cheapest mode that survives a power loss.
@@ -70,7 +88,7 @@ fn sharing() -> &'static Sharing {
 impl Sharing {
     /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
     /// (spread over 16 stores: a process runs about that many), and up to a sixteenth for each
-    /// store's unflushed writes; memtables and the runtime on top.
+    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top.
     fn for_budget(budget: u64) -> Self {
         let block_cache = (budget / 2).max(1024 * 1024);
         Sharing {
@@ -98,6 +116,12 @@ impl Sharing {
 /// ```
 pub fn set_memory_budget(bytes: u64) -> bool {
     SHARING.set(Sharing::for_budget(bytes)).is_ok()
+}
+
+/// The read cache each store gets from the process's memory budget (see
+/// [`set_memory_budget`]).
+pub fn default_record_cache_bytes() -> usize {
+    sharing().record_cache_bytes
 }
 
 /// fjall's memtable keeps every version of a key, so with its default 64 MiB a counter store
@@ -212,6 +236,71 @@ fn engine_error(
     }
 }
 
+/// The fjall database of a state directory, shared by every store under it (see the module
+/// documentation). Opened by the first store and closed with the last.
+pub struct Engine {
+    root: PathBuf,
+    db: Database,
+    /// Changelog offset per store (keyspace name) that its contents are valid up to.
+    checkpoints: Keyspace,
+    /// Keyspaces held by an open store.
+    open: Mutex<HashSet<String>>,
+}
+
+/// The engines of this process, by state directory.
+fn engines() -> &'static Mutex<HashMap<PathBuf, Weak<Engine>>> {
+    static ENGINES: std::sync::OnceLock<Mutex<HashMap<PathBuf, Weak<Engine>>>> =
+        std::sync::OnceLock::new();
+    ENGINES.get_or_init(Default::default)
+}
+
+impl Engine {
+    /// The engine of the state directory `root` (created if needed), shared with every other
+    /// store of this process under it.
+    pub fn of(root: &Path) -> Result<Arc<Engine>> {
+        let failed = |what: String, e: std::io::Error| engine_error(ENGINE_DIR, what, e);
+        std::fs::create_dir_all(root)
+            .map_err(|e| failed(format!("creating {}", root.display()), e))?;
+        let root = root
+            .canonicalize()
+            .map_err(|e| failed(format!("resolving {}", root.display()), e))?;
+        let mut engines = engines().lock();
+        if let Some(engine) = engines.get(&root).and_then(Weak::upgrade) {
+            return Ok(engine);
+        }
+        let path = root.join(ENGINE_DIR);
+        remove_interrupted_creation(&path)
+            .map_err(|e| failed(format!("removing {}", path.display()), e))?;
+        let mut config = Database::builder(&path)
+            // Persist only on `flush`: a write syscall per put would cost more than the put.
+            .manual_journal_persist(true)
+            .worker_threads(ENGINE_WORKERS)
+            .into_config();
+        // fjall 3.1 has no public way to share a block cache; its configuration's cache field
+        // is public (and the version is pinned in Cargo.lock).
+        config.cache = sharing().template.cache.clone();
+        let db = Database::open(config)
+            .map_err(|e| engine_error(ENGINE_DIR, format!("opening {}", path.display()), e))?;
+        let checkpoints = db
+            .keyspace("checkpoints", KeyspaceCreateOptions::default)
+            .map_err(|e| engine_error(ENGINE_DIR, "opening keyspace 'checkpoints'", e))?;
+        let engine = Arc::new(Engine {
+            root: root.clone(),
+            db,
+            checkpoints,
+            open: Mutex::new(HashSet::new()),
+        });
+        engines.retain(|_, engine| engine.strong_count() > 0);
+        engines.insert(root, Arc::downgrade(&engine));
+        Ok(engine)
+    }
+
+    /// The state directory this engine serves.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+}
+
 /// A key-value engine on disk, restored from a local checkpoint plus the changelog tail.
 ///
 /// Keys are ordered byte-wise. All methods take `&self`: fjall synchronizes internally, so the
@@ -219,12 +308,18 @@ fn engine_error(
 pub struct PersistentKeyValueStore {
     name: String,
     path: PathBuf,
-    db: Database,
+    engine: Arc<Engine>,
+    /// The store's keyspace in the engine: its directory relative to the engine's root.
+    keyspace: String,
     /// The store's pairs.
     data: Keyspace,
-    /// The checkpoint; kept apart so scans and `clear` never see it.
-    meta: Keyspace,
     cache: Mutex<Cache>,
+}
+
+impl Drop for PersistentKeyValueStore {
+    fn drop(&mut self) {
+        self.engine.open.lock().remove(&self.keyspace);
+    }
 }
 
 impl std::fmt::Debug for PersistentKeyValueStore {
@@ -237,18 +332,30 @@ impl std::fmt::Debug for PersistentKeyValueStore {
 }
 
 impl PersistentKeyValueStore {
-    /// Opens (creating if absent) the store `name` in the directory `dir/name`, with the read
-    /// cache the process's memory budget gives each store (see [`set_memory_budget`]).
+    /// Opens (creating if absent) the store `name` in the directory `dir/name`, as a keyspace
+    /// of the engine of `dir` (see [`Engine`]), with the read cache the process's memory budget
+    /// gives each store (see [`set_memory_budget`]).
     ///
-    /// Fails if `name` is not a plain file name, or if the directory is already open (fjall
-    /// locks it), e.g. by a task that has not released it yet after a rebalance.
+    /// Fails if `name` is not a plain file name, or if the store is already open in this
+    /// process, e.g. by a task that has not released it yet after a rebalance.
     pub fn open(dir: &Path, name: &str) -> Result<Self> {
-        Self::open_with_cache(dir, name, sharing().record_cache_bytes)
+        Self::open_with_cache(dir, name, default_record_cache_bytes())
     }
 
     /// Like [`open`](Self::open) with a read cache of about `cache_bytes` (0: none; writes
     /// since the last flush are kept in memory regardless).
     pub fn open_with_cache(dir: &Path, name: &str, cache_bytes: usize) -> Result<Self> {
+        Self::open_in(&Engine::of(dir)?, dir, name, cache_bytes)
+    }
+
+    /// Opens the store `name` in `dir` (inside `engine`'s state directory) as a keyspace of
+    /// `engine`, with a read cache of about `cache_bytes`.
+    pub fn open_in(
+        engine: &Arc<Engine>,
+        dir: &Path,
+        name: &str,
+        cache_bytes: usize,
+    ) -> Result<Self> {
         let store_error = |reason: String| StreamsError::Store {
             store: name.to_string(),
             reason,
@@ -259,40 +366,77 @@ impl PersistentKeyValueStore {
                 "'{name}' cannot be used as a store directory name"
             )));
         }
+        std::fs::create_dir_all(dir)
+            .map_err(|e| engine_error(name, format!("creating {}", dir.display()), e))?;
+        let dir = dir
+            .canonicalize()
+            .map_err(|e| engine_error(name, format!("resolving {}", dir.display()), e))?;
         let path = dir.join(name);
-        remove_interrupted_creation(&path)
-            .map_err(|e| engine_error(name, format!("removing {}", path.display()), e))?;
-        std::fs::create_dir_all(&path)
-            .map_err(|e| engine_error(name, format!("creating {}", path.display()), e))?;
-        let mut config = Database::builder(&path)
-            // Persist only on `flush`: a write syscall per put would cost more than the put.
-            .manual_journal_persist(true)
-            .worker_threads(1)
-            .into_config();
-        // fjall 3.1 has no public way to share a block cache; its configuration's cache field
-        // is public (and the version is pinned in Cargo.lock).
-        config.cache = sharing().template.cache.clone();
-        let db = Database::open(config)
-            .map_err(|e| engine_error(name, format!("opening {}", path.display()), e))?;
-        let data = db
-            .keyspace("data", || {
-                KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
-            })
-            .map_err(|e| engine_error(name, "opening keyspace 'data'", e))?;
-        let meta = db
-            .keyspace("meta", KeyspaceCreateOptions::default)
-            .map_err(|e| engine_error(name, "opening keyspace 'meta'", e))?;
-        Ok(Self {
+        let keyspace = path
+            .strip_prefix(&engine.root)
+            .ok()
+            .and_then(Path::to_str)
+            .filter(|relative| !relative.is_empty() && relative.len() < 256)
+            .map(str::to_string)
+            .ok_or_else(|| {
+                store_error(format!(
+                    "{} is not a directory of at most 255 bytes inside the engine's {}",
+                    path.display(),
+                    engine.root.display()
+                ))
+            })?;
+        if !engine.open.lock().insert(keyspace.clone()) {
+            return Err(store_error(format!(
+                "{} is already open in this process",
+                path.display()
+            )));
+        }
+        // From here on, dropping `store` releases the keyspace again.
+        let data = match engine.db.keyspace(&keyspace, || {
+            KeyspaceCreateOptions::default().max_memtable_size(MEMTABLE_BYTES)
+        }) {
+            Ok(data) => data,
+            Err(e) => {
+                engine.open.lock().remove(&keyspace);
+                return Err(engine_error(
+                    name,
+                    format!("opening keyspace '{keyspace}'"),
+                    e,
+                ));
+            }
+        };
+        let store = Self {
             name: name.to_string(),
             path,
-            db,
+            engine: engine.clone(),
+            keyspace,
             data,
-            meta,
             cache: Mutex::new(Cache {
                 capacity: cache_bytes,
                 ..Cache::default()
             }),
-        })
+        };
+        store.claim_directory()?;
+        Ok(store)
+    }
+
+    /// Makes sure the keyspace belongs to the store's directory: without the directory's
+    /// marker (a first open, or the directory was removed, e.g. by an application reset)
+    /// whatever the keyspace holds is from before, and goes with its checkpoint.
+    fn claim_directory(&self) -> Result<()> {
+        let marker = self.path.join(STORE_MARKER);
+        let io_error = |what: &str, e: std::io::Error| {
+            engine_error(&self.name, format!("{what} {}", marker.display()), e)
+        };
+        match marker.try_exists() {
+            Ok(true) => return Ok(()),
+            Ok(false) => {}
+            Err(e) => return Err(io_error("checking", e)),
+        }
+        self.clear()?;
+        std::fs::create_dir_all(&self.path)
+            .map_err(|e| io_error("creating the directory of", e))?;
+        std::fs::write(&marker, self.keyspace.as_bytes()).map_err(|e| io_error("writing", e))
     }
 
     /// The store's directory.
@@ -311,7 +455,7 @@ impl PersistentKeyValueStore {
         pairs: impl IntoIterator<Item = (Bytes, Option<Bytes>)>,
         mut each: impl FnMut(&Bytes, &Option<Bytes>),
     ) -> Result<()> {
-        let mut batch = self.db.batch();
+        let mut batch = self.engine.db.batch();
         for (key, value) in pairs {
             each(&key, &value);
             match value {
@@ -344,7 +488,8 @@ impl PersistentKeyValueStore {
     /// Makes everything written so far durable.
     fn persist(&self) -> Result<()> {
         self.spill(&mut self.cache.lock())?;
-        self.db
+        self.engine
+            .db
             .persist(DURABLE)
             .map_err(|e| self.error("flushing the journal", e))
     }
@@ -370,8 +515,9 @@ impl PersistentKeyValueStore {
     /// durable, so a checkpoint found after a crash never refers to data that was lost.
     pub fn write_checkpoint(&self, offset: i64) -> Result<()> {
         self.persist()?;
-        self.meta
-            .insert(CHECKPOINT_KEY, offset.to_le_bytes())
+        self.engine
+            .checkpoints
+            .insert(self.keyspace.as_bytes(), offset.to_le_bytes())
             .map_err(|e| self.error("writing the checkpoint", e))?;
         self.persist()
     }
@@ -381,7 +527,7 @@ impl PersistentKeyValueStore {
     /// An unreadable checkpoint counts as absent: the caller then restores from scratch, which
     /// is always correct.
     pub fn read_checkpoint(&self) -> Option<i64> {
-        match self.meta.get(CHECKPOINT_KEY) {
+        match self.engine.checkpoints.get(self.keyspace.as_bytes()) {
             Ok(Some(bytes)) => <[u8; 8]>::try_from(bytes.as_ref())
                 .ok()
                 .map(i64::from_le_bytes),
@@ -397,8 +543,9 @@ impl PersistentKeyValueStore {
     /// writes uncommitted changes, so a crash leads to a restore from scratch rather than
     /// trusting a store that may hold aborted writes.
     pub fn remove_checkpoint(&self) -> Result<()> {
-        self.meta
-            .remove(CHECKPOINT_KEY)
+        self.engine
+            .checkpoints
+            .remove(self.keyspace.as_bytes())
             .map_err(|e| self.error("removing the checkpoint", e))?;
         // Durable now, before any later write can reach a table file ahead of the journal.
         self.persist()
@@ -540,7 +687,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         // What a kill -9 inside fjall's `create_new` leaves: the lock and the first journal
         // file, no version marker.
-        let path = dir.path().join("s");
+        let path = dir.path().join(ENGINE_DIR);
         std::fs::create_dir_all(path.join("keyspaces")).unwrap();
         std::fs::write(path.join("lock"), b"").unwrap();
         std::fs::write(path.join("0.jnl"), b"").unwrap();
@@ -647,17 +794,75 @@ mod tests {
     #[test]
     fn a_second_open_of_the_same_store_fails_with_a_store_error() {
         let dir = tempfile::tempdir().unwrap();
-        let _first = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        let first = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
         match PersistentKeyValueStore::open(dir.path(), "s") {
-            Err(StreamsError::StoreEngine { store, .. }) => assert_eq!(store, "s"),
+            Err(StreamsError::Store { store, reason }) => {
+                assert_eq!(store, "s");
+                assert!(reason.contains("already open"), "{reason}");
+            }
             other => panic!("expected a store error, got {other:?}"),
         }
+        // Closing it releases it.
+        drop(first);
+        PersistentKeyValueStore::open(dir.path(), "s").unwrap();
         for bad in ["", "..", "a/b"] {
             assert!(matches!(
                 PersistentKeyValueStore::open(dir.path(), bad),
                 Err(StreamsError::Store { .. })
             ));
         }
+    }
+
+    #[test]
+    fn stores_of_one_state_directory_share_an_engine_and_keep_their_keys_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::of(dir.path()).unwrap();
+        let first =
+            PersistentKeyValueStore::open_in(&engine, &dir.path().join("app/0_0"), "s", 0).unwrap();
+        let second =
+            PersistentKeyValueStore::open_in(&engine, &dir.path().join("app/0_1"), "s", 0).unwrap();
+        assert!(Arc::ptr_eq(&Engine::of(dir.path()).unwrap(), &engine));
+        first.put(b("k"), b("a")).unwrap();
+        second.put(b("k"), b("b")).unwrap();
+        first.write_checkpoint(1).unwrap();
+        second.write_checkpoint(2).unwrap();
+        second.clear().unwrap();
+        assert_eq!(first.get(b"k").unwrap(), Some(b("a")));
+        assert_eq!(first.read_checkpoint(), Some(1));
+        assert_eq!(second.get(b"k").unwrap(), None);
+        assert_eq!(second.read_checkpoint(), None);
+        // One database for the state directory, none in the stores' directories.
+        assert!(dir.path().join(ENGINE_DIR).join("version").is_file());
+        assert!(!dir.path().join("app/0_0/s/version").exists());
+    }
+
+    #[test]
+    fn a_store_whose_directory_was_removed_starts_empty_without_its_checkpoint() {
+        let dir = tempfile::tempdir().unwrap();
+        let task = dir.path().join("app").join("0_0");
+        let open = || {
+            let engine = Engine::of(dir.path()).unwrap();
+            PersistentKeyValueStore::open_in(&engine, &task, "s", 0).unwrap()
+        };
+        {
+            let store = open();
+            store.put(b("k"), b("v")).unwrap();
+            store.write_checkpoint(9).unwrap();
+        }
+        {
+            let store = open();
+            assert_eq!(
+                store.read_checkpoint(),
+                Some(9),
+                "kept while the directory is"
+            );
+            assert_eq!(store.get(b"k").unwrap(), Some(b("v")));
+        }
+        // What `rill reset` does to an application's local state; the engine stays.
+        std::fs::remove_dir_all(dir.path().join("app")).unwrap();
+        let store = open();
+        assert_eq!(store.read_checkpoint(), None);
+        assert_eq!(store.get(b"k").unwrap(), None);
     }
 
     #[test]
