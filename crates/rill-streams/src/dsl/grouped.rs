@@ -2,7 +2,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::StoreDef;
-use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::KeyValueStore;
@@ -119,15 +119,16 @@ where
             value_serde: Arc::new(aggregate_serde),
         });
         let store_name = store.name.clone();
-        let node: KStream<K, Change<A>> = stream.add(
+        let node: KStream<K, Change<A>> = stream.add_built(
             "KSTREAM-AGGREGATE",
             vec![store.name.clone()],
             false,
-            move || Aggregate {
-                store_name: store_name.clone(),
-                store: None,
-                initial: initial.clone(),
-                aggregator: aggregator.clone(),
+            move |ctx| {
+                Ok(Aggregate {
+                    store: ctx.key_value_store(&store_name)?,
+                    initial: initial.clone(),
+                    aggregator: aggregator.clone(),
+                })
             },
         );
         KTable::new(stream.graph.clone(), node.node, Some(store.name))
@@ -136,8 +137,7 @@ where
 
 /// Folds each record into its key's aggregate in a store and forwards the change.
 struct Aggregate<K, V, A> {
-    store_name: String,
-    store: Option<KeyValueStore<K, A>>,
+    store: KeyValueStore<K, A>,
     initial: Arc<dyn Fn() -> Option<A> + Send + Sync>,
     aggregator: Aggregator<K, V, Option<A>>,
 }
@@ -148,19 +148,12 @@ where
     V: 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let old = store.get(&record.key)?;
         let start = old.clone().or_else(|| (self.initial)());
         let Some(new) = (self.aggregator)(&record.key, &record.value, start) else {

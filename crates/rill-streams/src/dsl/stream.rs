@@ -10,7 +10,8 @@ use std::sync::Arc;
 use crate::graph::{
     GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SinkNode, TopicChoice, TopicName,
 };
-use crate::processor::Processor;
+use crate::error::Result;
+use crate::processor::{BuiltInInit, InitContext, Processor};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::task::Child;
@@ -151,6 +152,30 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name(prefix);
         let node = graph.add_processor(name, vec![self.node], stores, supplier);
+        drop(graph);
+        KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
+    }
+
+    /// Like [`add`](Self::add) for a processor that needs stores: `build` makes it in `init`
+    /// with `stores` at hand (see `BuiltInInit`).
+    pub(crate) fn add_built<K2, V2, P>(
+        &self,
+        prefix: &str,
+        stores: Vec<String>,
+        key_changed: bool,
+        build: impl Fn(&mut InitContext<'_>) -> Result<P> + Clone + Send + Sync + 'static,
+    ) -> KStream<K2, V2>
+    where
+        K2: Clone + 'static,
+        V2: Clone + 'static,
+        P: Processor<K, V, K2, V2>,
+    {
+        let mut graph = self.graph.borrow_mut();
+        let name = graph.next_name(prefix);
+        let node = name.clone();
+        let node = graph.add_processor(name, vec![self.node], stores, move || {
+            BuiltInInit::new(node.clone(), build.clone())
+        });
         drop(graph);
         KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
     }

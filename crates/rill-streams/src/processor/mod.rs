@@ -54,3 +54,68 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
     /// Called when the task closes.
     fn close(&mut self) {}
 }
+
+/// A processor built in `init`, once its stores can be handed to it: the DSL's stateful
+/// operators hold their stores as plain fields rather than `Option`s filled in `init` (and
+/// skipped over while empty). Used through `KStream::add_built` and its peers.
+pub(crate) struct BuiltInInit<F, P> {
+    build: F,
+    built: Option<P>,
+    /// The processor's node, for the error if a record arrives before `init`.
+    node: String,
+}
+
+impl<F, P> BuiltInInit<F, P> {
+    pub(crate) fn new(node: impl Into<String>, build: F) -> Self {
+        BuiltInInit {
+            build,
+            built: None,
+            node: node.into(),
+        }
+    }
+
+    fn built(&mut self) -> Result<&mut P> {
+        let node = &self.node;
+        self.built
+            .as_mut()
+            .ok_or_else(|| crate::error::StreamsError::Topology {
+                reason: format!("processor '{node}' got a record before it was initialised"),
+            })
+    }
+}
+
+impl<KIn, VIn, KOut, VOut, F, P> Processor<KIn, VIn, KOut, VOut> for BuiltInInit<F, P>
+where
+    F: Fn(&mut InitContext<'_>) -> Result<P> + 'static,
+    P: Processor<KIn, VIn, KOut, VOut>,
+{
+    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
+        let mut processor = (self.build)(ctx)?;
+        processor.init(ctx)?;
+        self.built = Some(processor);
+        Ok(())
+    }
+
+    fn process(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        record: Record<KIn, VIn>,
+    ) -> Result<()> {
+        self.built()?.process(ctx, record)
+    }
+
+    fn punctuate(
+        &mut self,
+        ctx: &mut ProcessorContext<'_, KOut, VOut>,
+        punctuator: PunctuatorId,
+        timestamp: i64,
+    ) -> Result<()> {
+        self.built()?.punctuate(ctx, punctuator, timestamp)
+    }
+
+    fn close(&mut self) {
+        if let Some(processor) = &mut self.built {
+            processor.close();
+        }
+    }
+}
