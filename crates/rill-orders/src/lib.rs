@@ -33,6 +33,7 @@ pub mod consumer_groups;
 pub mod domain;
 pub mod email;
 mod error;
+pub mod formats;
 pub mod fraud;
 pub mod http;
 pub mod instance;
@@ -41,6 +42,7 @@ pub mod json_records;
 pub mod order_details;
 pub mod orders_service;
 pub mod records;
+pub mod schemas;
 pub mod system;
 pub mod topics;
 

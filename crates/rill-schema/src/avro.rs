@@ -112,7 +112,7 @@ impl SchemaCache {
 ///
 /// #[derive(serde::Serialize, serde::Deserialize)]
 /// struct Greeting { text: String }
-/// let cache = SchemaCache::new(Arc::new(LogSchemaRegistry::open(log)?));
+/// let cache = SchemaCache::new(Arc::new(LogSchemaRegistry::open(log.as_ref())?));
 /// let schema = r#"{"type":"record","name":"Greeting","fields":[{"name":"text","type":"string"}]}"#;
 /// let serde = AvroSerde::<Greeting>::new(cache, schema)?;
 /// let bytes = serde.serialize("greetings", &Greeting { text: "hi".into() })?;

@@ -22,7 +22,7 @@
 //! use rill_schema::{AvroSerde, LogSchemaRegistry, SchemaCache};
 //! use rill_streams::Serde;
 //!
-//! let registry = Arc::new(LogSchemaRegistry::open(log)?);
+//! let registry = Arc::new(LogSchemaRegistry::open(log.as_ref())?);
 //! let cache = SchemaCache::new(registry.clone());
 //! let serde = AvroSerde::<i64>::new(cache.clone(), r#""long""#)?;
 //! let bytes = serde.serialize("counts", &42)?; // registers "long" under counts-value

@@ -4,7 +4,6 @@ mod common;
 
 use std::sync::Arc;
 
-use rill_log::Log;
 use rill_schema::{Compatibility, LogSchemaRegistry, SchemaRegistry, VersionSelector};
 
 const V1: &str = r#"{"type":"record","name":"R","fields":[{"name":"a","type":"string"}]}"#;
@@ -75,8 +74,7 @@ fn two_instances_racing_on_one_subject_agree() {
     first
         .set_compatibility(Some("race-value"), Compatibility::None)
         .expect("sets");
-    let shared: Arc<dyn Log> = log.clone();
-    let second = Arc::new(LogSchemaRegistry::open(shared).expect("second instance"));
+    let second = Arc::new(LogSchemaRegistry::open(log.as_ref()).expect("second instance"));
     let schema = |instance: usize, n: usize| {
         format!(r#"{{"type":"record","name":"R{instance}x{n}","fields":[]}}"#)
     };

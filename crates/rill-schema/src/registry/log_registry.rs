@@ -1,6 +1,5 @@
 //! The schema registry kept in the compacted topic `_schemas` of the log.
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use parking_lot::Mutex;
@@ -41,7 +40,7 @@ struct Reader {
 /// ```no_run
 /// # fn demo(log: std::sync::Arc<dyn rill_log::Log>) -> rill_schema::Result<()> {
 /// use rill_schema::{LogSchemaRegistry, SchemaRegistry};
-/// let registry = LogSchemaRegistry::open(log)?;
+/// let registry = LogSchemaRegistry::open(log.as_ref())?;
 /// let id = registry.register("greetings-value", r#""string""#)?;
 /// assert_eq!(registry.schema_text(id)?, r#""string""#);
 /// # Ok(()) }
@@ -61,7 +60,7 @@ fn partition() -> TopicPartition {
 
 impl LogSchemaRegistry {
     /// Opens the registry on `log`, creating `_schemas` if it is missing, and replays it.
-    pub fn open(log: Arc<dyn Log>) -> Result<Self> {
+    pub fn open(log: &dyn Log) -> Result<Self> {
         let config = TopicConfig::with_partitions(1).cleanup_policy(CleanupPolicy::Compact);
         match log.admin().create_topic(SCHEMAS_TOPIC, &config) {
             Ok(()) | Err(LogError::TopicExists { .. }) => {}

@@ -5,7 +5,6 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use rill_log::Log;
 use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
 use rill_schema::LogSchemaRegistry;
 
@@ -17,8 +16,7 @@ pub fn log(dir: &std::path::Path) -> Arc<EmbeddedLog> {
 /// A registry on a new log in `dir`.
 pub fn registry(dir: &std::path::Path) -> (Arc<EmbeddedLog>, Arc<LogSchemaRegistry>) {
     let log = log(dir);
-    let shared: Arc<dyn Log> = log.clone();
-    let registry = LogSchemaRegistry::open(shared).expect("opens the registry");
+    let registry = LogSchemaRegistry::open(log.as_ref()).expect("opens the registry");
     (log, Arc::new(registry))
 }
 
