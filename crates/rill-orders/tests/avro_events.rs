@@ -42,7 +42,10 @@ fn round_trip<T: PartialEq + std::fmt::Debug + 'static>(
     let bytes = serde.serialize(topic, value).expect("encodes");
     let (id, _) = wire::split(&bytes).expect("framed");
     let registered = registry
-        .version(&format!("{topic}-value"), rill_schema::VersionSelector::Latest)
+        .version(
+            &format!("{topic}-value"),
+            rill_schema::VersionSelector::Latest,
+        )
         .expect("subject registered");
     assert_eq!(registered.id, id, "{topic}");
     assert_eq!(&serde.deserialize(topic, &bytes).expect("decodes"), value);
@@ -82,7 +85,12 @@ fn every_event_round_trips_through_its_schema() {
         customer_level: "gold".into(),
     };
     round_trip(&serdes.enriched, "gold", &enriched, &registry);
-    round_trip(&serdes.stock, "warehouse-inventory", &StockCount(20), &registry);
+    round_trip(
+        &serdes.stock,
+        "warehouse-inventory",
+        &StockCount(20),
+        &registry,
+    );
     let email = Email {
         order_id: "o1".into(),
         to: "ada@example.com".into(),
@@ -90,9 +98,8 @@ fn every_event_round_trips_through_its_schema() {
         body: "b".into(),
     };
     round_trip(&serdes.email, "emails", &email, &registry);
-    let order_value: SharedSerde<OrderValue> = Arc::new(
-        AvroSerde::new(cache, &schemas::order_value().to_string()).expect("schema"),
-    );
+    let order_value: SharedSerde<OrderValue> =
+        Arc::new(AvroSerde::new(cache, &schemas::order_value().to_string()).expect("schema"));
     let value = OrderValue {
         order: order(),
         value: 12.75,
@@ -117,8 +124,8 @@ fn a_customer_without_a_level_reads_as_bronze() {
     let mut old_schema = schemas::customer();
     let fields = old_schema["fields"].as_array_mut().expect("fields");
     fields.retain(|field| field["name"] != "level");
-    let old = AvroSerde::<OldCustomer>::new(cache.clone(), &old_schema.to_string())
-        .expect("old schema");
+    let old =
+        AvroSerde::<OldCustomer>::new(cache.clone(), &old_schema.to_string()).expect("old schema");
     let bytes = old
         .serialize(
             "customers",
@@ -161,5 +168,8 @@ fn proxy_json_becomes_the_topics_avro_and_shows_back() {
         .expect("JSON")
         .expect("a value");
     assert_eq!(&other[..], br#"{"a":1}"#);
-    assert_eq!(serdes.encode_json("customers", &json!(null)).expect("ok"), None);
+    assert_eq!(
+        serdes.encode_json("customers", &json!(null)).expect("ok"),
+        None
+    );
 }

@@ -117,3 +117,46 @@ async fn an_order_validates_on_avro_and_its_records_carry_a_registered_schema_id
         "{lines:?}"
     );
 }
+
+/// `--schema-registry URL`: an instance on its own log keeps its schemas in another instance's
+/// registry, reached over HTTP, and runs as on its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_instance_uses_another_instances_registry_by_url() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let registry = Rill::start(&data_dir(&root, "registry"), &["--no-seed"]).await;
+    let rill = Rill::start(
+        &data_dir(&root, "data"),
+        &["--format", "avro", "--schema-registry", &registry.base],
+    )
+    .await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post_order(
+            &client,
+            &rill.base,
+            &order("by-url-1", 3, "UNDERPANTS", 1, 2.0)
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let decided_order = decided(&client, &rill.base, "by-url-1").await;
+    assert_eq!(decided_order["state"], "VALIDATED", "{decided_order}");
+    let versions: Value = client
+        .get(registry.url("/subjects/orders-value/versions"))
+        .send()
+        .await
+        .expect("versions")
+        .json()
+        .await
+        .expect("JSON");
+    assert_eq!(versions, json!([1]));
+    // The instance serves no registry of its own.
+    let own = client
+        .get(rill.url("/subjects"))
+        .send()
+        .await
+        .expect("answers");
+    assert_eq!(own.status(), StatusCode::NOT_FOUND);
+    rill.stop();
+    registry.stop();
+}
