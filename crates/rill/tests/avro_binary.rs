@@ -17,12 +17,35 @@ async fn an_order_validates_on_avro_and_its_records_carry_a_registered_schema_id
     let client = reqwest::Client::new();
     // The seed gave 10 jumpers (as Avro); a customer through the proxy, as JSON it encodes.
     set_stock(&client, &rill.base, "STOCKINGS", 5).await;
+    // The dashboard's live list follows `orders` from its end: open it before posting.
+    let mut events = client
+        .get(rill.url("/v1/orders/events"))
+        .send()
+        .await
+        .expect("events");
     assert_eq!(
         post_order(&client, &rill.base, &order("avro-1", 7, "JUMPERS", 2, 3.5)).await,
         StatusCode::CREATED
     );
     let decided_order = decided(&client, &rill.base, "avro-1").await;
     assert_eq!(decided_order["state"], "VALIDATED", "{decided_order}");
+    let mut seen = String::new();
+    while !seen.contains("VALIDATED") {
+        let chunk = tokio::time::timeout(std::time::Duration::from_secs(30), events.chunk())
+            .await
+            .expect("an event within 30 s")
+            .expect("the stream goes on")
+            .expect("not ended");
+        seen.push_str(&String::from_utf8_lossy(&chunk));
+    }
+    let validated: Value = seen
+        .lines()
+        .filter_map(|line| line.strip_prefix("data:"))
+        .filter_map(|data| serde_json::from_str(data.trim()).ok())
+        .find(|event: &Value| event["state"] == "VALIDATED")
+        .unwrap_or_else(|| panic!("no VALIDATED order as JSON in {seen}"));
+    assert_eq!(validated["id"], "avro-1");
+    drop(events);
 
     // The registry answers at Confluent's paths on the same port.
     let subjects: Value = client

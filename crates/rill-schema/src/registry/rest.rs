@@ -66,22 +66,24 @@ fn ok(body: Value) -> Response {
 }
 
 /// An error in Confluent's shape.
-struct Failure(RegistryError);
-
-impl From<RegistryError> for Failure {
-    fn from(error: RegistryError) -> Self {
-        Failure(error)
-    }
+enum Failure {
+    /// The registry refused or failed.
+    Registry(RegistryError),
+    /// The call itself did not finish (its thread panicked or was cancelled).
+    Internal(String),
 }
 
 impl IntoResponse for Failure {
     fn into_response(self) -> Response {
-        let status =
-            StatusCode::from_u16(self.0.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        answer(
-            status,
-            json!({"error_code": self.0.error_code(), "message": self.0.to_string()}),
-        )
+        let (status, code, message) = match self {
+            Failure::Registry(error) => (
+                StatusCode::from_u16(error.status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+                error.error_code(),
+                error.to_string(),
+            ),
+            Failure::Internal(message) => (StatusCode::INTERNAL_SERVER_ERROR, 50001, message),
+        };
+        answer(status, json!({"error_code": code, "message": message}))
     }
 }
 
@@ -92,10 +94,10 @@ async fn blocking<T: Send + 'static>(
     call: impl FnOnce() -> Result<T, RegistryError> + Send + 'static,
 ) -> Result<T, Failure> {
     match tokio::task::spawn_blocking(call).await {
-        Ok(result) => result.map_err(Failure),
-        Err(error) => Err(Failure(RegistryError::BadRequest {
-            reason: format!("the registry call did not finish: {error}"),
-        })),
+        Ok(result) => result.map_err(Failure::Registry),
+        Err(error) => Err(Failure::Internal(format!(
+            "the registry call did not finish: {error}"
+        ))),
     }
 }
 
@@ -112,17 +114,17 @@ struct SchemaBody {
 
 fn schema_body(body: &[u8]) -> Result<String, Failure> {
     let body: SchemaBody = serde_json::from_slice(body).map_err(|error| {
-        Failure(RegistryError::BadRequest {
+        Failure::Registry(RegistryError::BadRequest {
             reason: format!("expected {{\"schema\": \"<Avro schema as a string>\"}}: {error}"),
         })
     })?;
     if let Some(kind) = body.schema_type.filter(|kind| kind != "AVRO") {
-        return Err(Failure(RegistryError::InvalidSchema {
+        return Err(Failure::Registry(RegistryError::InvalidSchema {
             reason: format!("schema type {kind} is not supported: only AVRO"),
         }));
     }
     if !body.references.is_empty() {
-        return Err(Failure(RegistryError::InvalidSchema {
+        return Err(Failure::Registry(RegistryError::InvalidSchema {
             reason: "schema references are not supported: give the schema whole".into(),
         }));
     }
@@ -130,7 +132,7 @@ fn schema_body(body: &[u8]) -> Result<String, Failure> {
 }
 
 fn version_selector(text: &str) -> Result<VersionSelector, Failure> {
-    text.parse().map_err(Failure)
+    text.parse().map_err(Failure::Registry)
 }
 
 async fn subjects(State(registry): State<Registry>) -> Answer {
@@ -189,7 +191,7 @@ async fn delete_subject(State(registry): State<Registry>, Path(subject): Path<St
 
 async fn schema_by_id(State(registry): State<Registry>, Path(id): Path<String>) -> Answer {
     let id: i32 = id.parse().map_err(|_| {
-        Failure(RegistryError::BadRequest {
+        Failure::Registry(RegistryError::BadRequest {
             reason: format!("a schema id is an integer, not '{id}'"),
         })
     })?;
@@ -220,11 +222,11 @@ struct ConfigBody {
 
 fn config_body(body: &[u8]) -> Result<Compatibility, Failure> {
     let body: ConfigBody = serde_json::from_slice(body).map_err(|error| {
-        Failure(RegistryError::BadRequest {
+        Failure::Registry(RegistryError::BadRequest {
             reason: format!("expected {{\"compatibility\": \"BACKWARD\"}}: {error}"),
         })
     })?;
-    body.compatibility.parse().map_err(Failure)
+    body.compatibility.parse().map_err(Failure::Registry)
 }
 
 async fn global_config(State(registry): State<Registry>) -> Answer {
@@ -264,7 +266,9 @@ async fn subject_config(
         (Ok(level), _) => level,
         (Err(_), true) => global.unwrap_or_default(),
         (Err(subject), false) => {
-            return Err(Failure(RegistryError::SubjectConfigNotFound { subject }));
+            return Err(Failure::Registry(RegistryError::SubjectConfigNotFound {
+                subject,
+            }));
         }
     };
     Ok(ok(json!({ "compatibilityLevel": level.name() })))
