@@ -141,6 +141,7 @@ impl LogSchemaRegistry {
                 version,
                 id,
                 schema: text.clone(),
+                deleted: false,
             };
             let value = serde_json::to_vec(&value).map_err(|error| RegistryError::BadRequest {
                 reason: error.to_string(),

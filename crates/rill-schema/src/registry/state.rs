@@ -10,6 +10,11 @@
 //! | `{"keytype":"CONFIG","subject":S or null}` | `{"compatibilityLevel":LEVEL}` |
 //! | `{"keytype":"DELETE_SUBJECT","subject":S}` | `{"subject":S,"version":V}`: versions up to V are deleted |
 //!
+//! Records that Confluent Schema Registry wrote to its own `_schemas` read the same (their
+//! keys carry `magic` and no fingerprint, their values a `deleted` flag), so rill can serve an
+//! existing `_schemas` topic. Its own records are not Confluent's, though: on a cluster where a
+//! Confluent registry runs, point rill at it (`--schema-registry URL`) instead.
+//!
 //! **Who wins a race.** Instances register without a leader: each picks the next version and
 //! id from what it has replayed and writes. The log orders the records, and replay accepts a
 //! SCHEMA record only when its version of the subject is still free, its id is free (or
@@ -34,6 +39,8 @@ pub(crate) enum StoreKey {
     Schema {
         subject: String,
         version: i32,
+        /// Absent in records of Confluent's registry, which has no races to settle.
+        #[serde(default, skip_serializing_if = "String::is_empty")]
         fingerprint: String,
     },
     /// The compatibility level of a subject, or the global one (`subject` null).
@@ -49,6 +56,9 @@ pub(crate) struct SchemaValue {
     pub version: i32,
     pub id: i32,
     pub schema: String,
+    /// Confluent's registry marks a deleted version so; rill writes DELETE_SUBJECT records.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub deleted: bool,
 }
 
 /// The value of a CONFIG record.
@@ -154,7 +164,8 @@ impl State {
     /// are skipped (with a warning), as they would be on every instance.
     pub fn apply(&mut self, key: &[u8], value: Option<&[u8]>) -> bool {
         let Ok(key) = serde_json::from_slice::<StoreKey>(key) else {
-            tracing::warn!("skipping a record of _schemas with an unreadable key");
+            // Other kinds of record (Confluent's NOOP, MODE, ...) say nothing rill uses.
+            tracing::debug!("skipping a record of _schemas of another kind");
             return false;
         };
         match (key, value) {
@@ -208,6 +219,17 @@ impl State {
     }
 
     fn apply_schema(&mut self, value: SchemaValue) -> bool {
+        // Confluent deletes a version by writing it again, marked deleted.
+        if value.deleted
+            && let Some(entry) = self
+                .subjects
+                .get_mut(&value.subject)
+                .and_then(|versions| versions.get_mut(&value.version))
+                .filter(|entry| entry.id == value.id)
+        {
+            entry.deleted = true;
+            return true;
+        }
         let Ok((schema, text)) = compatibility::parse(&value.schema) else {
             tracing::warn!(subject = %value.subject, "skipping a SCHEMA record that does not parse");
             return false;
@@ -221,11 +243,13 @@ impl State {
         if !id_free || value.version < 1 || versions.contains_key(&value.version) {
             return false;
         }
+        // A deleted version alone (compaction kept only its deletion) still names its schema:
+        // records written with it stay readable by id.
         versions.insert(
             value.version,
             VersionEntry {
                 id: value.id,
-                deleted: false,
+                deleted: value.deleted,
             },
         );
         self.ids.insert(text.clone(), value.id);
@@ -433,6 +457,7 @@ mod tests {
             version,
             id,
             schema: canonical,
+            deleted: false,
         };
         (
             serde_json::to_vec(&key).expect("key"),
@@ -458,6 +483,35 @@ mod tests {
             state.version("s", VersionSelector::Latest).expect("v").id,
             1
         );
+    }
+
+    #[test]
+    fn records_written_by_confluents_registry_read_alike() {
+        let mut state = State::default();
+        let key = br#"{"keytype":"SCHEMA","subject":"s","version":1,"magic":1}"#;
+        let value = br#"{"subject":"s","version":1,"id":5,"schema":"\"string\"","deleted":false}"#;
+        assert!(state.apply(key, Some(value)));
+        assert_eq!(
+            state.version("s", VersionSelector::Latest).expect("v").id,
+            5
+        );
+        let config = br#"{"keytype":"CONFIG","subject":null,"magic":0}"#;
+        assert!(state.apply(config, Some(br#"{"compatibilityLevel":"FULL"}"#)));
+        assert_eq!(state.global_compatibility(), Compatibility::Full);
+        assert!(!state.apply(br#"{"keytype":"NOOP","magic":0}"#, None));
+        // Confluent deletes a version by writing it again, marked deleted.
+        let deleted = br#"{"subject":"s","version":1,"id":5,"schema":"\"string\"","deleted":true}"#;
+        assert!(state.apply(key, Some(deleted)));
+        assert_eq!(
+            state.versions("s").expect_err("deleted").error_code(),
+            40401
+        );
+        assert!(state.schema(5).is_ok());
+        // After compaction only the deletion is left: the id still reads.
+        let mut compacted = State::default();
+        assert!(compacted.apply(key, Some(deleted)));
+        assert!(compacted.versions("s").is_err());
+        assert!(compacted.schema(5).is_ok());
     }
 
     #[test]
