@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 use std::marker::PhantomData;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use apache_avro::Schema;
 use apache_avro::reader::datum::GenericDatumReader;
@@ -26,12 +27,17 @@ fn avro_error(reason: impl ToString) -> SerdeError {
 struct CacheInner {
     registry: Arc<dyn SchemaRegistry>,
     ids: RwLock<HashMap<(String, Arc<str>), i32>>,
-    schemas: RwLock<HashMap<i32, Arc<Schema>>>,
+    schemas: RwLock<HashMap<i32, &'static Schema>>,
+    interned: RwLock<HashMap<Arc<str>, &'static Schema>>,
 }
 
 /// A registry with its answers cached: the id of each (subject, schema) registered, the
 /// parsed schema of each id read. Ids never change their schema, so nothing expires. Cheap to
 /// clone; every serde of a process shares one.
+///
+/// Parsed schemas live as long as the process (they are leaked, once per distinct schema): the
+/// serdes keep readers and writers prepared over them, which borrow them, instead of
+/// preparing a schema for every record.
 #[derive(Clone)]
 pub struct SchemaCache {
     inner: Arc<CacheInner>,
@@ -45,6 +51,7 @@ impl SchemaCache {
                 registry,
                 ids: RwLock::new(HashMap::new()),
                 schemas: RwLock::new(HashMap::new()),
+                interned: RwLock::new(HashMap::new()),
             }),
         }
     }
@@ -66,15 +73,28 @@ impl SchemaCache {
     }
 
     /// The schema with this id.
-    pub fn schema(&self, id: i32) -> Result<Arc<Schema>, RegistryError> {
+    pub fn schema(&self, id: i32) -> Result<&'static Schema, RegistryError> {
         if let Some(schema) = self.inner.schemas.read().get(&id) {
-            return Ok(schema.clone());
+            return Ok(schema);
         }
         let text = self.inner.registry.schema_text(id)?;
-        let (schema, _) = compatibility::parse(&text)?;
-        let schema = Arc::new(schema);
-        self.inner.schemas.write().insert(id, schema.clone());
+        let schema = self.intern(&text)?.0;
+        self.inner.schemas.write().insert(id, schema);
         Ok(schema)
+    }
+
+    /// The parsed schema of `text`, once per distinct schema, and its kept text.
+    fn intern(&self, text: &str) -> Result<(&'static Schema, Arc<str>), RegistryError> {
+        let (parsed, canonical) = compatibility::parse(text)?;
+        let canonical: Arc<str> = Arc::from(canonical);
+        if let Some(schema) = self.inner.interned.read().get(&canonical) {
+            return Ok((schema, canonical));
+        }
+        let mut interned = self.inner.interned.write();
+        let schema = *interned
+            .entry(canonical.clone())
+            .or_insert_with(|| Box::leak(Box::new(parsed)));
+        Ok((schema, canonical))
     }
 
     /// A framed Avro value as JSON, for people (the topic proxy, `rill tail`): records as
@@ -87,12 +107,26 @@ impl SchemaCache {
 
     fn decode_json(&self, id: i32, mut body: &[u8]) -> Result<serde_json::Value, SerdeError> {
         let schema = self.schema(id).map_err(avro_error)?;
-        let value = GenericDatumReader::builder(&schema)
+        let value = GenericDatumReader::builder(schema)
             .build()
             .and_then(|reader| reader.read_value(&mut body))
             .map_err(avro_error)?;
         serde_json::Value::try_from(value).map_err(avro_error)
     }
+}
+
+/// How records written with one schema are read.
+enum Reading {
+    /// Written with the serde's own schema: deserialized straight from the bytes while that
+    /// works. It needs the Rust type's names to be the schema's (apache-avro checks a struct's
+    /// name against the record's); `direct` turns false at the first refusal, and reading goes
+    /// through a decoded value from then on.
+    Same {
+        reader: GenericDatumReader<'static>,
+        direct: AtomicBool,
+    },
+    /// Written with another: decoded, resolved to the serde's schema, then deserialized.
+    Resolving(GenericDatumReader<'static>),
 }
 
 /// Values of `T` as Avro in Confluent's wire format, with the schema registered under the
@@ -103,6 +137,11 @@ impl SchemaCache {
 ///
 /// `T`'s serde form must match the schema: field names as the schema's, unit-variant enums
 /// as Avro enums with the same symbols, `Option` as a union with null.
+///
+/// Writers and readers are prepared once per schema, not per record. Records written with
+/// the serde's own schema deserialize straight from their bytes when the Rust types carry the
+/// schema's names (a struct `Order` for the record `Order`); otherwise, and across schema
+/// versions, through a decoded Avro value, some times slower.
 ///
 /// ```no_run
 /// # fn demo(log: std::sync::Arc<dyn rill_log::Log>) -> Result<(), Box<dyn std::error::Error>> {
@@ -121,21 +160,34 @@ impl SchemaCache {
 /// ```
 pub struct AvroSerde<T> {
     cache: SchemaCache,
-    schema: Arc<Schema>,
+    schema: &'static Schema,
     text: Arc<str>,
     suffix: &'static str,
+    writer: GenericDatumWriter<'static>,
+    /// The id of the schema per topic written to.
+    ids: RwLock<HashMap<String, i32>>,
+    /// How to read each writer's schema met.
+    readers: RwLock<HashMap<i32, Arc<Reading>>>,
     _type: PhantomData<fn() -> T>,
 }
 
 impl<T> AvroSerde<T> {
     /// A serde of values with the Avro `schema` (JSON text).
     pub fn new(cache: SchemaCache, schema: &str) -> Result<Self, RegistryError> {
-        let (parsed, text) = compatibility::parse(schema)?;
+        let (schema, text) = cache.intern(schema)?;
+        let writer = GenericDatumWriter::builder(schema)
+            .build()
+            .map_err(|error| RegistryError::InvalidSchema {
+                reason: error.to_string(),
+            })?;
         Ok(AvroSerde {
             cache,
-            schema: Arc::new(parsed),
-            text: Arc::from(text),
+            schema,
+            text,
             suffix: "-value",
+            writer,
+            ids: RwLock::new(HashMap::new()),
+            readers: RwLock::new(HashMap::new()),
             _type: PhantomData,
         })
     }
@@ -143,12 +195,49 @@ impl<T> AvroSerde<T> {
     /// The same, for keys (subject `<topic>-key`).
     pub fn for_keys(mut self) -> Self {
         self.suffix = "-key";
+        self.ids.write().clear();
         self
     }
 
     /// The schema, as registered.
     pub fn schema_text(&self) -> &str {
         &self.text
+    }
+
+    fn id(&self, topic: &str) -> Result<i32, SerdeError> {
+        if let Some(id) = self.ids.read().get(topic) {
+            return Ok(*id);
+        }
+        let subject = format!("{topic}{}", self.suffix);
+        let id = self.cache.id(&subject, &self.text).map_err(avro_error)?;
+        self.ids.write().insert(topic.to_string(), id);
+        Ok(id)
+    }
+
+    fn reading(&self, id: i32) -> Result<Arc<Reading>, SerdeError> {
+        if let Some(reading) = self.readers.read().get(&id) {
+            return Ok(reading.clone());
+        }
+        let writer = self.cache.schema(id).map_err(avro_error)?;
+        // Interned: the same schema is the same allocation.
+        let reading = if std::ptr::eq(writer, self.schema) {
+            Reading::Same {
+                reader: GenericDatumReader::builder(writer)
+                    .build()
+                    .map_err(avro_error)?,
+                direct: AtomicBool::new(true),
+            }
+        } else {
+            Reading::Resolving(
+                GenericDatumReader::builder(writer)
+                    .reader_schema(self.schema)
+                    .build()
+                    .map_err(avro_error)?,
+            )
+        };
+        let reading = Arc::new(reading);
+        self.readers.write().insert(id, reading.clone());
+        Ok(reading)
     }
 }
 
@@ -157,23 +246,30 @@ where
     T: serde::Serialize + serde::de::DeserializeOwned + 'static,
 {
     fn serialize(&self, topic: &str, value: &T) -> Result<Bytes, SerdeError> {
-        let subject = format!("{topic}{}", self.suffix);
-        let id = self.cache.id(&subject, &self.text).map_err(avro_error)?;
-        let mut out = wire::header(id);
-        GenericDatumWriter::builder(&self.schema)
-            .build()
-            .and_then(|writer| writer.write_ser(&mut out, value))
-            .map_err(avro_error)?;
+        let mut out = wire::header(self.id(topic)?);
+        self.writer.write_ser(&mut out, value).map_err(avro_error)?;
         Ok(Bytes::from(out))
     }
 
     fn deserialize(&self, _topic: &str, bytes: &[u8]) -> Result<T, SerdeError> {
         let (id, mut body) = wire::split(bytes).map_err(avro_error)?;
-        let writer = self.cache.schema(id).map_err(avro_error)?;
-        let reader = GenericDatumReader::builder(&writer)
-            .reader_schema(&self.schema)
-            .build()
-            .map_err(avro_error)?;
+        let reading = self.reading(id)?;
+        let reader = match reading.as_ref() {
+            Reading::Same { reader, direct } => {
+                if direct.load(Ordering::Relaxed) {
+                    let mut direct_body = body;
+                    match reader.read_deser(&mut direct_body) {
+                        Ok(value) => return Ok(value),
+                        Err(error) => {
+                            tracing::debug!(%error, id, "reading through decoded values");
+                            direct.store(false, Ordering::Relaxed);
+                        }
+                    }
+                }
+                reader
+            }
+            Reading::Resolving(reader) => reader,
+        };
         let value = reader.read_value(&mut body).map_err(avro_error)?;
         apache_avro::from_value::<T>(&value).map_err(avro_error)
     }
