@@ -7,6 +7,7 @@
 //! `application/vnd.schemaregistry.v1+json`. Errors are `{"error_code": N, "message": ".."}`
 //! with Confluent's codes (see [`RegistryError::error_code`]).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use axum::Router;
@@ -242,19 +243,24 @@ async fn set_global_config(State(registry): State<Registry>, body: Bytes) -> Ans
     Ok(ok(json!({ "compatibility": level.name() })))
 }
 
-/// Query of `GET /config/{subject}`.
-#[derive(Debug, Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct ConfigQuery {
-    #[serde(default)]
-    default_to_global: bool,
+/// `defaultToGlobal` of `GET /config/{subject}`, read here so that a bad value is refused
+/// in the registry's error shape.
+fn default_to_global(query: &HashMap<String, String>) -> Result<bool, Failure> {
+    match query.get("defaultToGlobal").map(String::as_str) {
+        None | Some("false") => Ok(false),
+        Some("true") => Ok(true),
+        Some(other) => Err(Failure::Registry(RegistryError::BadRequest {
+            reason: format!("defaultToGlobal is true or false, not '{other}'"),
+        })),
+    }
 }
 
 async fn subject_config(
     State(registry): State<Registry>,
     Path(subject): Path<String>,
-    Query(query): Query<ConfigQuery>,
+    Query(query): Query<HashMap<String, String>>,
 ) -> Answer {
+    let default_to_global = default_to_global(&query)?;
     let (own, global) = blocking(move || {
         Ok((
             registry.compatibility(Some(&subject))?.ok_or(subject),
@@ -262,7 +268,7 @@ async fn subject_config(
         ))
     })
     .await?;
-    let level = match (own, query.default_to_global) {
+    let level = match (own, default_to_global) {
         (Ok(level), _) => level,
         (Err(_), true) => global.unwrap_or_default(),
         (Err(subject), false) => {
