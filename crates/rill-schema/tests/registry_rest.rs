@@ -214,6 +214,8 @@ fn errors_carry_confluents_codes() {
         400,
         400,
     );
+    assert_error(api.get("/config/p-value?defaultToGlobal=maybe"), 400, 400);
+    assert_error(api.put("/config", json!({"compatibility": 3})), 400, 400);
 }
 
 /// A serde pointed at the registry by URL (as `--schema-registry` does) writes records that a
