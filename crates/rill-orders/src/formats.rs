@@ -102,7 +102,7 @@ impl EventSerdes {
         }
     }
 
-    /// Avro with the [`schemas`](crate::schemas) of the events, registered through `cache`.
+    /// Avro with the [`schemas`](mod@crate::schemas) of the events, registered through `cache`.
     /// Registers each system topic's subject now, so that later writes find their id in the
     /// cache without calling the registry (the REST API writes from async code).
     pub fn avro(cache: SchemaCache) -> Result<Self> {

@@ -1,6 +1,8 @@
 //! rill's order system: what runs on the streams runtime.
 //!
-//! **Owns:** the domain types of SPEC 2.1 ([`domain`]), the topic names and application ids
+//! **Owns:** the domain types of SPEC 2.1 ([`domain`]) and their Avro schemas ([`schemas`]),
+//! the format of the system's topics (JSON, or Avro with a schema registry: [`formats`]), the
+//! topic names and application ids
 //! ([`topics`]), one module per service, each a pure `topology(..) -> Result<Topology>` with
 //! its own application id ([`order_details`], [`inventory`], [`fraud`], [`email`],
 //! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), the
@@ -9,8 +11,8 @@
 //! the binary, the benchmarks and the tests share ([`instance`]), and consumer groups with
 //! their lag as the tools and the topic proxy show them ([`consumer_groups`]).
 //!
-//! **Is not:** a log backend. It depends on `rill-streams` and `rill-log` only; the binary
-//! chooses the log (the embedded one, or a cluster) and hands it in.
+//! **Is not:** a log backend. It depends on `rill-schema`, `rill-streams` and `rill-log`; the
+//! binary chooses the log (the embedded one, or a cluster) and hands it in.
 //!
 //! A service tested without a log:
 //! ```

@@ -35,7 +35,7 @@ struct CacheInner {
 /// parsed schema of each id read. Ids never change their schema, so nothing expires. Cheap to
 /// clone; every serde of a process shares one.
 ///
-/// Parsed schemas live as long as the process (they are leaked, once per distinct schema): the
+/// Parsed schemas live as long as the process (leaked, once per distinct schema of a cache): the
 /// serdes keep readers and writers prepared over them, which borrow them, instead of
 /// preparing a schema for every record.
 #[derive(Clone)]
