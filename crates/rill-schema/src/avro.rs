@@ -68,6 +68,10 @@ impl SchemaCache {
             return Ok(*id);
         }
         let id = self.inner.registry.register(subject, schema)?;
+        // The id names this schema for good: records written with it read without asking the
+        // registry again (some are read from async code, which must not block on it).
+        let (parsed, _) = self.intern(schema)?;
+        self.inner.schemas.write().entry(id).or_insert(parsed);
         self.inner.ids.write().insert(key, id);
         Ok(id)
     }

@@ -6,7 +6,7 @@ mod common;
 use std::sync::Arc;
 
 use reqwest::blocking::{Client, Response};
-use rill_schema::{AvroSerde, CONTENT_TYPE, HttpSchemaRegistry, SchemaCache, wire};
+use rill_schema::{AvroSerde, CONTENT_TYPE, HttpSchemaRegistry, SchemaCache, SchemaRegistry, wire};
 use rill_streams::Serde;
 use serde_json::{Value, json};
 
@@ -253,4 +253,23 @@ fn a_serde_uses_a_registry_by_url() {
         .expect_err("unknown id");
     assert!(error.reason.contains("40403"), "{error}");
     assert_eq!(id, 1);
+}
+
+/// Serdes are called from async code too (a view read in a request handler); the blocking
+/// client must answer there rather than panic.
+#[test]
+fn the_client_answers_inside_an_async_runtime() {
+    let dir = tempfile::tempdir().expect("dir");
+    let (_log, registry) = common::registry(dir.path());
+    let id = registry
+        .register("notes-value", r#""string""#)
+        .expect("registers");
+    let served = common::serve(registry);
+    let client = HttpSchemaRegistry::new(&served.url).expect("client");
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let text = runtime.block_on(async { client.schema_text(id) });
+    assert_eq!(text.expect("the schema"), r#""string""#);
 }

@@ -83,14 +83,23 @@ impl HttpSchemaRegistry {
             url: url.to_string(),
             reason,
         };
-        let response = request
-            .header(reqwest::header::ACCEPT, CONTENT_TYPE)
-            .send()
-            .map_err(|error| unreachable(error.to_string()))?;
-        let status = response.status();
-        let body = response
-            .bytes()
-            .map_err(|error| unreachable(error.to_string()))?;
+        let request = request.header(reqwest::header::ACCEPT, CONTENT_TYPE);
+        let exchange = move || {
+            let response = request.send()?;
+            let status = response.status();
+            response.bytes().map(|body| (status, body))
+        };
+        // reqwest's blocking client panics inside an async runtime: from there (a view read
+        // in a request handler, say), the exchange runs on a thread of its own.
+        let exchanged = if tokio::runtime::Handle::try_current().is_ok() {
+            std::thread::scope(|scope| match scope.spawn(exchange).join() {
+                Ok(exchanged) => exchanged,
+                Err(panic) => std::panic::resume_unwind(panic),
+            })
+        } else {
+            exchange()
+        };
+        let (status, body) = exchanged.map_err(|error| unreachable(error.to_string()))?;
         if !status.is_success() {
             let (error_code, message) = match serde_json::from_slice::<ErrorBody>(&body) {
                 Ok(error) => (error.error_code, error.message),
