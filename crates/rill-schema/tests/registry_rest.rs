@@ -215,6 +215,14 @@ fn errors_carry_confluents_codes() {
         400,
     );
     assert_error(api.get("/config/p-value?defaultToGlobal=maybe"), 400, 400);
+    assert_error(
+        api.post(
+            "/subjects/p-value/versions",
+            json!({"schema": V1, "schemaType": null}),
+        ),
+        400,
+        400,
+    );
     assert_error(api.put("/config", json!({"compatibility": 3})), 400, 400);
 }
 

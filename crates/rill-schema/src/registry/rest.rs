@@ -107,10 +107,17 @@ async fn blocking<T: Send + 'static>(
 #[serde(rename_all = "camelCase")]
 struct SchemaBody {
     schema: String,
-    #[serde(default)]
-    schema_type: Option<String>,
+    /// Absent means AVRO; present, it must be the string AVRO (null is refused as a type
+    /// error, as the API's description says).
+    #[serde(default, deserialize_with = "present")]
+    schema_type: Option<Value>,
     #[serde(default)]
     references: Vec<Value>,
+}
+
+/// A field that is present, `null` included (serde reads a `null` `Option` as absent).
+fn present<'de, D: serde::Deserializer<'de>>(field: D) -> Result<Option<Value>, D::Error> {
+    Value::deserialize(field).map(Some)
 }
 
 fn schema_body(body: &[u8]) -> Result<String, Failure> {
@@ -119,10 +126,19 @@ fn schema_body(body: &[u8]) -> Result<String, Failure> {
             reason: format!("expected {{\"schema\": \"<Avro schema as a string>\"}}: {error}"),
         })
     })?;
-    if let Some(kind) = body.schema_type.filter(|kind| kind != "AVRO") {
-        return Err(Failure::Registry(RegistryError::InvalidSchema {
-            reason: format!("schema type {kind} is not supported: only AVRO"),
-        }));
+    match body.schema_type {
+        None => {}
+        Some(Value::String(kind)) if kind == "AVRO" => {}
+        Some(Value::String(kind)) => {
+            return Err(Failure::Registry(RegistryError::InvalidSchema {
+                reason: format!("schema type {kind} is not supported: only AVRO"),
+            }));
+        }
+        Some(other) => {
+            return Err(Failure::Registry(RegistryError::BadRequest {
+                reason: format!("schemaType is a string, not {other}"),
+            }));
+        }
     }
     if !body.references.is_empty() {
         return Err(Failure::Registry(RegistryError::InvalidSchema {
