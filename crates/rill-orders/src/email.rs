@@ -21,11 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_streams::{
-    InitContext, JoinWindows, KeyValueStore, Processor, ProcessorContext, Record, Result,
-    StoreOptions, StreamsBuilder, Topology,
+    DefaultSerde, InitContext, JoinWindows, KeyValueStore, Processor, ProcessorContext, Record,
+    Result, StoreOptions, StreamsBuilder, Topology,
 };
 
 use crate::domain::{Customer, DEFAULT_LEVEL, Email, Order, OrderEnriched, OrderState, Payment};
+use crate::formats::EventSerdes;
 use crate::topics::{CUSTOMERS, EMAILS, LEVELS, ORDERS, ORDERS_ENRICHED, PAYMENTS};
 
 /// The join window of orders and payments.
@@ -114,16 +115,30 @@ struct Paid {
 }
 
 /// The email service's topology (application id
-/// [`EMAIL_SERVICE`](crate::topics::EMAIL_SERVICE)).
+/// [`EMAIL_SERVICE`](crate::topics::EMAIL_SERVICE)), on JSON topics.
 pub fn topology(emailer: Arc<dyn Emailer>) -> Result<Topology> {
+    topology_with(emailer, &EventSerdes::json())
+}
+
+/// The email service's topology with the system topics' values in `serdes`' format.
+pub fn topology_with(emailer: Arc<dyn Emailer>, serdes: &EventSerdes) -> Result<Topology> {
     let builder = StreamsBuilder::new();
-    let customers = builder.global_table::<i64, Customer>(CUSTOMERS, CUSTOMERS_STORE);
+    let customers = builder.global_table_with::<i64, Customer>(
+        CUSTOMERS,
+        CUSTOMERS_STORE,
+        i64::default_serde(),
+        serdes.customer.clone(),
+    );
     builder.add_state_store::<String, ()>(StoreOptions::persistent(EMAILED_STORE))?;
     let validated = builder
-        .stream::<String, Order>(ORDERS)
+        .stream_with::<String, Order>(&[ORDERS], String::default_serde(), serdes.order.clone())
         .filter(|_, order| order.state == OrderState::Validated);
     let payments = builder
-        .stream::<String, Payment>(PAYMENTS)
+        .stream_with::<String, Payment>(
+            &[PAYMENTS],
+            String::default_serde(),
+            serdes.payment.clone(),
+        )
         .select_key(|_, payment| payment.order_id.clone())
         .repartition("payments-by-order");
     validated
@@ -148,7 +163,7 @@ pub fn topology(emailer: Arc<dyn Emailer>) -> Result<Topology> {
             },
             &[EMAILED_STORE],
         )
-        .to(EMAILS);
+        .to_with(EMAILS, String::default_serde(), serdes.email.clone());
 
     let enriched = validated.left_join_global(
         &customers,
@@ -159,9 +174,16 @@ pub fn topology(emailer: Arc<dyn Emailer>) -> Result<Topology> {
             customer_level: level_topic(customer.map(|c| c.level.as_str())).to_string(),
         },
     );
-    enriched.to(ORDERS_ENRICHED);
-    enriched
-        .to_dynamic(|record: &Record<String, OrderEnriched>| record.value.customer_level.clone());
+    enriched.to_with(
+        ORDERS_ENRICHED,
+        String::default_serde(),
+        serdes.enriched.clone(),
+    );
+    enriched.to_dynamic_with(
+        |record: &Record<String, OrderEnriched>| record.value.customer_level.clone(),
+        String::default_serde(),
+        serdes.enriched.clone(),
+    );
     builder.build()
 }
 

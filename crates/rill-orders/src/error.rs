@@ -70,6 +70,15 @@ pub enum OrdersError {
         /// `topic=partitions` of each existing topic.
         counts: String,
     },
+    /// The schema registry failed (opening it, or registering the events' schemas).
+    #[error("schema registry, {operation}: {source}")]
+    Schemas {
+        /// What was being done.
+        operation: &'static str,
+        /// The registry's error.
+        #[source]
+        source: rill_schema::RegistryError,
+    },
     /// The service list names an unknown service.
     #[error("unknown service '{name}' (known: orders, order-details, inventory, fraud, email)")]
     UnknownService {

@@ -15,9 +15,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use rill_streams::{Result, SessionWindows, StoreOptions, StreamsBuilder, Topology};
+use rill_streams::{DefaultSerde, Result, SessionWindows, StoreOptions, StreamsBuilder, Topology};
 
 use crate::domain::{CheckType, Order, OrderState, OrderValidation, OrderValue, ValidationResult};
+use crate::formats::EventSerdes;
 use crate::topics::{ORDER_VALIDATIONS, ORDERS};
 
 /// The session total at which an order fails.
@@ -52,11 +53,16 @@ pub fn verdict(order_value: &OrderValue) -> ValidationResult {
 }
 
 /// The fraud validator's topology (application id
-/// [`FRAUD_SERVICE`](crate::topics::FRAUD_SERVICE)).
+/// [`FRAUD_SERVICE`](crate::topics::FRAUD_SERVICE)), on JSON topics.
 pub fn topology() -> Result<Topology> {
+    topology_with(&EventSerdes::json())
+}
+
+/// The fraud validator's topology with the system topics' values in `serdes`' format.
+pub fn topology_with(serdes: &EventSerdes) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     builder
-        .stream::<String, Order>(ORDERS)
+        .stream_with::<String, Order>(&[ORDERS], String::default_serde(), serdes.order.clone())
         .filter(|_, order| order.state == OrderState::Created)
         .group_by(|_, order| order.customer_id)
         .windowed_by(SessionWindows::with_inactivity_gap(SESSION_GAP).grace(SESSION_GAP))
@@ -97,6 +103,10 @@ pub fn topology() -> Result<Topology> {
                 .into_iter()
                 .collect()
         })
-        .to(ORDER_VALIDATIONS);
+        .to_with(
+            ORDER_VALIDATIONS,
+            String::default_serde(),
+            serdes.validation.clone(),
+        );
     builder.build()
 }

@@ -21,10 +21,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_log::{Log, LogError, ProducerConfig};
+use rill_schema::{HttpSchemaRegistry, LogSchemaRegistry, SchemaCache, SchemaRegistry};
 use rill_streams::ProcessingGuarantee;
 
 use crate::domain::Product;
 use crate::error::{OrdersError, Result};
+use crate::formats::{EventSerdes, Format, RegistryLocation};
 use crate::records::InputRecord;
 use crate::system::{OrdersSystem, SystemConfig};
 use crate::topics::{self, SystemTopics, WAREHOUSE_INVENTORY};
@@ -41,6 +43,9 @@ pub struct InstanceConfig {
     /// Partitions of the system's topics when this instance creates them (existing topics
     /// keep theirs).
     pub partitions: i32,
+    /// The format of the system topics' values: JSON (the default) or Avro with a schema
+    /// registry, this instance's own (kept in `_schemas`) or an external one.
+    pub format: Format,
     /// Records written when this instance creates the system, i.e. finds no
     /// `warehouse-inventory` topic: a restarted instance or a second instance of a cluster
     /// seeds nothing again.
@@ -53,6 +58,7 @@ impl InstanceConfig {
         InstanceConfig {
             system: SystemConfig::new(state_dir),
             partitions: 3,
+            format: Format::Json,
             seed: Vec::new(),
         }
     }
@@ -71,22 +77,49 @@ impl InstanceConfig {
 /// A running instance of the order system.
 pub struct Instance {
     log: Arc<dyn Log>,
+    registry: Option<Arc<LogSchemaRegistry>>,
     topics: SystemTopics,
     seeded: usize,
     system: OrdersSystem,
 }
 
 impl Instance {
-    /// Checks that the log takes transactions when the services run exactly-once, creates the
-    /// missing system topics, seeds a new system, and starts the services.
-    pub fn start(log: Arc<dyn Log>, config: InstanceConfig) -> Result<Self> {
+    /// Checks that the log takes transactions when the services run exactly-once, opens the
+    /// schema registry (unless an external one is used) and, on Avro, registers the events'
+    /// schemas, creates the missing system topics, seeds a new system, and starts the
+    /// services.
+    pub fn start(log: Arc<dyn Log>, mut config: InstanceConfig) -> Result<Self> {
         // Before anything is created: a log that cannot run the services is left untouched.
         if config.system.guarantee == ProcessingGuarantee::ExactlyOnce {
             check_transactions(log.as_ref(), &config.system)?;
         }
+        let schema_error = |operation| move |source| OrdersError::Schemas { operation, source };
+        // The instance serves its registry whatever the format, unless told to use another.
+        let open = || {
+            LogSchemaRegistry::open(log.as_ref())
+                .map(Arc::new)
+                .map_err(schema_error("opening _schemas"))
+        };
+        let (registry, avro_registry): (_, Option<Arc<dyn SchemaRegistry>>) = match &config.format {
+            Format::Json => (Some(open()?), None),
+            Format::Avro(RegistryLocation::Log) => {
+                let registry = open()?;
+                (Some(registry.clone()), Some(registry))
+            }
+            Format::Avro(RegistryLocation::Url(url)) => (
+                None,
+                Some(Arc::new(
+                    HttpSchemaRegistry::new(url).map_err(schema_error("connecting"))?,
+                )),
+            ),
+        };
+        if let Some(source) = avro_registry {
+            tracing::info!(registry = %source.describe(), "values are Avro");
+            config.system.serdes = EventSerdes::avro(SchemaCache::new(source))?;
+        }
         let topics = topics::create_system_topics(log.admin(), config.partitions)?;
         let seeded = if topics.created(WAREHOUSE_INVENTORY) {
-            write(log.as_ref(), &config.seed)?
+            write(log.as_ref(), &config.seed, &config.system.serdes)?
         } else {
             0
         };
@@ -96,6 +129,7 @@ impl Instance {
         let system = OrdersSystem::start(log.clone(), config.system)?;
         Ok(Instance {
             log,
+            registry,
             topics,
             seeded,
             system,
@@ -105,6 +139,12 @@ impl Instance {
     /// The running services.
     pub fn system(&self) -> &OrdersSystem {
         &self.system
+    }
+
+    /// The schema registry this instance keeps in `_schemas` and serves (none when it uses an
+    /// external one).
+    pub fn schema_registry(&self) -> Option<&Arc<LogSchemaRegistry>> {
+        self.registry.as_ref()
     }
 
     /// The log the instance runs on.
@@ -129,7 +169,10 @@ impl Instance {
         addr: SocketAddr,
         stop: impl Future<Output = ()> + Send + 'static,
     ) -> Result<()> {
-        let api = self.system.http_api()?;
+        let mut api = self.system.http_api()?;
+        if let Some(registry) = &self.registry {
+            api = api.schema_registry(registry.clone());
+        }
         let http_error = |source| OrdersError::Http {
             addr: addr.to_string(),
             source,
@@ -171,7 +214,7 @@ impl Instance {
 }
 
 /// Writes `records` and waits until the log has them all.
-fn write(log: &dyn Log, records: &[InputRecord]) -> Result<usize> {
+fn write(log: &dyn Log, records: &[InputRecord], serdes: &EventSerdes) -> Result<usize> {
     if records.is_empty() {
         return Ok(0);
     }
@@ -183,7 +226,7 @@ fn write(log: &dyn Log, records: &[InputRecord]) -> Result<usize> {
     for record in records {
         deliveries.push(
             producer
-                .send(record.producer_record()?)
+                .send(record.producer_record_in(serdes)?)
                 .map_err(log_error("seeding"))?,
         );
     }

@@ -20,11 +20,12 @@
 use serde::{Deserialize, Serialize};
 
 use rill_streams::{
-    InitContext, KeyValueStore, Processor, ProcessorContext, Record, Result, StoreOptions,
-    StreamsBuilder, Topology,
+    DefaultSerde, InitContext, KeyValueStore, Processor, ProcessorContext, Record, Result,
+    StoreOptions, StreamsBuilder, Topology,
 };
 
 use crate::domain::{CheckType, Order, OrderState, OrderValidation, StockCount, ValidationResult};
+use crate::formats::EventSerdes;
 use crate::topics::{ORDER_VALIDATIONS, ORDERS, WAREHOUSE_INVENTORY};
 
 /// Store of reserved stock per product.
@@ -51,17 +52,24 @@ pub struct Reservation {
 rill_streams::json_serde!(Reservation);
 
 /// The inventory validator's topology (application id
-/// [`INVENTORY_SERVICE`](crate::topics::INVENTORY_SERVICE)).
+/// [`INVENTORY_SERVICE`](crate::topics::INVENTORY_SERVICE)), on JSON topics.
 pub fn topology() -> Result<Topology> {
+    topology_with(&EventSerdes::json())
+}
+
+/// The inventory validator's topology with the system topics' values in `serdes`' format.
+pub fn topology_with(serdes: &EventSerdes) -> Result<Topology> {
     let builder = StreamsBuilder::new();
-    let inventory = builder.table::<String, StockCount>(
+    let inventory = builder.table_with::<String, StockCount>(
         WAREHOUSE_INVENTORY,
         StoreOptions::persistent(INVENTORY_STORE),
+        String::default_serde(),
+        serdes.stock.clone(),
     );
     builder.add_state_store::<String, i64>(StoreOptions::persistent(RESERVED_STOCKS))?;
     builder.add_state_store::<String, Reservation>(StoreOptions::persistent(RESERVATIONS))?;
     builder
-        .stream::<String, Order>(ORDERS)
+        .stream_with::<String, Order>(&[ORDERS], String::default_serde(), serdes.order.clone())
         .filter(|_, order| matches!(order.state, OrderState::Created | OrderState::Failed))
         .select_key(|_, order| order.product.name().to_string())
         .repartition(BY_PRODUCT)
@@ -69,7 +77,11 @@ pub fn topology() -> Result<Topology> {
             (order.clone(), stock.map_or(0, |stock| stock.0))
         })
         .process(InventoryCheck::default, &[RESERVED_STOCKS, RESERVATIONS])
-        .to(ORDER_VALIDATIONS);
+        .to_with(
+            ORDER_VALIDATIONS,
+            String::default_serde(),
+            serdes.validation.clone(),
+        );
     builder.build()
 }
 

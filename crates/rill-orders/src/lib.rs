@@ -1,6 +1,8 @@
 //! rill's order system: what runs on the streams runtime.
 //!
-//! **Owns:** the domain types of SPEC 2.1 ([`domain`]), the topic names and application ids
+//! **Owns:** the domain types of SPEC 2.1 ([`domain`]) and their Avro schemas ([`schemas`]),
+//! the format of the system's topics (JSON, or Avro with a schema registry: [`formats`]), the
+//! topic names and application ids
 //! ([`topics`]), one module per service, each a pure `topology(..) -> Result<Topology>` with
 //! its own application id ([`order_details`], [`inventory`], [`fraud`], [`email`],
 //! [`orders_service`] with the [`aggregator`]), starting them in one process ([`system`]), the
@@ -9,8 +11,8 @@
 //! the binary, the benchmarks and the tests share ([`instance`]), and consumer groups with
 //! their lag as the tools and the topic proxy show them ([`consumer_groups`]).
 //!
-//! **Is not:** a log backend. It depends on `rill-streams` and `rill-log` only; the binary
-//! chooses the log (the embedded one, or a cluster) and hands it in.
+//! **Is not:** a log backend. It depends on `rill-schema`, `rill-streams` and `rill-log`; the
+//! binary chooses the log (the embedded one, or a cluster) and hands it in.
 //!
 //! A service tested without a log:
 //! ```
@@ -33,6 +35,7 @@ pub mod consumer_groups;
 pub mod domain;
 pub mod email;
 mod error;
+pub mod formats;
 pub mod fraud;
 pub mod http;
 pub mod instance;
@@ -41,6 +44,7 @@ pub mod json_records;
 pub mod order_details;
 pub mod orders_service;
 pub mod records;
+pub mod schemas;
 pub mod system;
 pub mod topics;
 

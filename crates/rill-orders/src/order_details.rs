@@ -6,9 +6,10 @@
 //! naming another product does not decode and goes to the dead-letter topic (and the REST API
 //! refuses it with 400). Writes `ORDER_DETAILS_CHECK` verdicts to `order-validations`.
 
-use rill_streams::{Result, StreamsBuilder, Topology};
+use rill_streams::{DefaultSerde, Result, StreamsBuilder, Topology};
 
 use crate::domain::{CheckType, Order, OrderState, OrderValidation, ValidationResult};
+use crate::formats::EventSerdes;
 use crate::topics::{ORDER_VALIDATIONS, ORDERS};
 
 /// Whether an order's details are valid.
@@ -17,11 +18,16 @@ pub fn is_valid(order: &Order) -> bool {
 }
 
 /// The order details validator's topology (application id
-/// [`ORDER_DETAILS_SERVICE`](crate::topics::ORDER_DETAILS_SERVICE)).
+/// [`ORDER_DETAILS_SERVICE`](crate::topics::ORDER_DETAILS_SERVICE)), on JSON topics.
 pub fn topology() -> Result<Topology> {
+    topology_with(&EventSerdes::json())
+}
+
+/// The order details validator's topology with the system topics' values in `serdes`' format.
+pub fn topology_with(serdes: &EventSerdes) -> Result<Topology> {
     let builder = StreamsBuilder::new();
     builder
-        .stream::<String, Order>(ORDERS)
+        .stream_with::<String, Order>(&[ORDERS], String::default_serde(), serdes.order.clone())
         .filter(|_, order| order.state == OrderState::Created)
         .map_values(|order| OrderValidation {
             validation_result: if is_valid(&order) {
@@ -32,6 +38,10 @@ pub fn topology() -> Result<Topology> {
             order_id: order.id,
             check_type: CheckType::OrderDetailsCheck,
         })
-        .to(ORDER_VALIDATIONS);
+        .to_with(
+            ORDER_VALIDATIONS,
+            String::default_serde(),
+            serdes.validation.clone(),
+        );
     builder.build()
 }

@@ -8,10 +8,11 @@
 
 use std::sync::Arc;
 
-use rill_streams::{Result, StoreOptions, StreamsBuilder, Topology};
+use rill_streams::{DefaultSerde, Result, StoreOptions, StreamsBuilder, Topology};
 
 use crate::aggregator::{AggregatorInput, PENDING_STORE, VERDICTS_STORE, ValidationAggregator};
 use crate::domain::{Order, OrderValidation};
+use crate::formats::EventSerdes;
 use crate::topics::{ORDER_VALIDATIONS, ORDERS};
 
 /// The view of `orders`: order id -> latest Order.
@@ -21,11 +22,21 @@ pub const ORDERS_STORE: &str = "orders-store";
 pub type OrderListener = Arc<dyn Fn(&str, &Order) + Send + Sync>;
 
 /// The orders service's topology (application id
-/// [`ORDERS_SERVICE`](crate::topics::ORDERS_SERVICE)); `listener` hears each order the view
-/// stores, after it is readable from the store.
+/// [`ORDERS_SERVICE`](crate::topics::ORDERS_SERVICE)), on JSON topics; `listener` hears each
+/// order the view stores, after it is readable from the store.
 pub fn topology(listener: OrderListener) -> Result<Topology> {
+    topology_with(listener, &EventSerdes::json())
+}
+
+/// The orders service's topology with the system topics' values in `serdes`' format.
+pub fn topology_with(listener: OrderListener, serdes: &EventSerdes) -> Result<Topology> {
     let builder = StreamsBuilder::new();
-    let view = builder.table::<String, Order>(ORDERS, StoreOptions::persistent(ORDERS_STORE));
+    let view = builder.table_with::<String, Order>(
+        ORDERS,
+        StoreOptions::persistent(ORDERS_STORE),
+        String::default_serde(),
+        serdes.order.clone(),
+    );
     let updates = view.to_stream();
     updates.for_each(move |id, order| listener(id, order));
     builder.add_state_store::<String, crate::aggregator::Verdicts>(StoreOptions::persistent(
@@ -34,7 +45,11 @@ pub fn topology(listener: OrderListener) -> Result<Topology> {
     builder.add_state_store::<String, ()>(StoreOptions::persistent(PENDING_STORE))?;
     let orders = updates.map_values(AggregatorInput::Order);
     let verdicts = builder
-        .stream::<String, OrderValidation>(ORDER_VALIDATIONS)
+        .stream_with::<String, OrderValidation>(
+            &[ORDER_VALIDATIONS],
+            String::default_serde(),
+            serdes.validation.clone(),
+        )
         .map_values(AggregatorInput::Verdict);
     orders
         .merge(&verdicts)
@@ -42,6 +57,6 @@ pub fn topology(listener: OrderListener) -> Result<Topology> {
             ValidationAggregator::default,
             &[VERDICTS_STORE, PENDING_STORE],
         )
-        .to(ORDERS);
+        .to_with(ORDERS, String::default_serde(), serdes.order.clone());
     builder.build()
 }

@@ -23,6 +23,7 @@ use serde_json::Value;
 
 use crate::domain::{Customer, Order, Payment, Product, StockCount};
 use crate::error::{OrdersError, Result};
+use crate::formats::EventSerdes;
 use crate::topics::{CUSTOMERS, ORDERS, PAYMENTS, WAREHOUSE_INVENTORY};
 
 /// One record of an input of the order system.
@@ -55,9 +56,14 @@ impl InputRecord {
         }
     }
 
-    /// The record for the log: key and value encoded with the services' serdes.
+    /// The record for the log: key and value encoded with the services' serdes, in JSON.
     pub fn producer_record(&self) -> Result<ProducerRecord> {
-        let (key, value) = self.encoded()?;
+        self.producer_record_in(&EventSerdes::json())
+    }
+
+    /// The record for the log with its value in `serdes`' format.
+    pub fn producer_record_in(&self, serdes: &EventSerdes) -> Result<ProducerRecord> {
+        let (key, value) = self.encoded(serdes)?;
         Ok(ProducerRecord::new(self.topic()).key(key).value(value))
     }
 
@@ -70,12 +76,12 @@ impl InputRecord {
             InputRecord::Payment(payment) => Value::from(payment.id.clone()),
             InputRecord::Order(order) => Value::from(order.id.clone()),
         };
-        let (_, value) = self.encoded()?;
+        let (_, value) = self.encoded(&EventSerdes::json())?;
         let value: Value = serde_json::from_slice(&value).map_err(|source| self.encode(source))?;
         Ok(serde_json::json!({ "key": key, "value": value }))
     }
 
-    fn encoded(&self) -> Result<(Bytes, Bytes)> {
+    fn encoded(&self, serdes: &EventSerdes) -> Result<(Bytes, Bytes)> {
         let topic = self.topic();
         let serde_error = |source: rill_streams::SerdeError| OrdersError::Encode {
             topic,
@@ -84,7 +90,8 @@ impl InputRecord {
         Ok(match self {
             InputRecord::Stock { product, count } => (
                 Bytes::from_static(product.name().as_bytes()),
-                StockCount::default_serde()
+                serdes
+                    .stock
                     .serialize(topic, &StockCount(*count))
                     .map_err(serde_error)?,
             ),
@@ -92,21 +99,21 @@ impl InputRecord {
                 i64::default_serde()
                     .serialize(topic, &customer.id)
                     .map_err(serde_error)?,
-                Customer::default_serde()
+                serdes
+                    .customer
                     .serialize(topic, customer)
                     .map_err(serde_error)?,
             ),
             InputRecord::Payment(payment) => (
                 Bytes::from(payment.id.clone().into_bytes()),
-                Payment::default_serde()
+                serdes
+                    .payment
                     .serialize(topic, payment)
                     .map_err(serde_error)?,
             ),
             InputRecord::Order(order) => (
                 Bytes::from(order.id.clone().into_bytes()),
-                Order::default_serde()
-                    .serialize(topic, order)
-                    .map_err(serde_error)?,
+                serdes.order.serialize(topic, order).map_err(serde_error)?,
             ),
         })
     }

@@ -8,12 +8,13 @@ use std::time::Duration;
 use parking_lot::Mutex;
 use rill_log::Log;
 use rill_streams::{
-    AppState, FaultInjector, ProcessingGuarantee, StreamsApp, StreamsConfig, Topology,
+    AppState, DefaultSerde, FaultInjector, ProcessingGuarantee, StreamsApp, StreamsConfig, Topology,
 };
 
 use crate::domain::Order;
 use crate::email::{Emailer, OutboxEmailer};
 use crate::error::{OrdersError, Result};
+use crate::formats::EventSerdes;
 use crate::http::{HttpApi, OrdersEndpoint, OrdersHub, Readiness};
 use crate::orders_service::ORDERS_STORE;
 use crate::topics;
@@ -148,6 +149,9 @@ pub struct SystemConfig {
     pub standby_replicas: usize,
     /// Told how the services' stores are restored at start (e.g. for a progress bar).
     pub restore_listener: Option<Arc<dyn rill_streams::RestoreListener>>,
+    /// The format of the system topics' values (JSON unless the instance is started on
+    /// Avro; see [`formats`](crate::formats)).
+    pub serdes: EventSerdes,
     /// Test hook given to every service's runtime (see `StreamsConfig::fault_injector`).
     #[doc(hidden)]
     pub fault_injector: Option<FaultInjector>,
@@ -168,6 +172,7 @@ impl SystemConfig {
             max_batch_bytes: crate::http::DEFAULT_MAX_BATCH_BYTES,
             standby_replicas: 0,
             restore_listener: None,
+            serdes: EventSerdes::json(),
             fault_injector: None,
         }
     }
@@ -234,14 +239,15 @@ impl OrdersSystem {
         match service {
             Service::Orders => {
                 let hub = hub.clone();
-                crate::orders_service::topology(Arc::new(move |id: &str, order: &Order| {
-                    hub.order_changed(id, order)
-                }))
+                crate::orders_service::topology_with(
+                    Arc::new(move |id: &str, order: &Order| hub.order_changed(id, order)),
+                    &config.serdes,
+                )
             }
-            Service::OrderDetails => crate::order_details::topology(),
-            Service::Inventory => crate::inventory::topology(),
-            Service::Fraud => crate::fraud::topology(),
-            Service::Email => crate::email::topology(config.emailer.clone()),
+            Service::OrderDetails => crate::order_details::topology_with(&config.serdes),
+            Service::Inventory => crate::inventory::topology_with(&config.serdes),
+            Service::Fraud => crate::fraud::topology_with(&config.serdes),
+            Service::Email => crate::email::topology_with(config.emailer.clone(), &config.serdes),
         }
     }
 
@@ -251,8 +257,12 @@ impl OrdersSystem {
         apps.iter()
             .find(|(service, _)| *service == Service::Orders)
             .map(|(_, app)| {
-                app.store::<String, Order>(ORDERS_STORE)
-                    .map_err(OrdersError::service(topics::ORDERS_SERVICE))
+                app.store_with::<String, Order>(
+                    ORDERS_STORE,
+                    String::default_serde(),
+                    self.config.serdes.order.clone(),
+                )
+                .map_err(OrdersError::service(topics::ORDERS_SERVICE))
             })
             .transpose()
     }
@@ -303,6 +313,7 @@ impl OrdersSystem {
         Ok(HttpApi::new(self.log.clone(), orders, readiness)?
             .max_batch_bytes(self.config.max_batch_bytes)
             .flows(self.flows.clone())
+            .serdes(self.config.serdes.clone())
             .store_sizes(store_sizes))
     }
 

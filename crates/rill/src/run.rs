@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Args, ValueEnum};
+use rill_orders::formats::{Format, RegistryLocation};
 use rill_orders::instance::{Instance, InstanceConfig};
 use rill_orders::system::Service;
 use std::sync::Arc;
@@ -69,10 +70,26 @@ pub struct RunArgs {
     /// are limited to 64 KiB).
     #[arg(long, default_value_t = rill_orders::http::DEFAULT_MAX_BATCH_BYTES)]
     max_batch_bytes: usize,
+    /// Format of the values of the system's topics: JSON, or Avro in Confluent's wire format
+    /// with its schemas in a registry (this instance's own, served on --http, unless
+    /// --schema-registry names another).
+    #[arg(long, value_enum, default_value_t = ValueFormat::Json)]
+    format: ValueFormat,
+    /// URL of an external schema registry with Confluent's API, for --format avro (default:
+    /// this instance's registry, kept in the log's `_schemas` topic).
+    #[arg(long)]
+    schema_registry: Option<String>,
     /// Test hook: abort the process when a service is about to commit for the Nth time
     /// (records processed, their outputs and offsets not yet committed).
     #[arg(long, hide = true)]
     crash_before_commit: Option<u64>,
+}
+
+/// `--format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum ValueFormat {
+    Json,
+    Avro,
 }
 
 /// `--processing-guarantee`.
@@ -91,6 +108,14 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         config = config.with_default_inventory();
     }
     config.partitions = args.partitions;
+    config.format = match (args.format, &args.schema_registry) {
+        (ValueFormat::Json, None) => Format::Json,
+        (ValueFormat::Json, Some(_)) => {
+            anyhow::bail!("--schema-registry is for --format avro")
+        }
+        (ValueFormat::Avro, None) => Format::Avro(RegistryLocation::Log),
+        (ValueFormat::Avro, Some(url)) => Format::Avro(RegistryLocation::Url(url.clone())),
+    };
     config.system.services = args.services.clone();
     config.system.threads = args.threads.max(1);
     config.system.standby_replicas = args.standby_replicas;

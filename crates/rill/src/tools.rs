@@ -133,6 +133,7 @@ pub fn tail(args: &TailArgs) -> anyhow::Result<()> {
 }
 
 fn tail_on(log: &dyn Log, args: &TailArgs) -> anyhow::Result<()> {
+    let schemas = avro_schemas(log)?;
     let partitions = log.admin().describe_topic(&args.topic)?.config.partitions;
     let assignment: Vec<TopicPartition> = (0..partitions)
         .map(|p| TopicPartition::new(args.topic.clone(), p))
@@ -164,7 +165,7 @@ fn tail_on(log: &dyn Log, args: &TailArgs) -> anyhow::Result<()> {
             if printed == limit {
                 break;
             }
-            writeln!(out, "{}", record_json(&record))?;
+            writeln!(out, "{}", record_json(&record, schemas.as_ref()))?;
             printed += 1;
         }
     }
@@ -371,14 +372,34 @@ fn parse_record_line(topic: &str, line: &str) -> anyhow::Result<ProducerRecord> 
     Ok(json_records::producer_record(topic, &value)?)
 }
 
-fn record_json(record: &ConsumedRecord) -> Value {
+/// The schemas of the log's registry, to show Avro values as JSON; none when the log has no
+/// `_schemas` topic (nothing was ever registered), which is then left uncreated.
+fn avro_schemas(log: &dyn Log) -> anyhow::Result<Option<rill_schema::SchemaCache>> {
+    if !log
+        .admin()
+        .list_topics()?
+        .iter()
+        .any(|topic| topic == rill_schema::SCHEMAS_TOPIC)
+    {
+        return Ok(None);
+    }
+    let registry = rill_schema::LogSchemaRegistry::open(log)?;
+    Ok(Some(rill_schema::SchemaCache::new(std::sync::Arc::new(
+        registry,
+    ))))
+}
+
+fn record_json(record: &ConsumedRecord, schemas: Option<&rill_schema::SchemaCache>) -> Value {
     json!({
         "topic": &*record.topic,
         "partition": record.partition,
         "offset": record.offset,
         "timestamp": record.timestamp,
         "key": record.key.as_deref().map(json_records::key_json),
-        "value": record.value.as_deref().map(json_records::value_json),
+        "value": record
+            .value
+            .as_deref()
+            .map(|value| rill_orders::formats::show_value(schemas, value)),
     })
 }
 

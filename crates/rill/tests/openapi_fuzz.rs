@@ -45,6 +45,10 @@ async fn schemathesis_finds_nothing_the_openapi_description_does_not_say() {
             .arg("--config-file")
             .arg(&config)
             .args(["run", &url, "--checks", "all", "--max-examples", "100"])
+            // The API's one DELETE is the schema registry's, of a subject; registering under
+            // it again (`POST /subjects/{subject}/versions`, a path below the deleted one)
+            // brings the subject back, which this check does not count as re-creating it.
+            .args(["--exclude-checks", "use_after_free"])
             // A fixed seed: a run in CI and its rerun on a laptop generate the same requests.
             .args(["--seed", "20261203", "--no-color"])
             .output()

@@ -61,6 +61,7 @@ pub(crate) async fn order_events(
 ) -> Result<Sse<impl Stream<Item = Result<Event, Infallible>>>, ApiError> {
     let (sender, receiver) = mpsc::channel::<String>(EVENT_BUFFER);
     let log = state.log.clone();
+    let serdes = state.serdes.clone();
     let consumer = tokio::task::spawn_blocking(move || follow_from_end(log.as_ref()))
         .await
         .map_err(|e| ApiError::internal(format!("following orders: {e}")))??;
@@ -74,8 +75,14 @@ pub(crate) async fn order_events(
                 };
                 for record in records {
                     let Some(value) = record.value else { continue };
-                    let Ok(text) = String::from_utf8(value.to_vec()) else {
-                        continue;
+                    // The order as JSON, whatever the topic's format (Avro is decoded).
+                    let text = if serdes.is_avro() {
+                        serdes.value_json(&value).to_string()
+                    } else {
+                        let Ok(text) = String::from_utf8(value.to_vec()) else {
+                            continue;
+                        };
+                        text
                     };
                     // A browser that cannot keep up misses events rather than slowing others.
                     if let Err(mpsc::error::TrySendError::Closed(_)) = sender.try_send(text) {

@@ -54,7 +54,12 @@ pub(crate) async fn json_errors(response: Response) -> Response {
     let is_json = response
         .headers()
         .get(header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/json"));
+        .is_some_and(|value| {
+            // application/json, or a vendor type such as the schema registry's
+            // application/vnd.schemaregistry.v1+json.
+            let value = value.as_bytes();
+            value.starts_with(b"application/json") || value.ends_with(b"+json")
+        });
     if !(status.is_client_error() || status.is_server_error()) || is_json {
         return response;
     }

@@ -32,6 +32,8 @@ use tokio::net::TcpListener;
 
 use crate::domain::Order;
 use crate::error::{OrdersError, Result};
+use crate::formats::EventSerdes;
+use rill_schema::LogSchemaRegistry;
 
 pub use error::ApiError;
 pub use hub::{IN_FLIGHT_RETENTION, OrdersHub};
@@ -84,11 +86,14 @@ pub(crate) struct ApiState {
     pub client: reqwest::Client,
     pub readiness: Readiness,
     pub store_sizes: Option<StoreSizes>,
+    /// The format of the system topics' values.
+    pub serdes: EventSerdes,
 }
 
 /// An instance's HTTP API, ready to serve.
 pub struct HttpApi {
     state: Arc<ApiState>,
+    registry: Option<Arc<LogSchemaRegistry>>,
     max_batch_bytes: usize,
     flows: Arc<Vec<crate::system::ServiceFlow>>,
 }
@@ -134,7 +139,9 @@ impl HttpApi {
                 client,
                 readiness,
                 store_sizes: None,
+                serdes: EventSerdes::json(),
             }),
+            registry: None,
             max_batch_bytes: DEFAULT_MAX_BATCH_BYTES,
             flows: Arc::new(Vec::new()),
         })
@@ -145,6 +152,23 @@ impl HttpApi {
         if let Some(state) = Arc::get_mut(&mut self.state) {
             state.store_sizes = Some(sizes);
         }
+        self
+    }
+
+    /// Sets the format of the system topics' values: how `POST /v1/orders` writes orders and
+    /// how the topic proxy encodes and shows values (JSON by default).
+    pub fn serdes(mut self, serdes: EventSerdes) -> Self {
+        if let Some(state) = Arc::get_mut(&mut self.state) {
+            state.serdes = serdes;
+        }
+        self
+    }
+
+    /// Serves `registry` with Confluent Schema Registry's API at its paths (`/subjects`,
+    /// `/schemas/ids/{id}`, `/config`, `/compatibility`), so the server's address is a
+    /// registry URL for Confluent's clients.
+    pub fn schema_registry(mut self, registry: Arc<LogSchemaRegistry>) -> Self {
+        self.registry = Some(registry);
         self
     }
 
@@ -164,6 +188,10 @@ impl HttpApi {
     /// The routes.
     pub fn router(&self) -> Router {
         let flows = self.flows.clone();
+        let registry = self
+            .registry
+            .clone()
+            .map_or_else(Router::new, rill_schema::router);
         Router::new()
             .route("/", get(dashboard::page))
             .route("/v1/orders/events", get(dashboard::order_events))
@@ -189,11 +217,12 @@ impl HttpApi {
             .route("/metrics", get(metrics::render))
             .route("/health", get(health))
             .route("/ready", get(ready))
+            .with_state(self.state.clone())
+            .merge(registry)
             .fallback(not_found)
             .layer(axum::middleware::map_response(error::json_errors))
             .route_layer(axum::middleware::from_fn(metrics::track))
             .layer(DefaultBodyLimit::max(MAX_BODY_BYTES))
-            .with_state(self.state.clone())
     }
 
     /// Serves on `listener` until `shutdown` completes.

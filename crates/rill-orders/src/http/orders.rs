@@ -208,7 +208,9 @@ async fn write_order(
     order: Order,
     outcome: watch::Sender<super::hub::WriteOutcome>,
 ) {
-    let result = match serde_json::to_vec(&order) {
+    // The format's serde: JSON, or Avro whose id for `orders` the bootstrap registered (so
+    // this finds it cached and does not block).
+    let result = match state.serdes.order.serialize(ORDERS, &order) {
         Err(e) => Err(e.to_string()),
         Ok(value) => {
             let record = ProducerRecord::new(ORDERS)

@@ -14,12 +14,12 @@ use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use rill_log::{ConsumerConfig, IsolationLevel, Log, LogError, SeekTo, TopicPartition};
+use rill_log::{ConsumerConfig, IsolationLevel, LogError, SeekTo, TopicPartition};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::consumer_groups;
-use crate::json_records::{key_json, producer_record, value_json};
+use crate::json_records::{key_json, producer_record};
 use crate::topics::ORDERS;
 
 use super::{ApiError, ApiState};
@@ -157,15 +157,25 @@ pub(crate) async fn produce_records(
             "expected {{\"records\":[{{\"key\":K,\"value\":V}}]}}: {e}"
         ))
     })?;
-    let records = body
-        .records
-        .iter()
-        .enumerate()
-        .map(|(index, record)| {
-            producer_record(&topic, record)
-                .map_err(|e| ApiError::bad_request(format!("record {index}: {e}")))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    // Off the async workers: an Avro value of a topic not registered yet calls the registry.
+    let (encoding, encoding_topic) = (state.clone(), topic.clone());
+    let records = blocking(move || {
+        let topic = encoding_topic;
+        body.records
+            .iter()
+            .enumerate()
+            .map(|(index, record)| {
+                let mut out = producer_record(&topic, record)
+                    .map_err(|e| ApiError::bad_request(format!("record {index}: {e}")))?;
+                out.value = encoding
+                    .serdes
+                    .encode_json(&topic, record.get("value").unwrap_or(&Value::Null))
+                    .map_err(|e| ApiError::bad_request(format!("record {index}: {e}")))?;
+                Ok(out)
+            })
+            .collect::<Result<Vec<_>, _>>()
+    })
+    .await?;
     let mut deliveries = Vec::with_capacity(records.len());
     for record in records {
         deliveries.push(
@@ -224,18 +234,18 @@ pub(crate) async fn read_records(
             )));
         }
     };
-    let log = state.log.clone();
-    let body = blocking(move || read(log.as_ref(), &topic, &params, limit, from_end)).await?;
+    let body = blocking(move || read(&state, &topic, &params, limit, from_end)).await?;
     Ok(Json(body).into_response())
 }
 
 fn read(
-    log: &dyn Log,
+    state: &ApiState,
     topic: &str,
     params: &ReadParams,
     limit: usize,
     from_end: bool,
 ) -> Result<Value, ApiError> {
+    let log = state.log.as_ref();
     let partitions = log
         .admin()
         .describe_topic(topic)
@@ -305,7 +315,7 @@ fn read(
                 "offset": record.offset,
                 "timestamp": record.timestamp,
                 "key": record.key.as_deref().map(key_json),
-                "value": record.value.as_deref().map(value_json),
+                "value": record.value.as_deref().map(|value| state.serdes.value_json(value)),
             }));
         }
     }

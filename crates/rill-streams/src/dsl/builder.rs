@@ -271,11 +271,26 @@ impl StreamsBuilder {
         K: DefaultSerde + Clone,
         V: DefaultSerde + Clone,
     {
+        self.global_table_with(topic, store, K::default_serde(), V::default_serde())
+    }
+
+    /// [`global_table`](Self::global_table) with explicit serdes.
+    pub fn global_table_with<K, V>(
+        &self,
+        topic: &str,
+        store: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> GlobalKTable<K, V>
+    where
+        K: Clone + 'static,
+        V: Clone + 'static,
+    {
         self.graph.borrow_mut().global_stores.push(GlobalStoreDef {
             name: store.to_string(),
             topic: topic.to_string(),
-            key_serde: Arc::new(K::default_serde()),
-            value_serde: Arc::new(V::default_serde()),
+            key_serde: Arc::new(key_serde),
+            value_serde: Arc::new(value_serde),
         });
         GlobalKTable {
             store: store.to_string(),

@@ -408,8 +408,17 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         K: DefaultSerde,
         V: DefaultSerde,
     {
+        self.to_dynamic_with(extractor, K::default_serde(), V::default_serde());
+    }
+
+    /// [`to_dynamic`](Self::to_dynamic) with explicit serdes.
+    pub fn to_dynamic_with(
+        &self,
+        extractor: impl Fn(&Record<K, V>) -> String + Send + Sync + 'static,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) {
         let extractor: TopicExtractor<K, V> = Arc::new(extractor);
-        let (key_serde, value_serde) = (K::default_serde(), V::default_serde());
         let partitioner: Option<StreamPartitioner<K, V>> = None;
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-SINK");

@@ -503,6 +503,17 @@ impl StreamsApp {
         &self,
         name: &str,
     ) -> Result<QueryableStore<K, V>> {
+        self.store_with(name, K::default_serde(), V::default_serde())
+    }
+
+    /// Read access to the local instances of a key-value store whose serdes are not the
+    /// types' defaults (they must be those the topology gave the store).
+    pub fn store_with<K: 'static, V: 'static>(
+        &self,
+        name: &str,
+        key_serde: SharedSerde<K>,
+        value_serde: SharedSerde<V>,
+    ) -> Result<QueryableStore<K, V>> {
         let shared = self.shared()?.clone();
         let partitions =
             *shared
@@ -516,8 +527,8 @@ impl StreamsApp {
             shared,
             name: name.to_string(),
             partitions,
-            key_serde: K::default_serde(),
-            value_serde: V::default_serde(),
+            key_serde,
+            value_serde,
             _types: PhantomData,
         })
     }
