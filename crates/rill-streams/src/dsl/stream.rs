@@ -7,10 +7,10 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::graph::{
     GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SinkNode, TopicChoice, TopicName,
 };
-use crate::error::Result;
 use crate::processor::{BuiltInInit, InitContext, Processor};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
