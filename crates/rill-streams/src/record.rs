@@ -2,7 +2,10 @@
 
 use std::sync::Arc;
 
-use rill_log::Header;
+use rill_log::{ConsumedRecord, Header};
+
+use crate::error::{Result, StreamsError};
+use crate::serde::Serde;
 
 /// A typed record flowing through a topology.
 #[derive(Debug, Clone, PartialEq)]
@@ -68,4 +71,55 @@ pub struct RecordContext {
     pub partition: i32,
     /// Input offset.
     pub offset: i64,
+}
+
+impl<K: 'static, V: 'static> Record<K, V> {
+    /// Decodes a record read from the log with `key_serde` and `value_serde`: the one decode
+    /// path of stream sources, table sources and the test driver.
+    pub(crate) fn decode(
+        raw: &ConsumedRecord,
+        key_serde: &dyn Serde<K>,
+        value_serde: &dyn Serde<V>,
+    ) -> Result<Self> {
+        Self::decode_parts(
+            &raw.topic,
+            (raw.key.as_deref(), raw.value.as_deref()),
+            raw.timestamp,
+            raw.headers.clone(),
+            (key_serde, value_serde),
+        )
+    }
+
+    /// [`decode`](Self::decode) from a record's parts. A record without a value is what the
+    /// value serde's [`deserialize_null`](Serde::deserialize_null) makes of it (a tombstone for
+    /// `Option` values, an error for others).
+    pub(crate) fn decode_parts(
+        topic: &str,
+        (key, value): (Option<&[u8]>, Option<&[u8]>),
+        timestamp: i64,
+        headers: Vec<Header>,
+        (key_serde, value_serde): (&dyn Serde<K>, &dyn Serde<V>),
+    ) -> Result<Self> {
+        let failed = |what| {
+            move |source| StreamsError::Serde {
+                topic: topic.into(),
+                what,
+                source,
+            }
+        };
+        let key = key_serde
+            .deserialize(topic, key.unwrap_or_default())
+            .map_err(failed("key"))?;
+        let value = match value {
+            Some(bytes) => value_serde.deserialize(topic, bytes),
+            None => value_serde.deserialize_null(topic),
+        }
+        .map_err(failed("value"))?;
+        Ok(Record {
+            key,
+            value,
+            timestamp,
+            headers,
+        })
+    }
 }

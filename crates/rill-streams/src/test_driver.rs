@@ -274,28 +274,13 @@ impl TopologyTestDriver {
         self.read_raw(topic)
             .into_iter()
             .map(|record| {
-                let key = key_serde
-                    .deserialize(topic, record.key.as_deref().unwrap_or_default())
-                    .map_err(|source| StreamsError::Serde {
-                        topic: topic.into(),
-                        what: "key",
-                        source,
-                    })?;
-                let value = match record.value.as_deref() {
-                    Some(bytes) => value_serde.deserialize(topic, bytes),
-                    None => value_serde.deserialize_null(topic),
-                }
-                .map_err(|source| StreamsError::Serde {
-                    topic: topic.into(),
-                    what: "value",
-                    source,
-                })?;
-                Ok(Record {
-                    key,
-                    value,
-                    timestamp: record.timestamp,
-                    headers: record.headers,
-                })
+                Record::decode_parts(
+                    topic,
+                    (record.key.as_deref(), record.value.as_deref()),
+                    record.timestamp,
+                    record.headers,
+                    (&*key_serde, &*value_serde),
+                )
             })
             .collect()
     }

@@ -20,35 +20,6 @@ pub(crate) struct SourceNode<K, V> {
     pub children: Vec<Child<K, V>>,
 }
 
-impl<K: Clone + 'static, V: Clone + 'static> SourceNode<K, V> {
-    fn decode(&self, record: &ConsumedRecord) -> Result<Record<K, V>> {
-        let topic = &*record.topic;
-        let key = self
-            .key_serde
-            .deserialize(topic, record.key.as_deref().unwrap_or_default())
-            .map_err(|source| StreamsError::Serde {
-                topic: topic.into(),
-                what: "key",
-                source,
-            })?;
-        let value = match record.value.as_deref() {
-            Some(bytes) => self.value_serde.deserialize(topic, bytes),
-            None => self.value_serde.deserialize_null(topic),
-        }
-        .map_err(|source| StreamsError::Serde {
-            topic: topic.into(),
-            what: "value",
-            source,
-        })?;
-        Ok(Record {
-            key,
-            value,
-            timestamp: record.timestamp,
-            headers: record.headers.clone(),
-        })
-    }
-}
-
 impl<K, V> SourceNode<K, V> {
     /// Sets the record's event time from the extractor, if there is one.
     fn stamp(&self, raw: &ConsumedRecord, mut record: Record<K, V>) -> Result<Record<K, V>> {
@@ -72,8 +43,7 @@ impl<K, V> SourceNode<K, V> {
 
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
     fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
-        let typed = match self
-            .decode(record)
+        let typed = match Record::decode(record, &*self.key_serde, &*self.value_serde)
             .and_then(|typed| self.stamp(record, typed))
         {
             Ok(typed) => typed,
