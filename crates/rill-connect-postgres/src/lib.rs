@@ -489,6 +489,18 @@ impl PostgresSource {
         config: SourceConfig,
         row_to_json: RowToJson,
     ) -> Result<Self, SourceError> {
+        Self::open_with_copy_hook(log, config, row_to_json, || Ok(()))
+    }
+
+    /// [`open`](Self::open), running `before_copy` after the slot is created and before the
+    /// table is copied (only when there is a copy to make): for tests of changes committed
+    /// between the two.
+    pub fn open_with_copy_hook(
+        log: Arc<dyn Log>,
+        config: SourceConfig,
+        row_to_json: RowToJson,
+        before_copy: impl FnOnce() -> Result<(), SourceError>,
+    ) -> Result<Self, SourceError> {
         let (schema, table) = config.schema_and_table()?;
         check_name("slot", &config.slot)?;
         check_name("publication", &config.publication)?;
@@ -546,7 +558,7 @@ impl PostgresSource {
                         &[&source.config.slot],
                     )?;
                 }
-                source.copy_table()?;
+                source.copy_table(before_copy)?;
             }
         }
         Ok(source)
@@ -701,7 +713,10 @@ impl PostgresSource {
         Ok(())
     }
 
-    fn copy_table(&mut self) -> Result<(), SourceError> {
+    fn copy_table(
+        &mut self,
+        before_copy: impl FnOnce() -> Result<(), SourceError>,
+    ) -> Result<(), SourceError> {
         let (schema, table, publication) = (
             self.schema.clone(),
             self.table.clone(),
@@ -726,6 +741,7 @@ impl PostgresSource {
             &[&self.config.slot],
         )?;
         let consistent: String = row.try_get(0)?;
+        before_copy()?;
         let consistent: Lsn = consistent
             .parse()
             .map_err(|reason| SourceError::BadPosition {

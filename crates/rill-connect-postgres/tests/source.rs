@@ -2,6 +2,7 @@
 //! connection string; `scripts/test.sh` exports it as `RILL_POSTGRES_URL`) and the embedded
 //! log. Each test owns its table, slot and publication, so the tests run side by side.
 
+use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -24,7 +25,9 @@ fn postgres_url() -> Option<String> {
             panic!("RILL_REQUIRE_POSTGRES is set but RILL_POSTGRES_URL is not")
         }
         Err(_) => {
-            eprintln!(
+            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
+            let _ = writeln!(
+                std::io::stderr(),
                 "\n*** SKIPPED: RILL_POSTGRES_URL is unset; run `scripts/postgres.sh start` and \
                  export its output as RILL_POSTGRES_URL to test the PostgreSQL source ***\n"
             );
@@ -248,4 +251,54 @@ fn a_crash_between_the_log_commit_and_the_slot_advance_neither_repeats_nor_loses
         PostgresSource::open(log.clone(), config, camel_case_json("id")).expect("reopen");
     assert_eq!(again.poll().expect("poll"), 0);
     assert_eq!(read_all(log.as_ref(), "customers").len(), 3);
+}
+
+#[test]
+fn changes_between_the_slot_and_the_copy_are_written_once_and_open_ones_are_not_lost() {
+    let Some(url) = postgres_url() else { return };
+    let table = "customers_copy_boundary";
+    let mut pg = fresh_table(&url, table, &row(1, "Ada", None));
+    let mut open_txn = Client::connect(&url, NoTls).expect("connect");
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log = log_with_topic(dir.path());
+    let config = SourceConfig::new(url.clone(), table, "customers");
+
+    let mut source =
+        PostgresSource::open_with_copy_hook(log.clone(), config, camel_case_json("id"), || {
+            // Committed after the slot's start and before the copy: in both.
+            pg.batch_execute(&format!(
+                "UPDATE {table} SET level = 'silver' WHERE id = 1;
+                 INSERT INTO {table} VALUES {}",
+                row(2, "Grace", None)
+            ))?;
+            // In progress while the copy is taken: in neither yet.
+            open_txn.batch_execute(&format!(
+                "BEGIN; INSERT INTO {table} VALUES {}",
+                row(3, "Edsger", None)
+            ))?;
+            Ok(())
+        })
+        .expect("open");
+    open_txn.batch_execute("COMMIT").expect("commit");
+
+    assert_eq!(
+        source.poll().expect("poll"),
+        1,
+        "only the transaction the copy did not see"
+    );
+    let records: Vec<_> = read_all(log.as_ref(), "customers")
+        .iter()
+        .map(decoded)
+        .collect();
+    assert_eq!(
+        records,
+        vec![
+            (1, Some(customer(1, "Ada", Some("silver")))),
+            (2, Some(customer(2, "Grace", None))),
+            (3, Some(customer(3, "Edsger", None))),
+        ]
+    );
+    pg.batch_execute(&format!("UPDATE {table} SET level = 'gold' WHERE id = 2"))
+        .expect("update");
+    assert_eq!(source.poll().expect("poll"), 1);
 }
