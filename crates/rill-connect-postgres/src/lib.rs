@@ -267,6 +267,70 @@ fn camel_case(name: &str) -> String {
     out
 }
 
+/// A connection string with its password replaced by `***`, for logs and settings output: a
+/// URL's `user:password@` and `password=` parameter, or a key/value string's `password=`.
+///
+/// ```
+/// use rill_connect_postgres::redact;
+/// assert_eq!(redact("postgres://rill:s3cret@db:5432/rill"), "postgres://rill:***@db:5432/rill");
+/// assert_eq!(redact("host=db password='a b' user=rill"), "host=db password=*** user=rill");
+/// ```
+pub fn redact(conninfo: &str) -> String {
+    let mut out = conninfo.to_string();
+    if let Some(scheme_end) = out.find("://") {
+        let rest = scheme_end + 3;
+        let authority_end = out[rest..].find(['/', '?']).map_or(out.len(), |i| rest + i);
+        if let Some(at) = out[rest..authority_end].rfind('@')
+            && let Some(colon) = out[rest..rest + at].find(':')
+        {
+            out.replace_range(rest + colon + 1..rest + at, "***");
+        }
+    }
+    // `password=value` anywhere: a URL parameter or a key/value pair (value maybe quoted).
+    let mut result = String::with_capacity(out.len());
+    let mut rest = out.as_str();
+    while let Some(i) = rest.find("password") {
+        let (before, after) = rest.split_at(i + "password".len());
+        result.push_str(before);
+        let trimmed = after.trim_start();
+        let Some(value) = trimmed.strip_prefix('=') else {
+            rest = after;
+            continue;
+        };
+        result.push_str(&after[..after.len() - trimmed.len()]);
+        result.push('=');
+        let value_start = value.len() - value.trim_start().len();
+        result.push_str(&value[..value_start]);
+        let value = &value[value_start..];
+        let end = if let Some(quoted) = value.strip_prefix('\'') {
+            // Up to the closing quote; \' and \\ are escapes.
+            let mut chars = quoted.char_indices();
+            let mut end = value.len();
+            while let Some((j, c)) = chars.next() {
+                match c {
+                    '\\' => {
+                        chars.next();
+                    }
+                    '\'' => {
+                        end = j + 2;
+                        break;
+                    }
+                    _ => {}
+                }
+            }
+            end
+        } else {
+            value
+                .find(|c: char| c.is_whitespace() || c == '&')
+                .unwrap_or(value.len())
+        };
+        result.push_str("***");
+        rest = &value[end..];
+    }
+    result.push_str(rest);
+    result
+}
+
 /// What the source reads and where it writes.
 #[derive(Clone)]
 pub struct SourceConfig {
@@ -970,6 +1034,20 @@ mod tests {
         assert!(position.advanced_to(Lsn(20)).snapshot.is_none());
         let back = Position::from_json(&position.to_json()).expect("round trip");
         assert_eq!(back, position);
+    }
+
+    #[test]
+    fn passwords_are_redacted_in_both_forms() {
+        assert_eq!(
+            redact("postgresql://u:p%40ss@h/db?password=x&sslmode=disable"),
+            "postgresql://u:***@h/db?password=***&sslmode=disable"
+        );
+        assert_eq!(redact("postgres://u@h/db"), "postgres://u@h/db");
+        assert_eq!(
+            redact("password = 'it\\'s' host=h"),
+            "password = *** host=h"
+        );
+        assert_eq!(redact("host=h user=u"), "host=h user=u");
     }
 
     #[test]
