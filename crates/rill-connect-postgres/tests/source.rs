@@ -302,3 +302,30 @@ fn changes_between_the_slot_and_the_copy_are_written_once_and_open_ones_are_not_
         .expect("update");
     assert_eq!(source.poll().expect("poll"), 1);
 }
+
+#[test]
+fn a_slot_dropped_behind_a_stored_position_is_refused_rather_than_copied_again() {
+    let Some(url) = postgres_url() else { return };
+    let table = "customers_slot_lost";
+    let mut pg = fresh_table(&url, table, &row(1, "Ada", None));
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let log = log_with_topic(dir.path());
+    let config = SourceConfig::new(url.clone(), table, "customers");
+    drop(PostgresSource::open(log.clone(), config.clone(), camel_case_json("id")).expect("open"));
+    pg.execute(
+        "SELECT pg_drop_replication_slot('rill_customers_slot_lost')",
+        &[],
+    )
+    .expect("drop the slot");
+
+    let refused = PostgresSource::open(log.clone(), config, camel_case_json("id"));
+    assert!(
+        matches!(&refused, Err(SourceError::SlotLost { slot }) if slot == "rill_customers_slot_lost"),
+        "{refused:?}"
+    );
+    assert_eq!(
+        read_all(log.as_ref(), "customers").len(),
+        1,
+        "nothing copied twice"
+    );
+}
