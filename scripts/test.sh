@@ -1,14 +1,19 @@
 #!/usr/bin/env bash
 # Runs every test of the workspace. Installs Apache Kafka (once, into /opt/rill-tools, from
-# Maven Central), schemathesis (once, from PyPI), Chromium (Debian) and playwright-core (npm),
-# and starts three brokers on loopback for the Kafka backend's tests, unless
-# RILL_KAFKA_BOOTSTRAP already points at a cluster; stops them afterwards. The cluster test
+# Maven Central), schemathesis (once, from PyPI), Chromium and PostgreSQL (Debian) and
+# playwright-core (npm); starts PostgreSQL on loopback unless RILL_POSTGRES_URL is set, and
+# three brokers for the Kafka backend's tests unless RILL_KAFKA_BOOTSTRAP already points at a
+# cluster; stops them afterwards. The cluster test
 # (crates/rill/tests/cluster_kafka.rs) starts and kills brokers of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 started=""
-cleanup() { if [ -n "$started" ]; then scripts/kafka.sh stop || true; fi; }
+pg_started=""
+cleanup() {
+  if [ -n "$started" ]; then scripts/kafka.sh stop || true; fi
+  if [ -n "$pg_started" ]; then scripts/postgres.sh stop || true; fi
+}
 trap cleanup EXIT
 
 scripts/kafka.sh install
@@ -43,6 +48,16 @@ if [ -z "${RILL_KAFKA_BOOTSTRAP:-}" ]; then
   export RILL_KAFKA_BOOTSTRAP
   echo "Kafka brokers at $RILL_KAFKA_BOOTSTRAP" >&2
 fi
+
+# PostgreSQL (Debian's package) for the PostgreSQL source's tests
+# (crates/rill-connect-postgres/tests), unless RILL_POSTGRES_URL already points at a server
+# with wal_level=logical.
+if [ -z "${RILL_POSTGRES_URL:-}" ]; then
+  pg_started=yes
+  RILL_POSTGRES_URL=$(scripts/postgres.sh start)
+  export RILL_POSTGRES_URL
+fi
+export RILL_REQUIRE_POSTGRES=1
 
 # A hung test (e.g. a client waiting on a broker forever) fails the run instead of stalling it.
 status=0

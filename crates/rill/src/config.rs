@@ -22,6 +22,9 @@ const CONFIGURED: [&str; 2] = ["run", "config"];
 /// The flag that takes librdkafka properties, filled from the file's `[kafka]` table.
 const KAFKA_PROPERTY: &str = "kafka-property";
 
+/// The flag whose connection string may hold a password, masked by `rill config`.
+const POSTGRES_CONNINFO: &str = "customers-from-postgres";
+
 /// Words in a librdkafka property's key that mark its value as a secret for `rill config`.
 const SECRET_MARKS: [&str; 5] = ["password", "secret", "key", "token", "jaas"];
 
@@ -210,10 +213,16 @@ pub fn describe(command: &Command, matches: &ArgMatches, file: Option<&ConfigFil
         } else {
             matches
         };
-        let values: Vec<String> = owner
+        let mut values: Vec<String> = owner
             .get_raw(id)
             .map(|raw| raw.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
+        if long == POSTGRES_CONNINFO {
+            values = values
+                .iter()
+                .map(|v| rill_connect_postgres::redact(v))
+                .collect();
+        }
         let source = match owner.value_source(id) {
             Some(ValueSource::CommandLine) => "flag".to_string(),
             Some(ValueSource::EnvVariable) => format!(
@@ -383,6 +392,20 @@ mod tests {
         );
         assert!(
             described.contains(r#""security.protocol" = "sasl_ssl""#),
+            "{described}"
+        );
+    }
+
+    #[test]
+    fn the_postgres_password_is_masked() {
+        let described = effective(
+            "customers-from-postgres = \"postgres://rill:hunter2@127.0.0.1/rill\"\n",
+            &["rill", "config"],
+        );
+        assert!(!described.contains("hunter2"), "{described}");
+        assert!(
+            line(&described, "customers-from-postgres")
+                .contains("postgres://rill:***@127.0.0.1/rill"),
             "{described}"
         );
     }

@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod example;
 mod feeds;
+mod postgres_source;
 mod progress;
 mod reset;
 mod run;
@@ -30,7 +31,7 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 /// consumer queue on drop") fires for every Kafka consumer that rill closed explicitly before
 /// dropping it, which is every consumer. `RUST_LOG` replaces the whole filter.
 const DEFAULT_LOG_FILTER: &str = "warn,rill=info,rill_orders=info,rill_streams=info,rill_log=info,\
-rill_log_embedded=info,rill_log_kafka=info,rdkafka::consumer::base_consumer=off";
+rill_log_embedded=info,rill_log_kafka=info,rill_connect_postgres=info,rdkafka::consumer::base_consumer=off";
 
 fn main() -> ExitCode {
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();

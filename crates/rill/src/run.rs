@@ -79,6 +79,15 @@ pub struct RunArgs {
     /// this instance's registry, kept in the log's `_schemas` topic).
     #[arg(long)]
     schema_registry: Option<String>,
+    /// Fill the customers topic from a PostgreSQL table: a copy, then its changes through a
+    /// logical replication slot (a libpq connection string or postgres:// URL; the server
+    /// needs wal_level=logical and the role REPLICATION). Its password is never logged.
+    #[arg(long, value_name = "CONNINFO")]
+    customers_from_postgres: Option<crate::postgres_source::Conninfo>,
+    /// The table --customers-from-postgres reads (`name` or `schema.name`): id bigint primary
+    /// key, first_name, last_name, email, address, level (NULL for bronze).
+    #[arg(long, default_value = "customers")]
+    customers_table: String,
     /// Test hook: abort the process when a service is about to commit for the Nth time
     /// (records processed, their outputs and offsets not yet committed).
     #[arg(long, hide = true)]
@@ -145,12 +154,22 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         }
         Err(error) => return Err(error).context("starting the order system"),
     };
+    let customers = match &args.customers_from_postgres {
+        Some(conninfo) => Some(
+            crate::postgres_source::start(log.shared(), conninfo, &args.customers_table)
+                .context("starting the PostgreSQL customers source")?,
+        ),
+        None => None,
+    };
     let served = instance
         .serve(args.http, async {
             stop_signal().await;
             tracing::info!("stopping");
         })
         .context("running the order system");
+    if let Some(customers) = customers {
+        customers.stop();
+    }
     log.close()?;
     served?;
     tracing::info!("closed cleanly");
