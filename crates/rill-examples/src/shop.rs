@@ -260,18 +260,14 @@ pub fn topology_into(outputs: &Outputs) -> Result<Topology> {
 /// Adds the basket view: basket events and the catalogue in, the view's store and `baskets`
 /// out.
 pub fn add_basket_view(builder: &StreamsBuilder, outputs: &Outputs) -> Result<()> {
-    builder.add_state_store::<i64, BasketContents>(StoreOptions::persistent(
-        BASKET_CONTENTS_STORE,
-    ))?;
+    builder
+        .add_state_store::<i64, BasketContents>(StoreOptions::persistent(BASKET_CONTENTS_STORE))?;
     let lines = builder
         .stream::<i64, BasketEvent>(BASKET_EVENTS)
-        .process(
-            || BasketLines { contents: None },
-            &[BASKET_CONTENTS_STORE],
-        )
+        .process(|| BasketLines { contents: None }, &[BASKET_CONTENTS_STORE])
         .to_table_with_tombstones(StoreOptions::persistent(BASKET_LINES_STORE));
-    let catalogue =
-        builder.table::<String, CatalogueEntry>(CATALOGUE, StoreOptions::persistent(CATALOGUE_STORE));
+    let catalogue = builder
+        .table::<String, CatalogueEntry>(CATALOGUE, StoreOptions::persistent(CATALOGUE_STORE));
     let view = lines
         .left_join_foreign(
             &catalogue,
@@ -504,15 +500,20 @@ pub fn describe(basket: &Basket) -> String {
     let lines: Vec<String> = basket
         .lines
         .iter()
-        .map(|line| match (&line.name, line.unit_price_cents, line.line_total_cents) {
-            (Some(name), Some(price), Some(total)) => format!(
-                "{} x {name} at {} = {}",
-                line.quantity,
-                money(price),
-                money(total)
-            ),
-            _ => format!("{} x {} (not in the catalogue)", line.quantity, line.product),
-        })
+        .map(
+            |line| match (&line.name, line.unit_price_cents, line.line_total_cents) {
+                (Some(name), Some(price), Some(total)) => format!(
+                    "{} x {name} at {} = {}",
+                    line.quantity,
+                    money(price),
+                    money(total)
+                ),
+                _ => format!(
+                    "{} x {} (not in the catalogue)",
+                    line.quantity, line.product
+                ),
+            },
+        )
         .collect();
     format!("{}; total {}", lines.join("; "), money(basket.total_cents))
 }
@@ -521,7 +522,10 @@ fn render(topic: &str, key: &[u8], value: Option<&[u8]>) -> String {
     if topic == BASKETS {
         let customer = <[u8; 8]>::try_from(key)
             .map(i64::from_be_bytes)
-            .map_or_else(|_| String::from_utf8_lossy(key).into_owned(), |c| c.to_string());
+            .map_or_else(
+                |_| String::from_utf8_lossy(key).into_owned(),
+                |c| c.to_string(),
+            );
         return match decoded::<Basket>(value) {
             Ok(basket) => format!("customer {customer}: {}", describe(&basket)),
             Err(reason) => format!("customer {customer}: {reason}"),

@@ -159,7 +159,11 @@ fn a_checkout_empties_the_basket_and_the_next_one_starts_afresh() {
     let contents = driver
         .key_value_store::<i64, BasketContents>(BASKET_CONTENTS_STORE)
         .expect("store");
-    assert_eq!(contents.get(&2).expect("get"), None, "the basket is forgotten");
+    assert_eq!(
+        contents.get(&2).expect("get"),
+        None,
+        "the basket is forgotten"
+    );
     let lines = driver
         .key_value_store::<LineKey, BasketLine>(PRICED_LINES_STORE)
         .expect("store")

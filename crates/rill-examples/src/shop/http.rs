@@ -10,10 +10,12 @@
 //!
 //! The customer is the order system's customer id, a number. Errors are JSON objects
 //! `{"status": 400, "message": "..."}`. This server answers for the partitions its instance
-//! holds; a key held by another instance gets 503 naming that instance (forwarding, as the
-//! order system's API does, is left out of the example).
+//! holds, waiting up to [`OWNER_WAIT`] while no instance holds the key's partition (a start or
+//! a rebalance); a key held by another instance gets 503 naming that instance (forwarding, as
+//! the order system's API does, is left out of the example).
 
 use std::sync::Arc;
+use std::time::Duration;
 
 use axum::Router;
 use axum::body::Bytes;
@@ -27,6 +29,13 @@ use serde::{Deserialize, Serialize};
 
 use super::{BASKET_EVENTS, BASKET_VIEW_STORE, Basket, BasketEvent};
 use crate::{ExampleError, OutputLine};
+
+/// How long a GET waits for an instance to hold its key's partition (while the application
+/// starts or rebalances) before answering 503.
+pub const OWNER_WAIT: Duration = Duration::from_secs(10);
+
+/// How often a GET waiting for an owner looks again.
+const OWNER_RECHECK: Duration = Duration::from_millis(50);
 
 /// Largest request body accepted.
 pub const MAX_BODY_BYTES: usize = 16 * 1024;
@@ -109,24 +118,43 @@ async fn get_basket(
     Path(customer): Path<String>,
 ) -> Result<Json<BasketAnswer>, ApiError> {
     let customer = customer_id(&customer)?;
-    match api.view.get(&customer) {
-        Ok(basket) => Ok(Json(BasketAnswer {
-            customer,
-            basket: basket.unwrap_or_default(),
-        })),
-        Err(StreamsError::KeyNotLocal {
-            partition, owner, ..
-        }) => Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "customer {customer}'s basket (partition {partition}) is held by {}",
-                owner.map_or_else(|| "no instance yet".to_string(), |o| format!("the instance at {o}"))
-            ),
-        )),
-        Err(e) => Err(ApiError::new(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            format!("reading customer {customer}'s basket: {e}"),
-        )),
+    let deadline = tokio::time::Instant::now() + OWNER_WAIT;
+    loop {
+        match api.view.get(&customer) {
+            Ok(basket) => {
+                return Ok(Json(BasketAnswer {
+                    customer,
+                    basket: basket.unwrap_or_default(),
+                }));
+            }
+            // No instance holds the partition yet (the application is starting or
+            // rebalancing): one will shortly.
+            Err(StreamsError::KeyNotLocal { owner: None, .. })
+                if tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(OWNER_RECHECK).await;
+            }
+            Err(StreamsError::KeyNotLocal {
+                partition, owner, ..
+            }) => {
+                let holder = owner.map_or_else(
+                    || "no instance yet".to_string(),
+                    |owner| format!("the instance at {owner}"),
+                );
+                return Err(ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    format!(
+                        "customer {customer}'s basket (partition {partition}) is held by {holder}"
+                    ),
+                ));
+            }
+            Err(e) => {
+                return Err(ApiError::new(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    format!("reading customer {customer}'s basket: {e}"),
+                ));
+            }
+        }
     }
 }
 
