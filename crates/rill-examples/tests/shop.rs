@@ -6,7 +6,8 @@ use rill_examples::Outputs;
 use rill_examples::shop::{
     BASKET_CONTENTS_STORE, BASKET_EVENTS, BASKET_VIEW_STORE, BASKETS, Basket, BasketContents,
     BasketEvent, BasketEventError, BasketLine, CATALOGUE, CatalogueEntry, LineKey, ORDERS,
-    PRICED_LINES_STORE, SHIPMENTS, SHIPPED_STORE, topology_into,
+    PRICED_LINES_STORE, SHIPMENTS, SHIPPED_STORE, SHIPPING_SERVICE, shipping_topology,
+    topology_into,
 };
 use rill_orders::domain::{Order, OrderState, Product};
 use rill_streams::TopologyTestDriver;
@@ -201,7 +202,9 @@ fn order(id: &str, customer: i64, state: OrderState) -> Order {
 
 #[test]
 fn validated_orders_ship_once_and_failed_ones_never() {
-    let mut driver = driver();
+    // The shipping service alone, as its own application would run it.
+    let topology = shipping_topology().expect("topology");
+    let mut driver = TopologyTestDriver::new(topology, SHIPPING_SERVICE).expect("driver");
     let orders = [
         order("o1", 1, OrderState::Created),
         order("o2", 2, OrderState::Created),
