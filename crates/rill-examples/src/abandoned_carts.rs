@@ -201,5 +201,6 @@ pub fn example() -> Example {
         tables: &[],
         sample,
         render,
+        query: None,
     }
 }

@@ -146,5 +146,6 @@ pub fn example() -> Example {
         tables: &[],
         sample,
         render,
+        query: None,
     }
 }

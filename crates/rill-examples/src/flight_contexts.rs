@@ -411,5 +411,6 @@ pub fn example() -> Example {
         tables: &[DELAYS_HOURLY, LAST_THREE],
         sample,
         render,
+        query: None,
     }
 }

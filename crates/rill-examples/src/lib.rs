@@ -5,8 +5,10 @@
 //! small generated input and how to print its output for people; [`run`], which runs an
 //! example on a log and collects what it wrote.
 //!
-//! **Is not:** a log backend or a binary. It depends on `rill-streams` and `rill-log` only;
-//! `rill example NAME` picks the log (the embedded one in a temporary directory) and prints.
+//! **Is not:** a log backend or a binary. It depends on `rill-streams` and `rill-log`, and on
+//! `rill-orders` for the order system's topic and types that the shop's shipping service reads
+//! (with `axum`, `tokio` and `reqwest` for the shop's basket API); `rill example NAME` picks
+//! the log (the embedded one in a temporary directory) and prints.
 //!
 //! Every example is tested on the test driver with hand-computed expectations
 //! (`crates/rill-examples/tests/`).
@@ -17,10 +19,14 @@ pub mod abandoned_carts;
 pub mod coffee_coupons;
 pub mod flight_contexts;
 mod runner;
+pub mod shop;
 pub mod trucks;
 
 use bytes::Bytes;
-use rill_streams::{StreamsError, Topology};
+use std::sync::Arc;
+
+use rill_log::Log;
+use rill_streams::{StreamsApp, StreamsError, Topology};
 
 pub use runner::{ExampleError, OutputLine, RunOptions, run};
 
@@ -76,7 +82,13 @@ pub struct Example {
     pub sample: fn(now: i64) -> Vec<SampleRecord>,
     /// One output record as a line for people.
     pub render: fn(topic: &str, key: &[u8], value: Option<&[u8]>) -> String,
+    /// Asks the running application questions once its outputs are quiet (the shop: its
+    /// basket API over HTTP), the answers as lines for people.
+    pub query: Option<QueryFn>,
 }
+
+/// How an example asks its running application questions; see [`Example::query`].
+pub type QueryFn = fn(&StreamsApp, Arc<dyn Log>) -> Result<Vec<OutputLine>, ExampleError>;
 
 /// Every example, in the order the README shows them.
 pub fn all() -> Vec<Example> {
@@ -85,6 +97,7 @@ pub fn all() -> Vec<Example> {
         abandoned_carts::example(),
         trucks::example(),
         flight_contexts::example(),
+        shop::example(),
     ]
 }
 

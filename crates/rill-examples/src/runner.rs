@@ -28,6 +28,15 @@ pub enum ExampleError {
     /// The application failed.
     #[error(transparent)]
     Streams(#[from] StreamsError),
+    /// Asking the running application (over its API) failed.
+    #[error("{what}: {source}")]
+    Query {
+        /// What the example was doing.
+        what: &'static str,
+        /// Why it failed.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
 }
 
 fn log_error(what: &'static str) -> impl FnOnce(LogError) -> ExampleError {
@@ -75,7 +84,8 @@ pub struct OutputLine {
 
 /// Runs `example` on `log`: creates its topics (keeping existing ones), writes its sample,
 /// runs it until its outputs have been quiet for `options.quiet`, and answers what it wrote,
-/// topic by topic, by key (for a table output, only the latest record per key).
+/// topic by topic, by key (for a table output, only the latest record per key), then what the
+/// example's [`query`](Example::query) asked the running application.
 pub fn run(
     example: &Example,
     log: Arc<dyn Log>,
@@ -110,8 +120,13 @@ pub fn run(
     let mut app = StreamsApp::new((example.topology)(&outputs)?, log.clone(), config);
     app.start()?;
     let read = read_outputs(&output_topics, log.as_ref(), options);
+    let answers = match (&read, example.query) {
+        (Ok(_), Some(query)) => query(&app, log.clone()),
+        _ => Ok(Vec::new()),
+    };
     let closed = app.close();
     let records = read?;
+    let answers = answers?;
     closed?;
 
     let mut lines = Vec::new();
@@ -143,6 +158,7 @@ pub fn run(
             });
         }
     }
+    lines.extend(answers);
     Ok(lines)
 }
 

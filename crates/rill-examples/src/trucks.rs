@@ -280,5 +280,6 @@ pub fn example() -> Example {
         tables: &[POSITIONS, SERVICE, REGION_HOURLY],
         sample,
         render,
+        query: None,
     }
 }

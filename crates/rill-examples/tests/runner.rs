@@ -136,3 +136,30 @@ fn flight_contexts_prints_the_spatial_contexts() {
         "{out:?}"
     );
 }
+
+#[test]
+fn shop_prints_the_baskets_the_shipments_and_what_get_answers() {
+    let mut out = lines("shop");
+    // Customer 2 filled a basket and checked out; when the checkout reached the view before
+    // the basket had been priced, the view never held that basket and publishes nothing for
+    // it (its GET answers an empty basket all the same).
+    out.retain(|line| line != "customer 2: empty");
+    let expected = [
+        "customer 1: 1 x HATS (not in the catalogue); 2 x Woolly jumper at 22.00 = 44.00; \
+         2 x Silk stockings at 12.00 = 24.00; total 68.00",
+        "customer 3: 1 x Silk stockings at 12.00 = 12.00; total 12.00",
+        "o1 shipped: 2 x JUMPERS for customer 1",
+        "o3 shipped: 1 x STOCKINGS for customer 3",
+    ];
+    assert_eq!(&out[..expected.len()], expected, "{out:#?}");
+    let answers = &out[expected.len()..];
+    assert_eq!(answers.len(), 3, "{out:#?}");
+    for (answer, (customer, total)) in answers.iter().zip([(1, 6800), (2, 0), (3, 1200)]) {
+        let prefix = format!("/basket/{customer} -> 200 {{\"customer\":{customer},");
+        assert!(answer.starts_with(&prefix), "{answer}");
+        assert!(
+            answer.ends_with(&format!("\"totalCents\":{total}}}")),
+            "{answer}"
+        );
+    }
+}
