@@ -1,11 +1,15 @@
 //! A PostgreSQL source: a table copied into a topic, then kept up to date from the table's
-//! changes, exactly once.
+//! changes, exactly once; and a PostgreSQL sink ([`PostgresSink`]): a topic's latest value
+//! per key upserted into a table, exactly once (the rows and the offsets commit in one
+//! database transaction; see [`PostgresSink`]).
 //!
 //! **Owns:** reading a table with a bigint primary key out of PostgreSQL (an initial snapshot,
 //! then inserts, updates and deletes from a logical replication slot), turning its rows into
 //! records (key: the id in rill's `i64` key encoding, eight bytes big-endian; value: JSON made
 //! by a [`RowToJson`] function; a delete: a tombstone, a record with no value), and storing
-//! its position in the log. **Depends on:** `rill-log` (any backend) and the `postgres`
+//! its position in the log; and the sink: JSON records (UTF-8 keys) read from every partition
+//! of a topic, upserted or deleted by id, their offsets stored in [`OFFSETS_TABLE`].
+//! **Depends on:** `rill-log` (any backend) and the `postgres`
 //! client; nothing above the log, so the order system passes its own row shape in.
 //!
 //! # Why logical replication
@@ -68,6 +72,9 @@
 //! ```
 
 mod pgoutput;
+mod sink;
+
+pub use sink::{Column, ColumnType, OFFSETS_TABLE, PostgresSink, SinkConfig, SinkError};
 
 use std::collections::HashMap;
 use std::fmt;
@@ -393,12 +400,16 @@ impl SourceConfig {
     }
 }
 
-fn check_name(what: &'static str, name: &str) -> Result<(), SourceError> {
-    let plain = !name.is_empty()
+/// Whether `name` is a plain SQL identifier, safe to quote into a statement.
+fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
         && name.len() <= 63
         && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
-        && !name.starts_with(|c: char| c.is_ascii_digit());
-    if plain {
+        && !name.starts_with(|c: char| c.is_ascii_digit())
+}
+
+fn check_name(what: &'static str, name: &str) -> Result<(), SourceError> {
+    if is_plain_name(name) {
         Ok(())
     } else {
         Err(SourceError::BadName {

@@ -22,8 +22,8 @@ const CONFIGURED: [&str; 2] = ["run", "config"];
 /// The flag that takes librdkafka properties, filled from the file's `[kafka]` table.
 const KAFKA_PROPERTY: &str = "kafka-property";
 
-/// The flag whose connection string may hold a password, masked by `rill config`.
-const POSTGRES_CONNINFO: &str = "customers-from-postgres";
+/// The flags whose connection strings may hold a password, masked by `rill config`.
+const POSTGRES_CONNINFOS: [&str; 2] = ["customers-from-postgres", "orders-to-postgres"];
 
 /// Words in a librdkafka property's key that mark its value as a secret for `rill config`.
 const SECRET_MARKS: [&str; 5] = ["password", "secret", "key", "token", "jaas"];
@@ -217,7 +217,7 @@ pub fn describe(command: &Command, matches: &ArgMatches, file: Option<&ConfigFil
             .get_raw(id)
             .map(|raw| raw.map(|v| v.to_string_lossy().into_owned()).collect())
             .unwrap_or_default();
-        if long == POSTGRES_CONNINFO {
+        if POSTGRES_CONNINFOS.contains(&long) {
             values = values
                 .iter()
                 .map(|v| rill_connect_postgres::redact(v))

@@ -9,6 +9,7 @@ mod client;
 mod config;
 mod example;
 mod feeds;
+mod postgres_sink;
 mod postgres_source;
 mod progress;
 mod reset;

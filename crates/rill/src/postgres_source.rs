@@ -35,6 +35,13 @@ impl FromStr for Conninfo {
     }
 }
 
+impl Conninfo {
+    /// The connection string itself (with its password: never log it).
+    pub fn secret(&self) -> &str {
+        &self.0
+    }
+}
+
 impl fmt::Debug for Conninfo {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&redact(&self.0))

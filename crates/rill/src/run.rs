@@ -88,6 +88,14 @@ pub struct RunArgs {
     /// key, first_name, last_name, email, address, level (NULL for bronze).
     #[arg(long, default_value = "customers")]
     customers_table: String,
+    /// Keep a PostgreSQL table up to date with the orders topic (each order's latest state,
+    /// upserted by id, exactly once; a libpq connection string or postgres:// URL). Its
+    /// password is never logged.
+    #[arg(long, value_name = "CONNINFO")]
+    orders_to_postgres: Option<crate::postgres_source::Conninfo>,
+    /// The table --orders-to-postgres writes (`name` or `schema.name`; created when missing).
+    #[arg(long, default_value = "orders_view")]
+    orders_table: String,
     /// Test hook: abort the process when a service is about to commit for the Nth time
     /// (records processed, their outputs and offsets not yet committed).
     #[arg(long, hide = true)]
@@ -161,6 +169,13 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         ),
         None => None,
     };
+    let orders_sink = match &args.orders_to_postgres {
+        Some(conninfo) => Some(
+            crate::postgres_sink::start(log.shared(), conninfo, &args.orders_table)
+                .context("starting the PostgreSQL orders sink")?,
+        ),
+        None => None,
+    };
     let served = instance
         .serve(args.http, async {
             stop_signal().await;
@@ -169,6 +184,9 @@ pub fn run(args: &RunArgs) -> anyhow::Result<()> {
         .context("running the order system");
     if let Some(customers) = customers {
         customers.stop();
+    }
+    if let Some(orders_sink) = orders_sink {
+        orders_sink.stop();
     }
     log.close()?;
     served?;
