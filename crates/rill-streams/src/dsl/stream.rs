@@ -7,10 +7,10 @@ use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::graph::{
     GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SinkNode, TopicChoice, TopicName,
 };
-use crate::error::Result;
 use crate::processor::{BuiltInInit, InitContext, Processor};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
@@ -172,10 +172,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name(prefix);
-        let node = name.clone();
-        let node = graph.add_processor(name, vec![self.node], stores, move || {
-            BuiltInInit::new(node.clone(), build.clone())
-        });
+        let supplier = BuiltInInit::supplier(name.clone(), build);
+        let node = graph.add_processor(name, vec![self.node], stores, supplier);
         drop(graph);
         KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
     }

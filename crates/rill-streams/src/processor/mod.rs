@@ -66,12 +66,21 @@ pub(crate) struct BuiltInInit<F, P> {
 }
 
 impl<F, P> BuiltInInit<F, P> {
-    pub(crate) fn new(node: impl Into<String>, build: F) -> Self {
+    fn new(node: impl Into<String>, build: F) -> Self {
         BuiltInInit {
             build,
             built: None,
             node: node.into(),
         }
+    }
+
+    /// A supplier for `GraphBuilder::add_processor`: each task's instance of node `node` is
+    /// made by `build` when it is initialised.
+    pub(crate) fn supplier(node: String, build: F) -> impl Fn() -> Self + Send + Sync + 'static
+    where
+        F: Clone + Send + Sync + 'static,
+    {
+        move || BuiltInInit::new(node.clone(), build.clone())
     }
 
     fn built(&mut self) -> Result<&mut P> {
