@@ -38,8 +38,8 @@ pub fn topology(listener: OrderListener) -> Result<Topology> {
         .map_values(AggregatorInput::Verdict);
     orders
         .merge(&verdicts)
-        .process(
-            ValidationAggregator::default,
+        .process_built(
+            ValidationAggregator::build,
             &[VERDICTS_STORE, PENDING_STORE],
         )
         .to(ORDERS);
