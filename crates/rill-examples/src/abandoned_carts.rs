@@ -83,11 +83,13 @@ pub fn topology_into(idle: Duration, check_every: Duration, outputs: &Outputs) -
     let idle_ms = i64::try_from(idle.as_millis()).unwrap_or(i64::MAX);
     builder
         .stream::<String, ShopperEvent>(SHOPPER_EVENTS)
-        .process(
-            move || CartWatcher {
-                carts: None,
-                idle_ms,
-                check_every,
+        .process_built(
+            move |ctx| {
+                Ok(CartWatcher {
+                    carts: ctx.key_value_store(CARTS_STORE)?,
+                    idle_ms,
+                    check_every,
+                })
             },
             &[CARTS_STORE],
         )
@@ -97,14 +99,13 @@ pub fn topology_into(idle: Duration, check_every: Duration, outputs: &Outputs) -
 
 /// Keeps carts and emits the idle ones.
 struct CartWatcher {
-    carts: Option<KeyValueStore<String, Cart>>,
+    carts: KeyValueStore<String, Cart>,
     idle_ms: i64,
     check_every: Duration,
 }
 
 impl Processor<String, ShopperEvent, String, AbandonedCart> for CartWatcher {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.carts = Some(ctx.key_value_store(CARTS_STORE)?);
         ctx.schedule(self.check_every, PunctuationType::WallClockTime);
         Ok(())
     }
@@ -114,9 +115,7 @@ impl Processor<String, ShopperEvent, String, AbandonedCart> for CartWatcher {
         _ctx: &mut ProcessorContext<'_, String, AbandonedCart>,
         record: Record<String, ShopperEvent>,
     ) -> Result<()> {
-        let Some(carts) = &self.carts else {
-            return Ok(());
-        };
+        let carts = &self.carts;
         match record.value {
             ShopperEvent::AddedToCart { item, at } => {
                 let mut cart = carts.get(&record.key)?.unwrap_or_default();
@@ -134,9 +133,7 @@ impl Processor<String, ShopperEvent, String, AbandonedCart> for CartWatcher {
         _id: PunctuatorId,
         now: i64,
     ) -> Result<()> {
-        let Some(carts) = &self.carts else {
-            return Ok(());
-        };
+        let carts = &self.carts;
         for (shopper, cart) in carts.all()? {
             if now.saturating_sub(cart.last_activity) < self.idle_ms {
                 continue;

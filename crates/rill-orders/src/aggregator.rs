@@ -71,10 +71,20 @@ pub struct Verdicts {
 rill_streams::json_serde!(Verdicts);
 
 /// The aggregator processor; see the module documentation.
-#[derive(Default)]
 pub struct ValidationAggregator {
-    store: Option<KeyValueStore<String, Verdicts>>,
-    pending: Option<KeyValueStore<String, ()>>,
+    store: KeyValueStore<String, Verdicts>,
+    pending: KeyValueStore<String, ()>,
+}
+
+impl ValidationAggregator {
+    /// Builds it with its stores ([`VERDICTS_STORE`], [`PENDING_STORE`]), for
+    /// `KStream::process_built`.
+    pub fn build(ctx: &mut InitContext<'_>) -> Result<Self> {
+        Ok(ValidationAggregator {
+            store: ctx.key_value_store(VERDICTS_STORE)?,
+            pending: ctx.key_value_store(PENDING_STORE)?,
+        })
+    }
 }
 
 /// The key of an undecided order in [`PENDING_STORE`]: zero-padded so that key order is time
@@ -85,8 +95,6 @@ fn pending_key(window_start: i64, order_id: &str) -> String {
 
 impl Processor<String, AggregatorInput, String, Order> for ValidationAggregator {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(VERDICTS_STORE)?);
-        self.pending = Some(ctx.key_value_store(PENDING_STORE)?);
         ctx.schedule(Duration::from_secs(60), PunctuationType::StreamTime);
         Ok(())
     }
@@ -96,9 +104,7 @@ impl Processor<String, AggregatorInput, String, Order> for ValidationAggregator 
         ctx: &mut ProcessorContext<'_, String, Order>,
         record: Record<String, AggregatorInput>,
     ) -> Result<()> {
-        let (Some(store), Some(pending)) = (&self.store, &self.pending) else {
-            return Ok(());
-        };
+        let (store, pending) = (&self.store, &self.pending);
         let Record {
             key,
             value,
@@ -181,9 +187,7 @@ impl Processor<String, AggregatorInput, String, Order> for ValidationAggregator 
         _punctuator: PunctuatorId,
         stream_time: i64,
     ) -> Result<()> {
-        let (Some(store), Some(pending)) = (&self.store, &self.pending) else {
-            return Ok(());
-        };
+        let (store, pending) = (&self.store, &self.pending);
         let closed_before = stream_time.saturating_sub(WINDOW_MS);
         let expired = pending.range(&String::new(), &format!("{:020}", closed_before.max(0)))?;
         for (pending_key, ()) in expired {

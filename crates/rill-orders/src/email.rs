@@ -21,8 +21,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use rill_streams::{
-    DefaultSerde, InitContext, JoinWindows, KeyValueStore, Processor, ProcessorContext, Record,
-    Result, StoreOptions, StreamsBuilder, Topology,
+    DefaultSerde, JoinWindows, KeyValueStore, Processor, ProcessorContext, Record, Result,
+    StoreOptions, StreamsBuilder, Topology,
 };
 
 use crate::domain::{Customer, DEFAULT_LEVEL, Email, Order, OrderEnriched, OrderState, Payment};
@@ -156,10 +156,12 @@ pub fn topology_with(emailer: Arc<dyn Emailer>, serdes: &EventSerdes) -> Result<
                 customer: customer.clone(),
             },
         )
-        .process(
-            move || EmailOnce {
-                emailer: emailer.clone(),
-                emailed: None,
+        .process_built(
+            move |ctx| {
+                Ok(EmailOnce {
+                    emailer: emailer.clone(),
+                    emailed: ctx.key_value_store(EMAILED_STORE)?,
+                })
             },
             &[EMAILED_STORE],
         )
@@ -191,23 +193,16 @@ pub fn topology_with(emailer: Arc<dyn Emailer>, serdes: &EventSerdes) -> Result<
 /// to the outbox; later ones of the same order are dropped.
 struct EmailOnce {
     emailer: Arc<dyn Emailer>,
-    emailed: Option<KeyValueStore<String, ()>>,
+    emailed: KeyValueStore<String, ()>,
 }
 
 impl Processor<String, Paid, String, Email> for EmailOnce {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.emailed = Some(ctx.key_value_store(EMAILED_STORE)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, String, Email>,
         record: Record<String, Paid>,
     ) -> Result<()> {
-        let Some(emailed) = &self.emailed else {
-            return Ok(());
-        };
+        let emailed = &self.emailed;
         let Paid {
             order,
             payment,

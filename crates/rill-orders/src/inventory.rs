@@ -76,7 +76,7 @@ pub fn topology_with(serdes: &EventSerdes) -> Result<Topology> {
         .left_join(&inventory, |order, stock| {
             (order.clone(), stock.map_or(0, |stock| stock.0))
         })
-        .process(InventoryCheck::default, &[RESERVED_STOCKS, RESERVATIONS])
+        .process_built(InventoryCheck::build, &[RESERVED_STOCKS, RESERVATIONS])
         .to_with(
             ORDER_VALIDATIONS,
             String::default_serde(),
@@ -87,31 +87,27 @@ pub fn topology_with(serdes: &EventSerdes) -> Result<Topology> {
 
 /// Judges CREATED orders against stock minus reservations and releases the reservations of
 /// FAILED ones. Input: product -> (order, stock); output: order id -> verdict.
-#[derive(Default)]
 struct InventoryCheck {
-    stores: Option<(
-        KeyValueStore<String, i64>,
-        KeyValueStore<String, Reservation>,
-    )>,
+    reserved_stocks: KeyValueStore<String, i64>,
+    reservations: KeyValueStore<String, Reservation>,
+}
+
+impl InventoryCheck {
+    fn build(ctx: &mut InitContext<'_>) -> Result<Self> {
+        Ok(InventoryCheck {
+            reserved_stocks: ctx.key_value_store(RESERVED_STOCKS)?,
+            reservations: ctx.key_value_store(RESERVATIONS)?,
+        })
+    }
 }
 
 impl Processor<String, (Order, i64), String, OrderValidation> for InventoryCheck {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.stores = Some((
-            ctx.key_value_store(RESERVED_STOCKS)?,
-            ctx.key_value_store(RESERVATIONS)?,
-        ));
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, String, OrderValidation>,
         record: Record<String, (Order, i64)>,
     ) -> Result<()> {
-        let Some((reserved_stocks, reservations)) = &self.stores else {
-            return Ok(());
-        };
+        let (reserved_stocks, reservations) = (&self.reserved_stocks, &self.reservations);
         let Record {
             key: product,
             value: (order, stock),

@@ -53,8 +53,8 @@ pub fn topology_with(listener: OrderListener, serdes: &EventSerdes) -> Result<To
         .map_values(AggregatorInput::Verdict);
     orders
         .merge(&verdicts)
-        .process(
-            ValidationAggregator::default,
+        .process_built(
+            ValidationAggregator::build,
             &[VERDICTS_STORE, PENDING_STORE],
         )
         .to_with(ORDERS, String::default_serde(), serdes.order.clone());

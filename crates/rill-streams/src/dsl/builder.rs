@@ -10,11 +10,12 @@ use crate::graph::{
     GlobalStoreDef, GraphBuilder, Instantiated, NodeDef, NodeId, NodeKind, SourceNode, StoreDef,
     StoreKind, TopicName, Topology, downcast_children,
 };
+use crate::processor::{BuiltInInit, InitContext};
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::task::RawSource;
 
 use super::KStream;
-use super::table::{GlobalKTable, KTable, TableSource};
+use super::table::{GlobalKTable, KTable, Materialize, TableSource};
 
 /// How a stream reads its topics: the serdes, and where each record's event time comes from.
 ///
@@ -254,11 +255,13 @@ impl StreamsBuilder {
         });
         let materialize = graph.next_name("KTABLE-MATERIALIZE");
         let store_name = store.name.clone();
+        let build = move |ctx: &mut InitContext<'_>| Materialize::<K, V>::new(ctx, &store_name);
+        let supplier = BuiltInInit::supplier(materialize.clone(), build);
         let node = graph.add_processor(
             materialize,
             vec![source],
             vec![store.name.clone()],
-            move || super::table::Materialize::<K, V>::new(store_name.clone()),
+            supplier,
         );
         drop(graph);
         KTable::new(self.graph.clone(), node, Some(store.name))

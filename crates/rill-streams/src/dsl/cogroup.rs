@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use crate::error::Result;
 use crate::graph::StoreDef;
-use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::DefaultSerde;
 use crate::store::KeyValueStore;
@@ -129,14 +129,15 @@ where
         });
         let initializer = Arc::new(initializer);
         let store_name = store.name.clone();
-        let node: KStream<K, Change<A>> = updates.add(
+        let node: KStream<K, Change<A>> = updates.add_built(
             "KSTREAM-COGROUP",
             vec![store.name.clone()],
             false,
-            move || Cogroup {
-                store_name: store_name.clone(),
-                store: None,
-                initializer: initializer.clone(),
+            move |ctx| {
+                Ok(Cogroup {
+                    store: ctx.key_value_store(&store_name)?,
+                    initializer: initializer.clone(),
+                })
             },
         );
         KTable::new(updates.graph.clone(), node.node, Some(store.name))
@@ -145,8 +146,7 @@ where
 
 /// Applies each update to its key's aggregate and forwards the change.
 struct Cogroup<K, A> {
-    store_name: String,
-    store: Option<KeyValueStore<K, A>>,
+    store: KeyValueStore<K, A>,
     initializer: Arc<dyn Fn() -> A + Send + Sync>,
 }
 
@@ -155,19 +155,12 @@ where
     K: Clone + 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<A>>,
         record: Record<K, Update<K, A>>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let old = store.get(&record.key)?;
         let start = old.clone().unwrap_or_else(|| (self.initializer)());
         let new = (record.value)(&record.key, start);

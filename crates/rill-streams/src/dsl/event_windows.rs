@@ -132,20 +132,24 @@ impl<A: 'static> Serde<EventWindows<A>> for EventWindowsSerde<A> {
 
 /// Keeps each key's open event windows and forwards each window once, when it closes.
 pub(crate) struct EventWindowAggregate<K, V, A> {
-    store_name: String,
-    store: Option<KeyValueStore<K, EventWindows<A>>>,
+    store: KeyValueStore<K, EventWindows<A>>,
     kind: EventKind<K, V>,
     folder: Folder<K, V, A>,
 }
 
-impl<K, V, A> EventWindowAggregate<K, V, A> {
-    pub fn new(store_name: String, kind: EventKind<K, V>, folder: Folder<K, V, A>) -> Self {
-        EventWindowAggregate {
-            store_name,
-            store: None,
+impl<K: 'static, V, A: 'static> EventWindowAggregate<K, V, A> {
+    /// Called in `init` (through `add_built`), when the store can be handed over.
+    pub fn new(
+        ctx: &mut InitContext<'_>,
+        store_name: &str,
+        kind: EventKind<K, V>,
+        folder: Folder<K, V, A>,
+    ) -> Result<Self> {
+        Ok(EventWindowAggregate {
+            store: ctx.key_value_store(store_name)?,
             kind,
             folder,
-        }
+        })
     }
 }
 
@@ -272,7 +276,6 @@ where
     A: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
         if let EventKind::Interval(windows) = &self.kind
             && let Some(expiry) = windows.expire_after
         {
@@ -288,9 +291,7 @@ where
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let mut state = store.get(&record.key)?.unwrap_or_default();
         let before = state.clone();
         match &self.kind {
@@ -315,7 +316,7 @@ where
         _punctuator: PunctuatorId,
         timestamp: i64,
     ) -> Result<()> {
-        let (Some(store), EventKind::Interval(windows)) = (&self.store, &self.kind) else {
+        let (store, EventKind::Interval(windows)) = (&self.store, &self.kind) else {
             return Ok(());
         };
         let Some(expiry) = windows.expire_after else {

@@ -25,7 +25,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::{Result, StreamsError};
 use crate::graph::StoreDef;
-use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{BytesSerde, DefaultSerde, I64Serde, Serde, SerdeError, SharedSerde};
 use crate::store::KeyValueStore;
@@ -154,19 +154,19 @@ where
             .map_values(RightInput::Subscription)
             .merge(&right_changes.map_values(RightInput::Right));
         let responses: KStream<KL, Response<VR>> = right_side
-            .add(
+            .add_built(
                 "KTABLE-FK-ANSWER",
                 vec![subscriptions_store.clone(), right_store.clone()],
                 true,
                 {
                     let subscriptions_store = subscriptions_store.clone();
-                    move || Answer::<KR, VR, KL> {
-                        subscriptions_name: subscriptions_store.clone(),
-                        right_name: right_store.clone(),
-                        subscriptions: None,
-                        right: None,
-                        foreign_key_serde: KR::default_serde(),
-                        left_key_serde: KL::default_serde(),
+                    move |ctx| {
+                        Ok(Answer::<KR, VR, KL> {
+                            subscriptions: ctx.key_value_store(&subscriptions_store)?,
+                            right: ctx.key_value_store(&right_store)?,
+                            foreign_key_serde: KR::default_serde(),
+                            left_key_serde: KL::default_serde(),
+                        })
                     }
                 },
             )
@@ -178,13 +178,14 @@ where
 
         // 3. Resolve against the left row as it is now.
         let resolved: KStream<KL, Option<VO>> =
-            responses.add("KTABLE-FK-RESOLVE", vec![left_store.clone()], false, {
+            responses.add_built("KTABLE-FK-RESOLVE", vec![left_store.clone()], false, {
                 let joiner = joiner.clone();
-                move || Resolve::<KL, VL, VR, VO> {
-                    left_name: left_store.clone(),
-                    left: None,
-                    left_value_serde: VL::default_serde(),
-                    joiner: joiner.clone(),
+                move |ctx| {
+                    Ok(Resolve::<KL, VL, VR, VO> {
+                        left: ctx.key_value_store(&left_store)?,
+                        left_value_serde: VL::default_serde(),
+                        joiner: joiner.clone(),
+                    })
                 }
             });
         // A row that was deleted, or names no foreign key, leaves the result at once (a left
@@ -367,11 +368,9 @@ enum RightInput<VR> {
 
 /// Step 2: keeps subscriptions per foreign key and answers them with the right row.
 struct Answer<KR, VR, KL> {
-    subscriptions_name: String,
-    right_name: String,
     /// `u32 length of the foreign key, foreign key, left key` -> hash.
-    subscriptions: Option<KeyValueStore<Bytes, i64>>,
-    right: Option<KeyValueStore<KR, VR>>,
+    subscriptions: KeyValueStore<Bytes, i64>,
+    right: KeyValueStore<KR, VR>,
     foreign_key_serde: SharedSerde<KR>,
     left_key_serde: SharedSerde<KL>,
 }
@@ -409,20 +408,12 @@ where
     VR: Clone + 'static,
     KL: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.subscriptions = Some(ctx.key_value_store(&self.subscriptions_name)?);
-        self.right = Some(ctx.key_value_store(&self.right_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, KL, Response<VR>>,
         record: Record<KR, RightInput<VR>>,
     ) -> Result<()> {
-        let (Some(subscriptions), Some(right)) = (&self.subscriptions, &self.right) else {
-            return Ok(());
-        };
+        let (subscriptions, right) = (&self.subscriptions, &self.right);
         let prefix = self.prefix(&record.key)?;
         match &record.value {
             RightInput::Subscription(subscription) => {
@@ -462,8 +453,7 @@ where
 
 /// Step 3: joins an answer with the left row, unless the row changed since it subscribed.
 struct Resolve<KL, VL, VR, VO> {
-    left_name: String,
-    left: Option<KeyValueStore<KL, VL>>,
+    left: KeyValueStore<KL, VL>,
     left_value_serde: SharedSerde<VL>,
     joiner: FkJoiner<VL, VR, VO>,
 }
@@ -475,20 +465,12 @@ where
     VR: 'static,
     VO: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.left = Some(ctx.key_value_store(&self.left_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, KL, Option<VO>>,
         record: Record<KL, Response<VR>>,
     ) -> Result<()> {
-        let Some(left) = &self.left else {
-            return Ok(());
-        };
-        let Some(row) = left.get(&record.key)? else {
+        let Some(row) = self.left.get(&record.key)? else {
             // Deleted since; its deletion already left the result.
             return Ok(());
         };

@@ -12,7 +12,7 @@ use bytes::{BufMut, Bytes, BytesMut};
 
 use crate::error::Result;
 use crate::graph::StoreDef;
-use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, Serde, SerdeError, SharedSerde};
 use crate::store::KeyValueStore;
@@ -146,16 +146,17 @@ where
         });
         drop(graph);
         let store_name = store.name.clone();
-        let node: KStream<K, Change<A>> = changes.add(
+        let node: KStream<K, Change<A>> = changes.add_built(
             "KTABLE-AGGREGATE",
             vec![store.name.clone()],
             false,
-            move || TableAggregate {
-                store_name: store_name.clone(),
-                store: None,
-                initial: initial.clone(),
-                add: add.clone(),
-                subtract: subtract.clone(),
+            move |ctx| {
+                Ok(TableAggregate {
+                    store: ctx.key_value_store(&store_name)?,
+                    initial: initial.clone(),
+                    add: add.clone(),
+                    subtract: subtract.clone(),
+                })
             },
         );
         KTable::new(changes.graph.clone(), node.node, Some(store.name))
@@ -218,8 +219,7 @@ where
 
 /// Applies halves of row updates to their group's aggregate and forwards its change.
 struct TableAggregate<K, V, A> {
-    store_name: String,
-    store: Option<KeyValueStore<K, A>>,
+    store: KeyValueStore<K, A>,
     initial: Arc<dyn Fn() -> Option<A> + Send + Sync>,
     add: TableAggregator<K, V, Option<A>>,
     subtract: TableAggregator<K, V, Option<A>>,
@@ -231,19 +231,12 @@ where
     V: 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<A>>,
         record: Record<K, Change<V>>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let old = store.get(&record.key)?;
         let mut aggregate = old.clone().or_else(|| (self.initial)());
         if let Some(value) = &record.value.old {

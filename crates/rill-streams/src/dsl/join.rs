@@ -5,7 +5,7 @@ use bytes::Bytes;
 use std::sync::Arc;
 
 use crate::error::{Result, StreamsError};
-use crate::processor::{InitContext, Processor, ProcessorContext};
+use crate::processor::{Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde, decode_present};
 use crate::store::KeyValueStore;
@@ -81,26 +81,27 @@ where
                 });
                 return KStream::new(self.graph.clone(), self.node, self.key_changed);
             };
-            return stream.add(
+            return stream.add_built(
                 "KSTREAM-JOIN-ASOF",
                 vec![history.clone()],
                 false,
-                move || VersionedLookupJoin {
-                    history_name: history.clone(),
-                    history: None,
-                    key_serde: K::default_serde(),
-                    value_serde: value_serde.clone(),
-                    joiner: joiner.clone(),
+                move |ctx| {
+                    Ok(VersionedLookupJoin {
+                        history: ctx.key_value_store(&history)?,
+                        history_name: history.clone(),
+                        key_serde: K::default_serde(),
+                        value_serde: value_serde.clone(),
+                        joiner: joiner.clone(),
+                    })
                 },
             );
         }
-        stream.add("KSTREAM-JOIN", vec![store.clone()], false, move || {
-            StreamLookupJoin {
-                store_name: store.clone(),
-                store: None,
+        stream.add_built("KSTREAM-JOIN", vec![store.clone()], false, move |ctx| {
+            Ok(StreamLookupJoin {
+                store: ctx.key_value_store(&store)?,
                 key: Arc::new(|key: &K, _: &V| key.clone()),
                 joiner: joiner.clone(),
-            }
+            })
         })
     }
 }
@@ -151,15 +152,16 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
         VR: Clone + 'static,
     {
         let store = global.store.clone();
-        self.add(
+        self.add_built(
             "KSTREAM-GLOBALJOIN",
             vec![store.clone()],
             false,
-            move || StreamLookupJoin {
-                store_name: store.clone(),
-                store: None,
-                key: key.clone(),
-                joiner: joiner.clone(),
+            move |ctx| {
+                Ok(StreamLookupJoin {
+                    store: ctx.key_value_store(&store)?,
+                    key: key.clone(),
+                    joiner: joiner.clone(),
+                })
             },
         )
     }
@@ -169,8 +171,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
 /// Joins each record with the table's row as of the record's timestamp, from a versioned
 /// table's history.
 struct VersionedLookupJoin<K, V, VT, VR> {
+    /// The history store's name, for serde calls and their errors.
     history_name: String,
-    history: Option<KeyValueStore<Bytes, Bytes>>,
+    history: KeyValueStore<Bytes, Bytes>,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<VT>,
     joiner: Joiner<V, VT, VR>,
@@ -183,19 +186,12 @@ where
     VT: 'static,
     VR: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.history = Some(ctx.key_value_store(&self.history_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, VR>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(history) = &self.history else {
-            return Ok(());
-        };
+        let history = &self.history;
         let serde_error = |what, source| StreamsError::Serde {
             topic: self.history_name.clone(),
             what,
@@ -218,8 +214,7 @@ where
 }
 
 struct StreamLookupJoin<K, V, KT, VT, VR> {
-    store_name: String,
-    store: Option<KeyValueStore<KT, VT>>,
+    store: KeyValueStore<KT, VT>,
     key: KeySelector<K, V, KT>,
     joiner: Joiner<V, VT, VR>,
 }
@@ -232,20 +227,12 @@ where
     VT: 'static,
     VR: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, VR>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
-        let row = store.get(&(self.key)(&record.key, &record.value))?;
+        let row = self.store.get(&(self.key)(&record.key, &record.value))?;
         match (self.joiner)(Some(&record.value), row.as_ref()) {
             Some(joined) => ctx.forward(record.with_value(joined)),
             None => Ok(()),
@@ -313,26 +300,26 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
         let left_changes: KStream<K, Change<V>> =
             KStream::new(self.graph.clone(), self.node, false);
         let from_left: KStream<K, Change<VR>> =
-            left_changes.add("KTABLE-JOINTHIS", stores.clone(), false, move || {
-                TableSideJoin {
-                    other_name: right_store.clone(),
-                    other: None,
+            left_changes.add_built("KTABLE-JOINTHIS", stores.clone(), false, move |ctx| {
+                Ok(TableSideJoin {
+                    other: ctx.key_value_store(&right_store)?,
                     joiner: {
                         let joiner = left_joiner.clone();
                         Arc::new(move |mine: Option<&V>, theirs: Option<&VO>| joiner(mine, theirs))
                     },
-                }
+                })
             });
         let right_changes: KStream<K, Change<VO>> =
             KStream::new(other.graph.clone(), other.node, false);
         let from_right: KStream<K, Change<VR>> =
-            right_changes.add("KTABLE-JOINOTHER", stores, false, move || TableSideJoin {
-                other_name: left_store.clone(),
-                other: None,
-                joiner: {
-                    let joiner = joiner.clone();
-                    Arc::new(move |mine: Option<&VO>, theirs: Option<&V>| joiner(theirs, mine))
-                },
+            right_changes.add_built("KTABLE-JOINOTHER", stores, false, move |ctx| {
+                Ok(TableSideJoin {
+                    other: ctx.key_value_store(&left_store)?,
+                    joiner: {
+                        let joiner = joiner.clone();
+                        Arc::new(move |mine: Option<&VO>, theirs: Option<&V>| joiner(theirs, mine))
+                    },
+                })
             });
         let merged = from_left.merge(&from_right);
         KTable::new(self.graph.clone(), merged.node, None)
@@ -341,8 +328,7 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
 
 /// One side of a table-table join: a change of this side joined with the other side's row.
 struct TableSideJoin<K, VM, VT, VR> {
-    other_name: String,
-    other: Option<KeyValueStore<K, VT>>,
+    other: KeyValueStore<K, VT>,
     joiner: Joiner<VM, VT, VR>,
 }
 
@@ -353,20 +339,12 @@ where
     VT: 'static,
     VR: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.other = Some(ctx.key_value_store(&self.other_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<VR>>,
         record: Record<K, Change<VM>>,
     ) -> Result<()> {
-        let Some(other) = &self.other else {
-            return Ok(());
-        };
-        let theirs = other.get(&record.key)?;
+        let theirs = self.other.get(&record.key)?;
         let new = (self.joiner)(record.value.new.as_ref(), theirs.as_ref());
         let old = (self.joiner)(record.value.old.as_ref(), theirs.as_ref());
         if new.is_none() && old.is_none() {

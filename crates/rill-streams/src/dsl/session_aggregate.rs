@@ -14,27 +14,29 @@ use super::windows::SessionWindows;
 /// into one session, and forwards a retraction (new value `None`) for every merged-away session,
 /// so that a table downstream never holds two sessions that became one.
 pub(crate) struct SessionAggregate<K, V, A> {
-    store_name: String,
-    store: Option<SessionStore<K, A>>,
+    store: SessionStore<K, A>,
     windows: SessionWindows,
     folder: Folder<K, V, A>,
     merger: Merger<K, A>,
 }
 
-impl<K, V, A> SessionAggregate<K, V, A> {
+impl<K: 'static, V, A: 'static> SessionAggregate<K, V, A> {
+    /// Called in `init` (through `add_built`), when the store can be handed over.
     pub fn new(
-        store_name: String,
+        ctx: &mut InitContext<'_>,
+        store_name: &str,
         windows: SessionWindows,
         folder: Folder<K, V, A>,
         merger: Merger<K, A>,
-    ) -> Self {
-        SessionAggregate {
-            store_name,
-            store: None,
+    ) -> Result<Self> {
+        // A session can still grow while a record within the gap of its end is not late.
+        let retention = windows.gap.saturating_add(windows.grace).saturating_add(1);
+        Ok(SessionAggregate {
+            store: ctx.session_store(store_name, retention)?,
             windows,
             folder,
             merger,
-        }
+        })
     }
 }
 
@@ -44,25 +46,12 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        // A session can still grow while a record within the gap of its end is not late.
-        let retention = self
-            .windows
-            .gap
-            .saturating_add(self.windows.grace)
-            .saturating_add(1);
-        self.store = Some(ctx.session_store(&self.store_name, retention)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let time = record.timestamp;
         let gap = self.windows.gap;
         let stream_time = ctx.stream_time();

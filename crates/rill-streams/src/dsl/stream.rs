@@ -172,10 +172,8 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     {
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name(prefix);
-        let node = name.clone();
-        let node = graph.add_processor(name, vec![self.node], stores, move || {
-            BuiltInInit::new(node.clone(), build.clone())
-        });
+        let supplier = BuiltInInit::supplier(name.clone(), build);
+        let node = graph.add_processor(name, vec![self.node], stores, supplier);
         drop(graph);
         KStream::new(self.graph.clone(), node, self.key_changed || key_changed)
     }
@@ -350,6 +348,52 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     {
         let stores = stores.iter().map(|s| s.to_string()).collect();
         self.add("KSTREAM-PROCESSOR", stores, true, supplier)
+    }
+
+    /// Like [`process`](Self::process) for a processor that holds its stores as plain fields:
+    /// `build` makes each task's instance when the task initialises it, with the named stores
+    /// at hand (the processor's own `init` runs next, for punctuators).
+    ///
+    /// ```
+    /// use rill_streams::{
+    ///     KeyValueStore, Processor, ProcessorContext, Record, Result, StoreOptions, StreamsBuilder,
+    /// };
+    ///
+    /// /// Forwards each key's running count.
+    /// struct Counter {
+    ///     counts: KeyValueStore<String, i64>,
+    /// }
+    ///
+    /// impl Processor<String, String, String, i64> for Counter {
+    ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, i64>, r: Record<String, String>) -> Result<()> {
+    ///         let count = self.counts.get(&r.key)?.unwrap_or(0) + 1;
+    ///         self.counts.put(&r.key, &count)?;
+    ///         ctx.forward(r.with_value(count))
+    ///     }
+    /// }
+    ///
+    /// let builder = StreamsBuilder::new();
+    /// builder.add_state_store::<String, i64>(StoreOptions::in_memory("counts")).unwrap();
+    /// builder
+    ///     .stream::<String, String>("words")
+    ///     .process_built(|ctx| Ok(Counter { counts: ctx.key_value_store("counts")? }), &["counts"])
+    ///     .to("word-counts");
+    /// builder.build().unwrap();
+    /// ```
+    pub fn process_built<K2, V2, P>(
+        &self,
+        build: impl Fn(&mut InitContext<'_>) -> Result<P> + Send + Sync + 'static,
+        stores: &[&str],
+    ) -> KStream<K2, V2>
+    where
+        K2: Clone + 'static,
+        V2: Clone + 'static,
+        P: Processor<K, V, K2, V2>,
+    {
+        let stores = stores.iter().map(|s| s.to_string()).collect();
+        // Shared, so that `build` need not be `Clone`.
+        let build = Arc::new(build);
+        self.add_built("KSTREAM-PROCESSOR", stores, true, move |ctx| build(ctx))
     }
 
     /// Writes the records to `topic` with the types' default serdes.

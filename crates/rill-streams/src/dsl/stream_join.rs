@@ -184,8 +184,8 @@ where
             other_alone: other_alone.clone(),
         };
         let this_join: KStream<K, VR> =
-            this.add("KSTREAM-JOINTHIS", names.clone(), false, move || {
-                JoinSide::new(left_side.clone())
+            this.add_built("KSTREAM-JOINTHIS", names.clone(), false, move |ctx| {
+                JoinSide::new(ctx, left_side.clone())
             });
 
         // The other side: its records look for this side's in [t - after, t + before].
@@ -202,9 +202,10 @@ where
             own_alone: other_alone,
             other_alone: this_alone,
         };
-        let other_join: KStream<K, VR> = that.add("KSTREAM-JOINOTHER", names, false, move || {
-            JoinSide::new(right_side.clone())
-        });
+        let other_join: KStream<K, VR> =
+            that.add_built("KSTREAM-JOINOTHER", names, false, move |ctx| {
+                JoinSide::new(ctx, right_side.clone())
+            });
 
         let mut graph = self.graph.borrow_mut();
         let name = graph.next_name("KSTREAM-MERGE");
@@ -268,19 +269,31 @@ impl<VIn, VOther, VR> Clone for JoinSideSpec<VIn, VOther, VR> {
 
 struct JoinSide<K, VIn, VOther, VR> {
     spec: JoinSideSpec<VIn, VOther, VR>,
-    own: Option<WindowStore<K, VIn>>,
-    other: Option<WindowStore<K, VOther>>,
+    own: WindowStore<K, VIn>,
+    other: WindowStore<K, VOther>,
+    /// Lone records waiting to be emitted alone: only for left and outer joins.
     unmatched: Option<KeyValueStore<Bytes, Bytes>>,
 }
 
-impl<K, VIn, VOther, VR> JoinSide<K, VIn, VOther, VR> {
-    fn new(spec: JoinSideSpec<VIn, VOther, VR>) -> Self {
-        JoinSide {
+impl<K: 'static, VIn: 'static, VOther: 'static, VR> JoinSide<K, VIn, VOther, VR> {
+    /// Called in `init` (through `add_built`), when the stores can be handed over.
+    fn new(ctx: &mut InitContext<'_>, spec: JoinSideSpec<VIn, VOther, VR>) -> Result<Self> {
+        let windows = spec.windows;
+        let retention = windows
+            .before
+            .saturating_add(windows.after)
+            .saturating_add(windows.grace)
+            .saturating_add(1);
+        let unmatched = match &spec.unmatched {
+            Some(name) => Some(ctx.key_value_store(name)?),
+            None => None,
+        };
+        Ok(JoinSide {
+            own: ctx.window_store(&spec.own, retention)?,
+            other: ctx.window_store(&spec.other, retention)?,
+            unmatched,
             spec,
-            own: None,
-            other: None,
-            unmatched: None,
-        }
+        })
     }
 }
 
@@ -303,8 +316,7 @@ where
 {
     /// Emits lone records that can no longer find a partner, oldest first.
     fn emit_expired(&self, ctx: &mut ProcessorContext<'_, K, VR>, stream_time: i64) -> Result<()> {
-        let (Some(unmatched), Some(own), Some(other)) = (&self.unmatched, &self.own, &self.other)
-        else {
+        let (Some(unmatched), own, other) = (&self.unmatched, &self.own, &self.other) else {
             return Ok(());
         };
         let windows = self.spec.windows;
@@ -344,29 +356,12 @@ where
     VOther: Clone + 'static,
     VR: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        let windows = self.spec.windows;
-        let retention = windows
-            .before
-            .saturating_add(windows.after)
-            .saturating_add(windows.grace)
-            .saturating_add(1);
-        self.own = Some(ctx.window_store(&self.spec.own, retention)?);
-        self.other = Some(ctx.window_store(&self.spec.other, retention)?);
-        if let Some(name) = &self.spec.unmatched {
-            self.unmatched = Some(ctx.key_value_store(name)?);
-        }
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, VR>,
         record: Record<K, VIn>,
     ) -> Result<()> {
-        let (Some(own), Some(other)) = (&self.own, &self.other) else {
-            return Ok(());
-        };
+        let (own, other) = (&self.own, &self.other);
         let time = record.timestamp;
         let stream_time = ctx.stream_time();
         // Our record's window closes at t + after (+ grace): later than that, it is late.

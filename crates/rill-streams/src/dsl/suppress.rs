@@ -92,14 +92,14 @@ where
             value_serde: Arc::new(Bytes::default_serde()),
         });
         let node: KStream<Windowed<K>, Change<V>> =
-            changes.add("KTABLE-SUPPRESS", vec![buffer.clone()], false, move || {
-                Suppress::<K, V> {
+            changes.add_built("KTABLE-SUPPRESS", vec![buffer.clone()], false, move |ctx| {
+                Ok(Suppress::<K, V> {
+                    buffer: ctx.key_value_store(&buffer)?,
                     buffer_name: buffer.clone(),
-                    buffer: None,
                     close_after,
                     key_serde: Windowed::<K>::default_serde(),
                     value_serde: V::default_serde(),
-                }
+                })
             });
         self.graph
             .borrow_mut()
@@ -112,8 +112,9 @@ where
 /// Buffers the latest value of each open window under `closing time ++ windowed key` and
 /// forwards the buffered values whose closing time stream time has reached.
 struct Suppress<K, V> {
+    /// The buffer store's name, for serde calls and their errors.
     buffer_name: String,
-    buffer: Option<KeyValueStore<Bytes, Bytes>>,
+    buffer: KeyValueStore<Bytes, Bytes>,
     /// How long after a window's end it closes.
     close_after: i64,
     key_serde: SharedSerde<Windowed<K>>,
@@ -135,9 +136,7 @@ impl<K: Clone + 'static, V: Clone + 'static> Suppress<K, V> {
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
         stream_time: i64,
     ) -> Result<()> {
-        let Some(buffer) = &self.buffer else {
-            return Ok(());
-        };
+        let buffer = &self.buffer;
         // Entries closing at or before `stream_time` sort below the 8 bytes of the next ms.
         let bound = Bytes::copy_from_slice(&time_bytes(stream_time.saturating_add(1)));
         for (entry, value) in buffer.range(&Bytes::new(), &bound)? {
@@ -168,7 +167,6 @@ impl<K: Clone + 'static, V: Clone + 'static>
     Processor<Windowed<K>, Change<V>, Windowed<K>, Change<V>> for Suppress<K, V>
 {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.buffer = Some(ctx.key_value_store(&self.buffer_name)?);
         // Windows close as stream time advances, whether or not this node sees a record.
         ctx.schedule(Duration::from_millis(1), PunctuationType::StreamTime);
         Ok(())
@@ -179,9 +177,7 @@ impl<K: Clone + 'static, V: Clone + 'static>
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<V>>,
         record: Record<Windowed<K>, Change<V>>,
     ) -> Result<()> {
-        let Some(buffer) = &self.buffer else {
-            return Ok(());
-        };
+        let buffer = &self.buffer;
         let key = self
             .key_serde
             .serialize(&self.buffer_name, &record.key)
@@ -274,20 +270,22 @@ where
         }
         let changes: KStream<K, Change<V>> = KStream::new(self.graph.clone(), self.node, false);
         let limit = i64::try_from(time_limit.as_millis()).unwrap_or(i64::MAX);
-        let node: KStream<K, Change<V>> = changes.add(
+        let node: KStream<K, Change<V>> = changes.add_built(
             "KTABLE-SUPPRESS-TIME",
             vec![buffer.clone(), index.clone()],
             false,
-            move || TimeLimit::<K, V> {
-                buffer_name: buffer.clone(),
-                index_name: index.clone(),
-                buffer: None,
-                index: None,
-                waiting: 0,
-                limit,
-                max_keys: max_keys.max(1),
-                key_serde: K::default_serde(),
-                value_serde: V::default_serde(),
+            move |ctx| {
+                let index: KeyValueStore<Bytes, i64> = ctx.key_value_store(&index)?;
+                Ok(TimeLimit::<K, V> {
+                    waiting: index.all()?.len(),
+                    index,
+                    buffer: ctx.key_value_store(&buffer)?,
+                    buffer_name: buffer.clone(),
+                    limit,
+                    max_keys: max_keys.max(1),
+                    key_serde: K::default_serde(),
+                    value_serde: V::default_serde(),
+                })
             },
         );
         KTable::new(self.graph.clone(), node.node, None)
@@ -298,10 +296,10 @@ where
 /// (`emit time ++ key` -> `1 ++ value`, or `0` for a deletion) with an index from key to
 /// emit time.
 struct TimeLimit<K, V> {
+    /// The buffer store's name, for serde calls and their errors.
     buffer_name: String,
-    index_name: String,
-    buffer: Option<KeyValueStore<Bytes, Bytes>>,
-    index: Option<KeyValueStore<Bytes, i64>>,
+    buffer: KeyValueStore<Bytes, Bytes>,
+    index: KeyValueStore<Bytes, i64>,
     /// Keys waiting (counted at init from the restored index).
     waiting: usize,
     limit: i64,
@@ -326,9 +324,7 @@ impl<K: Clone + 'static, V: Clone + 'static> TimeLimit<K, V> {
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         stream_time: i64,
     ) -> Result<()> {
-        let (Some(buffer), Some(index)) = (&self.buffer, &self.index) else {
-            return Ok(());
-        };
+        let (buffer, index) = (&self.buffer, &self.index);
         // Entries due by `stream_time` sort below the 8 bytes of the next ms.
         let bound = Bytes::copy_from_slice(&time_bytes(stream_time.saturating_add(1)));
         let mut entries = buffer.range(&Bytes::new(), &bound)?;
@@ -366,10 +362,6 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V
     for TimeLimit<K, V>
 {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        let index: KeyValueStore<Bytes, i64> = ctx.key_value_store(&self.index_name)?;
-        self.waiting = index.all()?.len();
-        self.index = Some(index);
-        self.buffer = Some(ctx.key_value_store(&self.buffer_name)?);
         // Limits run out as stream time advances, whether or not this node sees a record.
         ctx.schedule(Duration::from_millis(1), PunctuationType::StreamTime);
         Ok(())
@@ -380,9 +372,7 @@ impl<K: Clone + 'static, V: Clone + 'static> Processor<K, Change<V>, K, Change<V
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         record: Record<K, Change<V>>,
     ) -> Result<()> {
-        let (Some(buffer), Some(index)) = (&self.buffer, &self.index) else {
-            return Ok(());
-        };
+        let (buffer, index) = (&self.buffer, &self.index);
         let key = self
             .key_serde
             .serialize(&self.buffer_name, &record.key)

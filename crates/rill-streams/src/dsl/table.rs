@@ -195,11 +195,11 @@ where
     });
     drop(graph);
     let store_name = store.name.clone();
-    let node: KStream<K, Change<V>> = updates.add(
+    let node: KStream<K, Change<V>> = updates.add_built(
         "KTABLE-MATERIALIZE",
         vec![store.name.clone()],
         false,
-        move || Materialize::<K, V>::new(store_name.clone()),
+        move |ctx| Materialize::<K, V>::new(ctx, &store_name),
     );
     KTable::new(updates.graph.clone(), node.node, Some(store.name))
 }
@@ -296,16 +296,15 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for TableSource<K, V> {
 
 /// Writes table updates into the table's store and forwards them as changes.
 pub(crate) struct Materialize<K, V> {
-    store_name: String,
-    store: Option<KeyValueStore<K, V>>,
+    store: KeyValueStore<K, V>,
 }
 
-impl<K, V> Materialize<K, V> {
-    pub fn new(store_name: String) -> Self {
-        Self {
-            store_name,
-            store: None,
-        }
+impl<K: 'static, V: 'static> Materialize<K, V> {
+    /// Called in `init` (through `add_built`), when the store can be handed over.
+    pub fn new(ctx: &mut InitContext<'_>, store_name: &str) -> Result<Self> {
+        Ok(Self {
+            store: ctx.key_value_store(store_name)?,
+        })
     }
 }
 
@@ -314,19 +313,12 @@ where
     K: Clone + 'static,
     V: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.store = Some(ctx.key_value_store(&self.store_name)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, K, Change<V>>,
         record: Record<K, Option<V>>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let old = match &record.value {
             Some(value) => {
                 let old = store.get(&record.key)?;

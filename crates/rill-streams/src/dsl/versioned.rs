@@ -80,16 +80,18 @@ impl StreamsBuilder {
         let changes: KStream<K, Change<V>> = KStream::new(self.graph.clone(), table.node, false);
         let recorder = history_name.clone();
         // A sink-less branch: it only writes the history.
-        let _: KStream<K, ()> = changes.add(
+        let _: KStream<K, ()> = changes.add_built(
             "KTABLE-VERSIONS",
             vec![history_name.clone()],
             false,
-            move || RecordVersions::<K, V> {
-                history_name: recorder.clone(),
-                history: None,
-                retention,
-                key_serde: K::default_serde(),
-                value_serde: V::default_serde(),
+            move |ctx| {
+                Ok(RecordVersions::<K, V> {
+                    history: ctx.key_value_store(&recorder)?,
+                    history_name: recorder.clone(),
+                    retention,
+                    key_serde: K::default_serde(),
+                    value_serde: V::default_serde(),
+                })
             },
         );
         self.graph
@@ -127,8 +129,9 @@ pub(crate) fn version_as_of(
 /// Writes each table update into the history at its timestamp, and drops versions older than
 /// the retention (keeping the newest of those per key).
 struct RecordVersions<K, V> {
+    /// The history store's name, for serde calls and their errors.
     history_name: String,
-    history: Option<KeyValueStore<Bytes, Bytes>>,
+    history: KeyValueStore<Bytes, Bytes>,
     retention: i64,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
@@ -145,9 +148,7 @@ impl<K: 'static, V: 'static> RecordVersions<K, V> {
 
     /// Drops the versions a lookup within the retention can no longer need.
     fn expire(&self, stream_time: i64) -> Result<()> {
-        let Some(history) = &self.history else {
-            return Ok(());
-        };
+        let history = &self.history;
         let cutoff = stream_time.saturating_sub(self.retention);
         let mut previous: Option<(Bytes, Bytes)> = None; // (key prefix, entry)
         for (entry, _) in history.all()? {
@@ -178,7 +179,6 @@ where
     V: Clone + 'static,
 {
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        self.history = Some(ctx.key_value_store(&self.history_name)?);
         if self.retention > 0 {
             let every = Duration::from_millis(u64::try_from(self.retention).unwrap_or(1).max(1));
             ctx.schedule(every, PunctuationType::StreamTime);
@@ -191,9 +191,6 @@ where
         _ctx: &mut ProcessorContext<'_, K, ()>,
         record: Record<K, Change<V>>,
     ) -> Result<()> {
-        let Some(history) = &self.history else {
-            return Ok(());
-        };
         let key = self
             .key_serde
             .serialize(&self.history_name, &record.key)
@@ -206,7 +203,7 @@ where
             record.value.new.as_ref(),
         )
         .map_err(|e| self.serde_error("value", e))?;
-        history.put(&entry.freeze(), &value)
+        self.history.put(&entry.freeze(), &value)
     }
 
     fn punctuate(

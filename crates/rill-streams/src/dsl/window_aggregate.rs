@@ -22,20 +22,25 @@ pub(crate) fn record_late<K, V>(ctx: &mut ProcessorContext<'_, K, V>, key_hint: 
 
 /// Folds each record into every fixed window containing it, and forwards each window's change.
 pub(crate) struct TimeWindowAggregate<K, V, A> {
-    store_name: String,
-    store: Option<WindowStore<K, A>>,
+    store: WindowStore<K, A>,
     windows: TimeWindows,
     folder: Folder<K, V, A>,
 }
 
-impl<K, V, A> TimeWindowAggregate<K, V, A> {
-    pub fn new(store_name: String, windows: TimeWindows, folder: Folder<K, V, A>) -> Self {
-        TimeWindowAggregate {
-            store_name,
-            store: None,
+impl<K: 'static, V, A: 'static> TimeWindowAggregate<K, V, A> {
+    /// Called in `init` (through `add_built`), when the store can be handed over.
+    pub fn new(
+        ctx: &mut InitContext<'_>,
+        store_name: &str,
+        windows: TimeWindows,
+        folder: Folder<K, V, A>,
+    ) -> Result<Self> {
+        let retention = windows.size.saturating_add(windows.grace);
+        Ok(TimeWindowAggregate {
+            store: ctx.window_store(store_name, retention)?,
             windows,
             folder,
-        }
+        })
     }
 }
 
@@ -45,20 +50,12 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        let retention = self.windows.size.saturating_add(self.windows.grace);
-        self.store = Some(ctx.window_store(&self.store_name, retention)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let Some(store) = &self.store else {
-            return Ok(());
-        };
+        let store = &self.store;
         let TimeWindows { size, advance, .. } = self.windows;
         let time = record.timestamp;
         let close_time = ctx.stream_time().saturating_sub(self.windows.grace);
@@ -103,29 +100,33 @@ where
 /// The windows of a key are, for each record at `t`, the window `[t - d, t]` ending at it and,
 /// when some record follows within `d`, the window `[t + 1, t + 1 + d]` starting just after it.
 pub(crate) struct SlidingWindowAggregate<K, V, A> {
-    store_name: String,
-    records_name: String,
-    store: Option<WindowStore<K, A>>,
-    records: Option<WindowStore<K, V>>,
+    store: WindowStore<K, A>,
+    records: WindowStore<K, V>,
     windows: SlidingWindows,
     folder: Folder<K, V, A>,
 }
 
-impl<K, V, A> SlidingWindowAggregate<K, V, A> {
+impl<K: 'static, V: 'static, A: 'static> SlidingWindowAggregate<K, V, A> {
+    /// Called in `init` (through `add_built`), when the stores can be handed over.
     pub fn new(
-        store_name: String,
-        records_name: String,
+        ctx: &mut InitContext<'_>,
+        store_name: &str,
+        records_name: &str,
         windows: SlidingWindows,
         folder: Folder<K, V, A>,
-    ) -> Self {
-        SlidingWindowAggregate {
-            store_name,
-            records_name,
-            store: None,
-            records: None,
+    ) -> Result<Self> {
+        // A record is needed while a window holding it is open: until stream time passes
+        // its time + d + grace.
+        let retention = windows
+            .difference
+            .saturating_add(windows.grace)
+            .saturating_add(1);
+        Ok(SlidingWindowAggregate {
+            store: ctx.window_store(store_name, retention)?,
+            records: ctx.window_store(records_name, retention)?,
             windows,
             folder,
-        }
+        })
     }
 }
 
@@ -135,27 +136,12 @@ where
     V: Clone + 'static,
     A: Clone + 'static,
 {
-    fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-        // A record is needed while a window holding it is open: until stream time passes
-        // its time + d + grace.
-        let retention = self
-            .windows
-            .difference
-            .saturating_add(self.windows.grace)
-            .saturating_add(1);
-        self.store = Some(ctx.window_store(&self.store_name, retention)?);
-        self.records = Some(ctx.window_store(&self.records_name, retention)?);
-        Ok(())
-    }
-
     fn process(
         &mut self,
         ctx: &mut ProcessorContext<'_, Windowed<K>, Change<A>>,
         record: Record<K, V>,
     ) -> Result<()> {
-        let (Some(store), Some(records)) = (&self.store, &self.records) else {
-            return Ok(());
-        };
+        let (store, records) = (&self.store, &self.records);
         let d = self.windows.difference;
         let time = record.timestamp;
         let stream_time = ctx.stream_time();

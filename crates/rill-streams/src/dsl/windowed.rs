@@ -7,8 +7,9 @@
 use std::any::Any;
 use std::sync::Arc;
 
+use crate::error::Result;
 use crate::graph::StoreDef;
-use crate::processor::Processor;
+use crate::processor::{InitContext, Processor};
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::Windowed;
 
@@ -208,7 +209,7 @@ where
                     &store,
                     stores,
                     Some(windows.grace),
-                    move || TimeWindowAggregate::new(name.clone(), windows, folder.clone()),
+                    move |ctx| TimeWindowAggregate::new(ctx, &name, windows, folder.clone()),
                 )
             }
             TimeKind::Sliding(windows) => {
@@ -219,13 +220,8 @@ where
                 ];
                 // Sliding windows include their end: they close one ms after end + grace.
                 let close = windows.grace.saturating_add(1);
-                add_aggregate(&self.stream, &store, stores, Some(close), move || {
-                    SlidingWindowAggregate::new(
-                        name.clone(),
-                        records.clone(),
-                        windows,
-                        folder.clone(),
-                    )
+                add_aggregate(&self.stream, &store, stores, Some(close), move |ctx| {
+                    SlidingWindowAggregate::new(ctx, &name, &records, windows, folder.clone())
                 })
             }
         }
@@ -306,8 +302,8 @@ where
         let stores = vec![typed_store::<K, A>(&store, &name)];
         // Sessions include their end: they close one ms after end + grace.
         let close = windows.grace.saturating_add(1);
-        add_aggregate(&self.stream, &store, stores, Some(close), move || {
-            SessionAggregate::new(name.clone(), windows, folder.clone(), merger.clone())
+        add_aggregate(&self.stream, &store, stores, Some(close), move |ctx| {
+            SessionAggregate::new(ctx, &name, windows, folder.clone(), merger.clone())
         })
     }
 }
@@ -388,8 +384,8 @@ where
             Arc::new(state_serde),
         )];
         let kind = self.kind.clone();
-        add_aggregate(&self.stream, &store, stores, None, move || {
-            EventWindowAggregate::new(name.clone(), kind.clone(), folder.clone())
+        add_aggregate(&self.stream, &store, stores, None, move |ctx| {
+            EventWindowAggregate::new(ctx, &name, kind.clone(), folder.clone())
         })
     }
 }
@@ -426,7 +422,7 @@ fn add_aggregate<K, V, A, P>(
     options: &StoreOptions,
     stores: Vec<StoreDef>,
     close_after_end: Option<i64>,
-    supplier: impl Fn() -> P + Send + Sync + 'static,
+    build: impl Fn(&mut InitContext<'_>) -> Result<P> + Clone + Send + Sync + 'static,
 ) -> KTable<Windowed<K>, A>
 where
     K: DefaultSerde + Clone,
@@ -444,7 +440,7 @@ where
         stream.graph.borrow_mut().add_dsl_store(def);
     }
     let node: KStream<Windowed<K>, Change<A>> =
-        stream.add("KSTREAM-WINDOWAGGREGATE", names, false, supplier);
+        stream.add_built("KSTREAM-WINDOWAGGREGATE", names, false, build);
     stream
         .graph
         .borrow_mut()

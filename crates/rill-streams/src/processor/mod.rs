@@ -26,7 +26,8 @@ use crate::record::Record;
 /// A node of a topology that receives records of `KIn`/`VIn` and forwards records of
 /// `KOut`/`VOut` to its children. One instance per task; a task calls it from one thread.
 pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
-    /// Called once before the first record: fetch stores, schedule punctuators.
+    /// Called once before the first record: schedule punctuators, fetch stores (or have
+    /// them handed over when the processor is built: `KStream::process_built`).
     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
         let _ = ctx;
         Ok(())
@@ -57,7 +58,8 @@ pub trait Processor<KIn, VIn, KOut, VOut>: 'static {
 
 /// A processor built in `init`, once its stores can be handed to it: the DSL's stateful
 /// operators hold their stores as plain fields rather than `Option`s filled in `init` (and
-/// skipped over while empty). Used through `KStream::add_built` and its peers.
+/// skipped over while empty). Used through `KStream::add_built` and, for user processors,
+/// `KStream::process_built`.
 pub(crate) struct BuiltInInit<F, P> {
     build: F,
     built: Option<P>,
@@ -66,12 +68,21 @@ pub(crate) struct BuiltInInit<F, P> {
 }
 
 impl<F, P> BuiltInInit<F, P> {
-    pub(crate) fn new(node: impl Into<String>, build: F) -> Self {
+    fn new(node: impl Into<String>, build: F) -> Self {
         BuiltInInit {
             build,
             built: None,
             node: node.into(),
         }
+    }
+
+    /// A supplier for `GraphBuilder::add_processor`: each task's instance of node `node` is
+    /// made by `build` when it is initialised.
+    pub(crate) fn supplier(node: String, build: F) -> impl Fn() -> Self + Send + Sync + 'static
+    where
+        F: Clone + Send + Sync + 'static,
+    {
+        move || BuiltInInit::new(node.clone(), build.clone())
     }
 
     fn built(&mut self) -> Result<&mut P> {

@@ -260,25 +260,25 @@ impl<K: 'static, V: 'static> Timed<K, V> {
 /// A typed window store as a processor uses it: values per key and window start (or per key,
 /// record time and sequence number, for buffers of records), logged to the changelog.
 ///
-/// Obtain one in [`Processor::init`](crate::Processor::init) with
-/// [`InitContext::window_store`](crate::InitContext::window_store):
+/// Obtain one with [`InitContext::window_store`](crate::InitContext::window_store) when the
+/// processor is built ([`KStream::process_built`](crate::KStream::process_built)):
 /// ```
 /// use rill_streams::{InitContext, Processor, ProcessorContext, Record, Result, WindowStore};
 ///
 /// /// Keeps each record for an hour under its key and time.
-/// struct Keep(Option<WindowStore<String, String>>);
+/// struct Keep(WindowStore<String, String>);
+///
+/// impl Keep {
+///     /// For `process_built(Keep::build, &["kept"])`.
+///     fn build(ctx: &mut InitContext<'_>) -> Result<Keep> {
+///         Ok(Keep(ctx.window_store("kept", 3_600_000)?))
+///     }
+/// }
 ///
 /// impl Processor<String, String, String, String> for Keep {
-///     fn init(&mut self, ctx: &mut InitContext<'_>) -> Result<()> {
-///         self.0 = Some(ctx.window_store("kept", 3_600_000)?);
-///         Ok(())
-///     }
 ///     fn process(&mut self, ctx: &mut ProcessorContext<'_, String, String>, r: Record<String, String>) -> Result<()> {
-///         if let Some(store) = &self.0 {
-///             store.put(&r.key, r.timestamp, &r.value)?;
-///             store.expire(ctx.stream_time())?;
-///         }
-///         Ok(())
+///         self.0.put(&r.key, r.timestamp, &r.value)?;
+///         self.0.expire(ctx.stream_time())
 ///     }
 /// }
 /// ```
