@@ -399,13 +399,19 @@ mod tests {
     #[test]
     fn the_postgres_password_is_masked() {
         let described = effective(
-            "customers-from-postgres = \"postgres://rill:hunter2@127.0.0.1/rill\"\n",
+            "customers-from-postgres = \"postgres://rill:hunter2@127.0.0.1/rill\"\n\
+             orders-to-postgres = \"host=db password=hunter3\"\n",
             &["rill", "config"],
         );
         assert!(!described.contains("hunter2"), "{described}");
+        assert!(!described.contains("hunter3"), "{described}");
         assert!(
             line(&described, "customers-from-postgres")
                 .contains("postgres://rill:***@127.0.0.1/rill"),
+            "{described}"
+        );
+        assert!(
+            line(&described, "orders-to-postgres").contains("host=db password=***"),
             "{described}"
         );
     }
