@@ -849,6 +849,18 @@ fn backlog(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Throughp
         instance,
     };
     let outcome = wait_all(args, &running, &states, n, epoch, &produced, "backlog");
+    finish(running, &states, reader, outcome, produce_seconds)
+}
+
+/// Stops the reader and the services after a throughput or backlog phase, and answers its
+/// figures; fails if an order reached a final state twice.
+fn finish(
+    running: Running,
+    states: &FinalStates,
+    reader: std::thread::JoinHandle<anyhow::Result<()>>,
+    outcome: anyhow::Result<(f64, u64)>,
+    produce_seconds: f64,
+) -> anyhow::Result<ThroughputResult> {
     states.stop.store(true, Ordering::Release);
     reader
         .join()
@@ -896,25 +908,7 @@ fn throughput(args: &OrdersBenchArgs, kafka: &KafkaArgs) -> anyhow::Result<Throu
     let produce_seconds = producer_thread
         .join()
         .map_err(|_| anyhow::anyhow!("the producer panicked"))??;
-    states.stop.store(true, Ordering::Release);
-    reader
-        .join()
-        .map_err(|_| anyhow::anyhow!("the reader panicked"))??;
-    let (seconds, peak_threads) = outcome?;
-    let peak_rss_kib = peak_rss_kib();
-    let duplicates = states.duplicates.load(Ordering::Relaxed);
-    running.close()?;
-    if duplicates > 0 {
-        bail!("{duplicates} orders reached a final state twice");
-    }
-    Ok(ThroughputResult {
-        seconds,
-        produce_seconds,
-        validated: states.validated.load(Ordering::Relaxed),
-        failed: states.failed.load(Ordering::Relaxed),
-        peak_rss_kib,
-        peak_threads,
-    })
+    finish(running, &states, reader, outcome, produce_seconds)
 }
 
 /// Waits until every one of `n` orders has a final state, printing progress each second;
