@@ -184,11 +184,23 @@ pub(crate) struct Shared {
     pub local_tasks: RwLock<BTreeSet<(usize, TaskId)>>,
     /// Every instance's registry entry, read from the registry topic.
     pub instances: RwLock<HashMap<String, InstanceInfo>>,
+    /// The registry's reader when no global-table thread follows it (see `refresh_registry`).
+    pub registry: Mutex<Option<global::RegistryFollower>>,
     pub publisher: Mutex<Option<Box<dyn Producer>>>,
     pub lifecycle: Lifecycle,
 }
 
 impl Shared {
+    /// Brings `instances` up to date with the registry topic, when no background reader does.
+    /// Skipped if another thread is at it: its read is as fresh.
+    pub fn refresh_registry(&self) {
+        if let Some(mut registry) = self.registry.try_lock()
+            && let Some(follower) = registry.as_mut()
+        {
+            follower.refresh(self);
+        }
+    }
+
     /// Publishes this instance's tasks to the registry topic.
     pub fn tasks_changed(&self) {
         let info = InstanceInfo {
@@ -291,6 +303,7 @@ impl StreamsApp {
             local_stores: RwLock::new(HashMap::new()),
             local_tasks: RwLock::new(BTreeSet::new()),
             instances: RwLock::new(HashMap::new()),
+            registry: Mutex::new(None),
             publisher: Mutex::new(Some(publisher)),
             lifecycle: Lifecycle::new(config.state_listener.clone()),
         });
@@ -479,6 +492,9 @@ impl StreamsApp {
         if let Some(mut reader) = self.global.take() {
             reader.stop();
         }
+        if let Some(follower) = self.shared.as_ref().and_then(|s| s.registry.lock().take()) {
+            follower.close();
+        }
         if let Some(shared) = &self.shared {
             shared.tasks_changed();
             if let Some(publisher) = shared.publisher.lock().take() {
@@ -660,14 +676,20 @@ impl<K: 'static, V: 'static> QueryableStore<K, V> {
                 subtopology,
                 partition,
             });
-        let owner = task.and_then(|task| {
-            self.shared
-                .instances
-                .read()
-                .values()
-                .find(|info| info.owns(task))
-                .and_then(|info| info.host.clone())
-        });
+        // This instance's own tasks it knows first-hand; others' entries may lag the registry.
+        let owner = if local {
+            self.shared.application_server.clone()
+        } else {
+            self.shared.refresh_registry();
+            task.and_then(|task| {
+                self.shared
+                    .instances
+                    .read()
+                    .values()
+                    .find(|info| info.owns(task))
+                    .and_then(|info| info.host.clone())
+            })
+        };
         Ok(KeyQueryMetadata {
             partition,
             local,

@@ -93,7 +93,6 @@ pub(crate) fn start(
     let apply = Applier {
         by_topic,
         registry_topic,
-        shared,
     };
     let started = Instant::now();
     loop {
@@ -110,13 +109,27 @@ pub(crate) fn start(
                 waited: started.elapsed(),
             });
         }
-        apply.apply(consumer.poll(Duration::from_millis(100)).map_err(failed)?)?;
+        apply.apply(
+            &shared,
+            consumer.poll(Duration::from_millis(100)).map_err(failed)?,
+        )?;
     }
     let stop = Arc::new(AtomicBool::new(false));
+    if topology.global_stores.is_empty() {
+        // Only the registry to follow: it changes when instances come and go, and is read only
+        // by interactive queries and standby keeping, so they catch it up when they need it
+        // (`Shared::refresh_registry`) and the application runs no thread for it.
+        *shared.registry.lock() = Some(RegistryFollower {
+            consumer,
+            apply,
+            last_read: Instant::now(),
+        });
+        return Ok((stores, GlobalReader { stop, handle: None }));
+    }
     let thread_stop = stop.clone();
     let handle = std::thread::Builder::new()
         .name("rill-global".into())
-        .spawn(move || follow(consumer, apply, thread_stop))
+        .spawn(move || follow(consumer, apply, shared, thread_stop))
         .map_err(|source| StreamsError::ThreadStart {
             what: "global table",
             source,
@@ -130,12 +143,57 @@ pub(crate) fn start(
     ))
 }
 
-fn follow(consumer: Box<dyn Consumer>, apply: Applier, stop: Arc<AtomicBool>) {
+/// The registry reader of an application without global tables, read on demand.
+pub(crate) struct RegistryFollower {
+    consumer: Box<dyn Consumer>,
+    apply: Applier,
+    last_read: Instant,
+}
+
+/// How stale the registry may be when a query or the standby keeper reads it: reading it on
+/// every query would cost a poll per `GET`.
+const REGISTRY_REFRESH: Duration = Duration::from_millis(100);
+
+impl RegistryFollower {
+    /// Applies what the registry topic has gained since the last read, unless that read was
+    /// less than [`REGISTRY_REFRESH`] ago.
+    pub(crate) fn refresh(&mut self, shared: &Shared) {
+        if self.last_read.elapsed() < REGISTRY_REFRESH {
+            return;
+        }
+        self.last_read = Instant::now();
+        loop {
+            let read = self
+                .consumer
+                .poll(Duration::ZERO)
+                .map_err(|e| StreamsError::log("reading the instance registry", e))
+                .and_then(|records| {
+                    let more = !records.is_empty();
+                    self.apply.apply(shared, records).map(|()| more)
+                });
+            match read {
+                Ok(true) => continue,
+                Ok(false) => return,
+                Err(error) => {
+                    tracing::warn!(%error, "instance registry not read");
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Closes the registry's consumer.
+    pub(crate) fn close(self) {
+        let _ = self.consumer.close();
+    }
+}
+
+fn follow(consumer: Box<dyn Consumer>, apply: Applier, shared: Arc<Shared>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::Acquire) {
         let result = consumer
             .poll(Duration::from_millis(100))
             .map_err(|e| StreamsError::log("reading global tables", e))
-            .and_then(|records| apply.apply(records));
+            .and_then(|records| apply.apply(&shared, records));
         if let Err(error) = result {
             tracing::error!(%error, "global table reader stopped");
             return;
@@ -147,22 +205,21 @@ fn follow(consumer: Box<dyn Consumer>, apply: Applier, stop: Arc<AtomicBool>) {
 struct Applier {
     by_topic: HashMap<String, Vec<Arc<dyn KeyValueBytesStore>>>,
     registry_topic: String,
-    shared: Arc<Shared>,
 }
 
 impl Applier {
-    fn apply(&self, records: Vec<ConsumedRecord>) -> Result<()> {
+    fn apply(&self, shared: &Shared, records: Vec<ConsumedRecord>) -> Result<()> {
         for record in records {
             let Some(key) = record.key else { continue };
             if *record.topic == *self.registry_topic {
                 let instance = String::from_utf8_lossy(&key).into_owned();
                 // This instance knows its own tasks; its old entry (from before a restart,
                 // perhaps at another address) must not stand in for them.
-                if instance == self.shared.instance_id {
+                if instance == shared.instance_id {
                     continue;
                 }
                 let info = record.value.as_deref().and_then(InstanceInfo::decode);
-                let mut instances = self.shared.instances.write();
+                let mut instances = shared.instances.write();
                 match info {
                     Some(info) => instances.insert(instance, info),
                     None => instances.remove(&instance),

@@ -344,6 +344,7 @@ impl Keeper {
 
     /// The tasks this instance should keep copies of, from the registry.
     fn wanted(&self) -> BTreeSet<TaskId> {
+        self.shared.refresh_registry();
         let instances = self.shared.instances.read();
         let mut ids: Vec<&String> = instances.keys().collect();
         ids.sort();
