@@ -22,7 +22,9 @@ use clap::{CommandFactory, FromArgMatches};
 
 /// mimalloc rather than glibc malloc: the stream threads allocate and free many small buffers
 /// per record (keys, values, serde output), and glibc's arena bookkeeping took about a third
-/// of the order pipeline's CPU.
+/// of the order pipeline's CPU. The `system-allocator` feature leaves it out, so heap profilers
+/// that hook malloc (heaptrack, valgrind) see every allocation.
+#[cfg(not(feature = "system-allocator"))]
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
