@@ -226,7 +226,11 @@ fn def(
 ) -> StoreDef {
     StoreDef {
         name: name.to_string(),
-        kind: StoreKind::InMemory,
+        // On the process's storage engine, as Kafka Streams keeps join buffers in RocksDB:
+        // a buffer holds every record of its window's span, which under a backlog is every
+        // record read, so in memory it grew with the input (the order system's email join
+        // held all orders and payments of a run).
+        kind: StoreKind::Persistent,
         logged: true,
         key_serde,
         value_serde,

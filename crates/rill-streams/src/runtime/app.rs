@@ -310,7 +310,12 @@ impl StreamsApp {
         // Replace what an earlier run of this instance published (its address may differ),
         // so other instances stop forwarding to it before its tasks are back.
         shared.tasks_changed();
-        let (globals, reader) = global::start(self.log.as_ref(), &self.topology, shared.clone())?;
+        let (globals, reader) = global::start(
+            self.log.as_ref(),
+            &self.topology,
+            &config.state_dir,
+            shared.clone(),
+        )?;
         self.global = Some(reader);
         for index in 0..config.threads.max(1) {
             // Rebalancing until the thread's first assignment is in place.

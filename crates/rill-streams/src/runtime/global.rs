@@ -3,6 +3,7 @@
 //! date. Both are read to their end before the application starts processing.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -12,7 +13,7 @@ use rill_log::{ConsumedRecord, Consumer, ConsumerConfig, Log, SeekTo, TopicParti
 
 use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
-use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore};
+use crate::store::{KeyValueBytesStore, PersistentKeyValueStore};
 
 use super::app::Shared;
 use super::instances::InstanceInfo;
@@ -45,17 +46,24 @@ impl Drop for GlobalReader {
 
 /// Creates the global stores, reads global topics and the instance registry to their end, then
 /// keeps reading in a background thread.
+///
+/// Global stores are keyspaces of the process's storage engine (`<state dir>/<application>/
+/// global/<store>`), not maps in memory: a global table holds its whole topic. They are
+/// emptied and read again from the topic's start at every start, so they need no checkpoint.
 pub(crate) fn start(
     log: &dyn Log,
     topology: &Topology,
+    state_dir: &Path,
     shared: Arc<Shared>,
 ) -> Result<(GlobalStores, GlobalReader)> {
     let failed = |e| StreamsError::log("reading global tables", e);
     let mut stores: HashMap<String, Arc<dyn KeyValueBytesStore>> = HashMap::new();
     let mut by_topic: HashMap<String, Vec<Arc<dyn KeyValueBytesStore>>> = HashMap::new();
+    let global_dir = state_dir.join(&shared.application_id).join("global");
     for global in &topology.global_stores {
-        let engine: Arc<dyn KeyValueBytesStore> =
-            Arc::new(InMemoryKeyValueStore::new(global.name.clone()));
+        let store = PersistentKeyValueStore::open(&global_dir, &global.name)?;
+        store.clear()?;
+        let engine: Arc<dyn KeyValueBytesStore> = Arc::new(store);
         stores.insert(global.name.clone(), engine.clone());
         by_topic
             .entry(global.topic.clone())
