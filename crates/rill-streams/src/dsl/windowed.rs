@@ -122,7 +122,7 @@ fn invalid<K, V>(stream: &KStream<K, V>, reason: String) {
         .graph
         .borrow_mut()
         .errors
-        .push(crate::StreamsError::Topology { reason });
+        .push(crate::StreamsError::InvalidWindows { reason });
 }
 
 /// A stream windowed by time ([`TimeWindows`] or [`SlidingWindows`]).

@@ -515,14 +515,12 @@ impl StreamsApp {
         value_serde: SharedSerde<V>,
     ) -> Result<QueryableStore<K, V>> {
         let shared = self.shared()?.clone();
-        let partitions =
-            *shared
-                .layout
-                .store_partitions
-                .get(name)
-                .ok_or_else(|| StreamsError::Topology {
-                    reason: format!("no store named '{name}' in this topology"),
-                })?;
+        let partitions = *shared.layout.store_partitions.get(name).ok_or_else(|| {
+            StreamsError::UnknownStore {
+                store: name.to_string(),
+                used_by: None,
+            }
+        })?;
         Ok(QueryableStore {
             shared,
             name: name.to_string(),

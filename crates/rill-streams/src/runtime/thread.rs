@@ -227,10 +227,11 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
     Ok(())
 }
 
-/// Rebuilds the thread's tasks after an error that means lost ownership; other errors stop it.
+/// Rebuilds the thread's tasks after an error that means lost ownership or a transient
+/// failure; other errors stop it.
 fn recover_or_fail(consumer: &dyn Consumer, error: StreamsError) -> Result<()> {
     if ThreadTasks::is_recoverable(&error) {
-        tracing::warn!(%error, "rebuilding tasks after losing ownership");
+        tracing::warn!(%error, class = ?error.class(), "rebuilding tasks from their last commit");
         with_tasks(|tasks| tasks.reset(consumer, &[]))
     } else {
         Err(error)
