@@ -14,8 +14,8 @@ use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
 use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore};
 
-use super::app::Shared;
 use super::instances::InstanceInfo;
+use super::shared::Shared;
 use super::topics::instances_topic;
 
 /// Global store engines by store name.

@@ -14,10 +14,10 @@ use crate::graph::{PersistentStores, TaskStateTemplate, Topology};
 use crate::store::KeyValueBytesStore;
 use crate::task::{Task, TaskId};
 
-use super::app::Shared;
 use super::collector::ProducerCollector;
 use super::config::{ProcessingGuarantee, StreamsConfig};
 use super::restore::{STALL_LIMIT, restore};
+use super::shared::Shared;
 
 /// A task with its input buffered per partition.
 struct RunningTask {
