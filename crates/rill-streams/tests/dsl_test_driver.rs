@@ -544,8 +544,7 @@ fn errors_keep_their_source() {
     for topic in ["in", "rows"] {
         let error = driver
             .pipe_raw(topic, Some(Bytes::from("k")), Some(Bytes::from("abc")), 1)
-            .err()
-            .expect("three bytes are no i64");
+            .expect_err("three bytes are no i64");
         match &error {
             StreamsError::Serde {
                 topic: named, what, ..
@@ -587,10 +586,7 @@ fn errors_keep_their_source() {
         .stream::<String, String>("in")
         .process(|| Refuser, &[]);
     let mut driver = TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap();
-    let error = driver
-        .pipe("in", &s("k"), &s("v"), 1)
-        .err()
-        .expect("refused");
+    let error = driver.pipe("in", &s("k"), &s("v"), 1).expect_err("refused");
     assert_eq!(error.class(), ErrorClass::Record);
     assert!(
         error
@@ -604,8 +600,7 @@ fn errors_keep_their_source() {
     let file = dir.path().join("a-file");
     std::fs::write(&file, b"not a directory").unwrap();
     let error = rill_streams::PersistentKeyValueStore::open(&file, "s")
-        .err()
-        .expect("a file is no state directory");
+        .expect_err("a file is no state directory");
     assert!(
         matches!(error, StreamsError::StoreEngine { .. }),
         "{error:?}"
