@@ -48,7 +48,7 @@ pub use dsl::{
     CountWindows, EventIntervalWindows, EventWindowedKStream, JoinWindows, SessionWindowedKStream,
     SessionWindows, SlidingWindows, TimeWindowedKStream, TimeWindows, WindowSpec,
 };
-pub use error::{Result, StreamsError};
+pub use error::{ErrorClass, Result, StreamsError};
 pub use graph::{
     InternalTopicKind, PersistentStores, StoreKind, Subtopology, Topology, changelog_topic,
 };

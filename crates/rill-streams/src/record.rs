@@ -5,7 +5,7 @@ use std::sync::Arc;
 use rill_log::{ConsumedRecord, Header};
 
 use crate::error::{Result, StreamsError};
-use crate::serde::Serde;
+use crate::serde::{Serde, SerdeError};
 
 /// A typed record flowing through a topology.
 #[derive(Debug, Clone, PartialEq)]
@@ -75,7 +75,8 @@ pub struct RecordContext {
 
 impl<K: 'static, V: 'static> Record<K, V> {
     /// Decodes a record read from the log with `key_serde` and `value_serde`: the one decode
-    /// path of stream sources, table sources and the test driver.
+    /// path of stream sources, table sources (through [`decode_row`](Record::decode_row)) and
+    /// the test driver.
     pub(crate) fn decode(
         raw: &ConsumedRecord,
         key_serde: &dyn Serde<K>,
@@ -100,26 +101,64 @@ impl<K: 'static, V: 'static> Record<K, V> {
         headers: Vec<Header>,
         (key_serde, value_serde): (&dyn Serde<K>, &dyn Serde<V>),
     ) -> Result<Self> {
-        let failed = |what| {
-            move |source| StreamsError::Serde {
-                topic: topic.into(),
-                what,
-                source,
-            }
-        };
-        let key = key_serde
-            .deserialize(topic, key.unwrap_or_default())
-            .map_err(failed("key"))?;
-        let value = match value {
+        decode_with(topic, key, timestamp, headers, key_serde, || match value {
             Some(bytes) => value_serde.deserialize(topic, bytes),
             None => value_serde.deserialize_null(topic),
-        }
-        .map_err(failed("value"))?;
-        Ok(Record {
-            key,
-            value,
-            timestamp,
-            headers,
         })
     }
+}
+
+impl<K: 'static, V: 'static> Record<K, Option<V>> {
+    /// Decodes a record of a table's topic: a record without a value deletes its key, so it
+    /// decodes to `None` whatever the value serde makes of a null; other values go through
+    /// `value_serde`. Errors are those of [`decode`](Record::decode).
+    pub(crate) fn decode_row(
+        raw: &ConsumedRecord,
+        key_serde: &dyn Serde<K>,
+        value_serde: &dyn Serde<V>,
+    ) -> Result<Self> {
+        let topic = &*raw.topic;
+        decode_with(
+            topic,
+            raw.key.as_deref(),
+            raw.timestamp,
+            raw.headers.clone(),
+            key_serde,
+            || {
+                raw.value
+                    .as_deref()
+                    .map(|bytes| value_serde.deserialize(topic, bytes))
+                    .transpose()
+            },
+        )
+    }
+}
+
+/// Decodes the key with `key_serde` and the value with `value`, naming the topic and the
+/// part that failed in the error.
+fn decode_with<K: 'static, V>(
+    topic: &str,
+    key: Option<&[u8]>,
+    timestamp: i64,
+    headers: Vec<Header>,
+    key_serde: &dyn Serde<K>,
+    value: impl FnOnce() -> std::result::Result<V, SerdeError>,
+) -> Result<Record<K, V>> {
+    let failed = |what| {
+        move |source| StreamsError::Serde {
+            topic: topic.into(),
+            what,
+            source,
+        }
+    };
+    let key = key_serde
+        .deserialize(topic, key.unwrap_or_default())
+        .map_err(failed("key"))?;
+    let value = value().map_err(failed("value"))?;
+    Ok(Record {
+        key,
+        value,
+        timestamp,
+        headers,
+    })
 }

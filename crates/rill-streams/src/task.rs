@@ -14,7 +14,7 @@ use std::sync::Arc;
 use rill_log::{ConsumedRecord, Header};
 
 use crate::collector::{OutputRecord, RecordCollector};
-use crate::error::{Result, StreamsError};
+use crate::error::{ErrorClass, Result, StreamsError};
 use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{Record, RecordContext};
 use crate::store::KeyValueBytesStore;
@@ -214,16 +214,12 @@ impl Task {
 
     /// Processes one input record, then fires stream-time punctuators it made due.
     pub fn process(&mut self, record: &ConsumedRecord) -> Result<()> {
-        let source =
-            self.sources
-                .get(&*record.topic)
-                .cloned()
-                .ok_or_else(|| StreamsError::Topology {
-                    reason: format!(
-                        "task {} has no source for topic '{}'",
-                        self.state.task_id, record.topic
-                    ),
-                })?;
+        let source = self.sources.get(&*record.topic).cloned().ok_or_else(|| {
+            StreamsError::UnknownSource {
+                task: self.state.task_id,
+                topic: record.topic.to_string(),
+            }
+        })?;
         self.state.metrics.records_in += 1;
         self.state.record_context = Some(RecordContext {
             topic: record.topic.clone(),
@@ -262,7 +258,7 @@ impl Task {
         record: &ConsumedRecord,
         error: StreamsError,
     ) -> Result<()> {
-        if !error.concerns_one_record() {
+        if error.class() != ErrorClass::Record {
             return Err(error);
         }
         match self.state.processing.clone() {
@@ -322,18 +318,19 @@ impl Task {
     }
 }
 
-/// Sends an undecodable record to the dead-letter topic with the reason in its headers.
-pub(crate) fn dead_letter(
+/// Applies the deserialization policy to a record a source could not decode: fails the
+/// task, or sends the record to the dead-letter topic with the reason in its headers.
+pub(crate) fn undecodable(
     task: &mut TaskState,
     record: &ConsumedRecord,
-    error: &StreamsError,
+    error: StreamsError,
 ) -> Result<()> {
-    let DeserializationPolicy::DeadLetter { topic } = task.deserialization.clone() else {
-        return Err(StreamsError::Topology {
-            reason: "no dead-letter topic".into(),
-        });
-    };
-    send_dead_letter(task, &topic, record, error)
+    match task.deserialization.clone() {
+        DeserializationPolicy::Fail => Err(error),
+        DeserializationPolicy::DeadLetter { topic } => {
+            send_dead_letter(task, &topic, record, &error)
+        }
+    }
 }
 
 /// Sends `record`, unchanged, to `topic` with `error` and its origin in the headers.

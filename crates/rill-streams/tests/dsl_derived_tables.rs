@@ -146,7 +146,10 @@ fn split_without_a_default_drops_what_no_branch_takes_and_refuses_duplicate_name
         .no_default_branch();
     let error = builder.build().err().expect("refused");
     assert!(
-        error.to_string().contains("two branches named 'same'"),
-        "{error}"
+        matches!(
+            &error,
+            rill_streams::StreamsError::DuplicateName { kind: "split branch", name } if name == "same"
+        ),
+        "{error:?}"
     );
 }

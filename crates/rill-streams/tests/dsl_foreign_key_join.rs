@@ -121,5 +121,14 @@ fn a_foreign_key_join_needs_materialized_tables() {
         StoreOptions::in_memory("joined"),
     );
     let error = builder.build().err().expect("refused");
+    assert!(
+        matches!(
+            error,
+            rill_streams::StreamsError::NotMaterialized {
+                operation: "a foreign-key join"
+            }
+        ),
+        "{error:?}"
+    );
     assert!(error.to_string().contains("materialize"), "{error}");
 }

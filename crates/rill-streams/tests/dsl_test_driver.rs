@@ -5,8 +5,9 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use rill_streams::{
-    InitContext, KeyValueStore, Processor, ProcessorContext, PunctuationType, PunctuatorId, Record,
-    Result, StoreOptions, StreamsBuilder, TopologyTestDriver,
+    DeserializationPolicy, ErrorClass, InitContext, KeyValueStore, Processor, ProcessorContext,
+    PunctuationType, PunctuatorId, Record, Result, StoreOptions, StreamsBuilder, StreamsError,
+    TopologyTestDriver,
 };
 
 fn s(text: &str) -> String {
@@ -444,12 +445,54 @@ fn a_processor_asking_for_an_unconnected_store_fails_clearly() {
     let error = TopologyTestDriver::new(builder.build().unwrap(), "app")
         .err()
         .expect("init fails");
-    assert!(
-        error
-            .to_string()
-            .contains("not connected to store 'secret'"),
-        "{error}"
-    );
+    match &error {
+        StreamsError::StoreNotConnected { store, .. } => assert_eq!(store, "secret"),
+        other => panic!("expected StoreNotConnected, got {other:?}"),
+    }
+    assert_eq!(error.class(), ErrorClass::InvalidInput);
+}
+
+#[test]
+fn a_processor_asking_for_a_store_with_another_value_type_gets_a_typed_error() {
+    struct Confused;
+    impl Processor<String, String, String, String> for Confused {
+        fn process(
+            &mut self,
+            _: &mut ProcessorContext<'_, String, String>,
+            _: Record<String, String>,
+        ) -> Result<()> {
+            Ok(())
+        }
+    }
+    let builder = StreamsBuilder::new();
+    builder
+        .add_state_store::<String, i64>(StoreOptions::in_memory("counts"))
+        .unwrap();
+    let _: rill_streams::KStream<String, String> =
+        builder.stream::<String, String>("in").process_built(
+            |ctx| {
+                // The store holds i64 values.
+                ctx.key_value_store::<String, String>("counts")?;
+                Ok(Confused)
+            },
+            &["counts"],
+        );
+    let error = TopologyTestDriver::new(builder.build().unwrap(), "app")
+        .err()
+        .expect("init fails");
+    match &error {
+        StreamsError::StoreType {
+            store,
+            what,
+            expected,
+        } => {
+            assert_eq!(store, "counts");
+            assert_eq!(*what, "value");
+            assert_eq!(*expected, std::any::type_name::<String>());
+        }
+        other => panic!("expected StoreType, got {other:?}"),
+    }
+    assert_eq!(error.class(), ErrorClass::InvalidInput);
 }
 
 #[test]
@@ -459,14 +502,116 @@ fn duplicate_store_names_and_unknown_stores_are_refused_at_build() {
     stream.group_by_key().count(StoreOptions::in_memory("c"));
     stream.group_by_key().count(StoreOptions::in_memory("c"));
     let error = builder.build().err().expect("duplicate store");
-    assert!(error.to_string().contains("'c' exists already"), "{error}");
+    assert!(
+        matches!(&error, StreamsError::DuplicateName { kind: "store", name } if name == "c"),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::InvalidInput);
 
     let builder = StreamsBuilder::new();
     let _: rill_streams::KStream<String, String> = builder
         .stream::<String, String>("in")
         .process(|| Noop, &["missing"]);
     let error = builder.build().err().expect("unknown store");
-    assert!(error.to_string().contains("never added"), "{error}");
+    match &error {
+        StreamsError::UnknownStore {
+            store,
+            used_by: Some(node),
+        } => {
+            assert_eq!(store, "missing");
+            assert!(node.starts_with("KSTREAM-PROCESSOR"), "{node}");
+        }
+        other => panic!("expected UnknownStore, got {other:?}"),
+    }
+    assert_eq!(error.class(), ErrorClass::InvalidInput);
+}
+
+#[test]
+fn errors_keep_their_source() {
+    use std::error::Error as _;
+
+    // An undecodable value, read by a stream's source or a table's: the serde's error is
+    // the source, and only the record failed.
+    let builder = StreamsBuilder::new();
+    builder.stream::<String, i64>("in").to("out");
+    builder.table::<String, i64>("rows", StoreOptions::in_memory("rows"));
+    let mut driver = TopologyTestDriver::with_policy(
+        builder.build().unwrap(),
+        "app",
+        DeserializationPolicy::Fail,
+    )
+    .unwrap();
+    for topic in ["in", "rows"] {
+        let error = driver
+            .pipe_raw(topic, Some(Bytes::from("k")), Some(Bytes::from("abc")), 1)
+            .expect_err("three bytes are no i64");
+        match &error {
+            StreamsError::Serde {
+                topic: named, what, ..
+            } => {
+                assert_eq!(named, topic);
+                assert_eq!(*what, "value");
+            }
+            other => panic!("expected a Serde error, got {other:?}"),
+        }
+        assert_eq!(error.class(), ErrorClass::Record);
+        assert!(
+            error
+                .source()
+                .is_some_and(|s| s.downcast_ref::<rill_streams::SerdeError>().is_some()),
+            "{error:?}"
+        );
+    }
+    // A table row without a value is a delete, not an undecodable record.
+    driver
+        .pipe_raw("rows", Some(Bytes::from("k")), None, 2)
+        .expect("a tombstone deletes");
+
+    // A processor's own error comes back as itself.
+    #[derive(Debug, thiserror::Error)]
+    #[error("refused")]
+    struct Refused;
+    struct Refuser;
+    impl Processor<String, String, String, String> for Refuser {
+        fn process(
+            &mut self,
+            _: &mut ProcessorContext<'_, String, String>,
+            _: Record<String, String>,
+        ) -> Result<()> {
+            Err(StreamsError::processor("refuser", Refused))
+        }
+    }
+    let builder = StreamsBuilder::new();
+    let _: rill_streams::KStream<String, String> = builder
+        .stream::<String, String>("in")
+        .process(|| Refuser, &[]);
+    let mut driver = TopologyTestDriver::new(builder.build().unwrap(), "app").unwrap();
+    let error = driver.pipe("in", &s("k"), &s("v"), 1).expect_err("refused");
+    assert_eq!(error.class(), ErrorClass::Record);
+    assert!(
+        error
+            .source()
+            .is_some_and(|s| s.downcast_ref::<Refused>().is_some()),
+        "{error:?}"
+    );
+
+    // A store the engine cannot create: the file system's error is the source.
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("a-file");
+    std::fs::write(&file, b"not a directory").unwrap();
+    let error = rill_streams::PersistentKeyValueStore::open(&file, "s")
+        .expect_err("a file is no state directory");
+    assert!(
+        matches!(error, StreamsError::StoreEngine { .. }),
+        "{error:?}"
+    );
+    assert_eq!(error.class(), ErrorClass::Fatal);
+    assert!(
+        error
+            .source()
+            .is_some_and(|s| s.downcast_ref::<std::io::Error>().is_some()),
+        "{error:?}"
+    );
 }
 
 struct Noop;

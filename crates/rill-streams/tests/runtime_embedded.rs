@@ -416,7 +416,13 @@ fn a_repartition_with_no_partitions_is_refused_at_build() {
         .repartition_as(rill_streams::Repartitioned::named("none").partitions(0))
         .to("out");
     let error = builder.build().err().expect("refused");
-    assert!(error.to_string().contains("at least 1"), "{error}");
+    assert!(
+        matches!(
+            &error,
+            rill_streams::StreamsError::InvalidPartitions { topic, partitions: 0 } if topic == "none"
+        ),
+        "{error:?}"
+    );
 }
 
 #[test]
@@ -498,6 +504,14 @@ fn interactive_queries_scan_ranges_and_prefixes_over_the_local_partitions_in_key
         vec![("apple".to_string(), 2), ("apricot".to_string(), 1)]
     );
     assert_eq!(counts.all_local().expect("all").len(), 5);
+    // A store the topology does not have is named in a typed error.
+    match app.store::<String, i64>("count") {
+        Err(rill_streams::StreamsError::UnknownStore {
+            store,
+            used_by: None,
+        }) => assert_eq!(store, "count"),
+        other => panic!("expected UnknownStore, got {:?}", other.err()),
+    }
     app.close().expect("close");
 }
 

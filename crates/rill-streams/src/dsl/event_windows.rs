@@ -13,8 +13,8 @@ use crate::record::Record;
 use crate::serde::{Serde, SerdeError, SharedSerde};
 use crate::store::{KeyValueStore, Window, Windowed};
 
+use super::folder::Folder;
 use super::table::Change;
-use super::windowed::Folder;
 use super::windows::{CountWindows, EventIntervalWindows};
 
 /// Which event windows an aggregation uses.

@@ -111,11 +111,12 @@ where
     {
         let (Some(left_store), Some(right_store)) = (self.store.clone(), right.store.clone())
         else {
-            self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                reason: "foreign-key joins need both tables materialized: call `materialize` \
-                         on a derived table"
-                    .into(),
-            });
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(StreamsError::NotMaterialized {
+                    operation: "a foreign-key join",
+                });
             return KTable::new(self.graph.clone(), self.node, None);
         };
         let subscriptions_store = format!("{}-fk-subscriptions", store.name);

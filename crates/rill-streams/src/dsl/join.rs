@@ -55,9 +55,12 @@ where
         VR: Clone + 'static,
     {
         let Some(store) = table.store.clone() else {
-            self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                reason: "a stream can only join a materialized table: call `materialize` on the derived table".into(),
-            });
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(StreamsError::NotMaterialized {
+                    operation: "a stream-table join",
+                });
             return KStream::new(self.graph.clone(), self.node, self.key_changed);
         };
         let stream = if self.key_changed {
@@ -76,9 +79,14 @@ where
                 .find(|def| def.name == store)
                 .and_then(|def| def.value_serde.downcast_ref::<SharedSerde<VT>>().cloned());
             let Some(value_serde) = value_serde else {
-                self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                    reason: format!("store '{store}' does not hold the joined value type"),
-                });
+                self.graph
+                    .borrow_mut()
+                    .errors
+                    .push(StreamsError::StoreType {
+                        store: store.clone(),
+                        what: "value",
+                        expected: std::any::type_name::<VT>(),
+                    });
                 return KStream::new(self.graph.clone(), self.node, self.key_changed);
             };
             return stream.add_built(
@@ -290,9 +298,12 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
     {
         let (Some(left_store), Some(right_store)) = (self.store.clone(), other.store.clone())
         else {
-            self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                reason: "table-table joins need both tables materialized: call `materialize` on a derived table".into(),
-            });
+            self.graph
+                .borrow_mut()
+                .errors
+                .push(StreamsError::NotMaterialized {
+                    operation: "a table-table join",
+                });
             return KTable::new(self.graph.clone(), self.node, None);
         };
         let stores = vec![left_store.clone(), right_store.clone()];

@@ -6,6 +6,7 @@ mod builder;
 mod cogroup;
 mod event_windows;
 mod fk_join;
+mod folder;
 mod grouped;
 mod grouped_table;
 mod join;

@@ -5,9 +5,9 @@ use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::store::{SessionStore, Window, Windowed};
 
+use super::folder::{Folder, Merger};
 use super::table::Change;
 use super::window_aggregate::record_late;
-use super::windowed::{Folder, Merger};
 use super::windows::SessionWindows;
 
 /// Finds the open sessions of the record's key within the gap, merges them with the record

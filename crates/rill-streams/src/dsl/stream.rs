@@ -90,13 +90,12 @@ impl<K: Clone + 'static, V: Clone + 'static> BranchedKStream<K, V> {
         let mut seen = std::collections::BTreeSet::new();
         for name in &names {
             if !seen.insert(name) {
-                self.stream
-                    .graph
-                    .borrow_mut()
-                    .errors
-                    .push(crate::error::StreamsError::Topology {
-                        reason: format!("split has two branches named '{name}'"),
-                    });
+                self.stream.graph.borrow_mut().errors.push(
+                    crate::error::StreamsError::DuplicateName {
+                        kind: "split branch",
+                        name: name.clone(),
+                    },
+                );
             }
         }
         names
@@ -546,15 +545,13 @@ impl<K: Clone + 'static, V: Clone + 'static> KStream<K, V> {
     ///     .to("clicks-by-page");
     /// ```
     pub fn repartition_as(&self, options: Repartitioned<K, V>) -> Self {
-        if options.partitions.is_some_and(|n| n < 1) {
+        if let Some(partitions) = options.partitions.filter(|&n| n < 1) {
             self.graph
                 .borrow_mut()
                 .errors
-                .push(crate::error::StreamsError::Topology {
-                    reason: format!(
-                        "repartition '{}' asks for {:?} partitions; at least 1 is needed",
-                        options.name, options.partitions
-                    ),
+                .push(crate::error::StreamsError::InvalidPartitions {
+                    topic: options.name.clone(),
+                    partitions,
                 });
         }
         self.repartition_into(

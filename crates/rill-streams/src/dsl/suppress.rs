@@ -69,11 +69,12 @@ where
             Some(Some(after)) => after,
             Some(None) => return self.clone(),
             None => {
-                self.graph.borrow_mut().errors.push(StreamsError::Topology {
-                    reason: "suppress_until_window_closes needs the table of a windowed \
-                             aggregation"
-                        .into(),
-                });
+                self.graph
+                    .borrow_mut()
+                    .errors
+                    .push(StreamsError::NotWindowed {
+                        operation: "suppress_until_window_closes",
+                    });
                 return self.clone();
             }
         };

@@ -5,14 +5,14 @@ use std::sync::Arc;
 
 use rill_log::ConsumedRecord;
 
-use crate::error::{Result, StreamsError};
+use crate::error::Result;
 use crate::graph::StoreDef;
 use crate::graph::{GraphBuilder, NodeId};
 use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::KeyValueStore;
-use crate::task::{Child, DeserializationPolicy, RawSource, TaskState, dead_letter};
+use crate::task::{Child, RawSource, TaskState, undecodable};
 
 use super::KStream;
 use super::builder::StoreOptions;
@@ -245,40 +245,9 @@ pub(crate) struct TableSource<K, V> {
     pub children: Vec<Child<K, Option<V>>>,
 }
 
-impl<K: Clone + 'static, V: Clone + 'static> TableSource<K, V> {
-    fn decode(&self, record: &ConsumedRecord) -> Result<Record<K, Option<V>>> {
-        let topic = &*record.topic;
-        let key = self
-            .key_serde
-            .deserialize(topic, record.key.as_deref().unwrap_or_default())
-            .map_err(|source| StreamsError::Serde {
-                topic: topic.into(),
-                what: "key",
-                source,
-            })?;
-        let value =
-            match record.value.as_deref() {
-                None => None,
-                Some(bytes) => Some(self.value_serde.deserialize(topic, bytes).map_err(
-                    |source| StreamsError::Serde {
-                        topic: topic.into(),
-                        what: "value",
-                        source,
-                    },
-                )?),
-            };
-        Ok(Record {
-            key,
-            value,
-            timestamp: record.timestamp,
-            headers: record.headers.clone(),
-        })
-    }
-}
-
 impl<K: Clone + 'static, V: Clone + 'static> RawSource for TableSource<K, V> {
     fn process_raw(&mut self, task: &mut TaskState, record: &ConsumedRecord) -> Result<()> {
-        match self.decode(record) {
+        match Record::decode_row(record, &*self.key_serde, &*self.value_serde) {
             Ok(typed) => {
                 task.advance_stream_time(typed.timestamp);
                 for child in &self.children {
@@ -286,10 +255,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for TableSource<K, V> {
                 }
                 Ok(())
             }
-            Err(error) => match task.deserialization {
-                DeserializationPolicy::Fail => Err(error),
-                DeserializationPolicy::DeadLetter { .. } => dead_letter(task, record, &error),
-            },
+            Err(error) => undecodable(task, record, error),
         }
     }
 }

@@ -5,8 +5,8 @@ use crate::processor::{InitContext, Processor, ProcessorContext};
 use crate::record::Record;
 use crate::store::{Window, WindowStore, Windowed};
 
+use super::folder::Folder;
 use super::table::Change;
-use super::windowed::Folder;
 use super::windows::{SlidingWindows, TimeWindows};
 
 /// Counts a record dropped because the windows it belongs to have closed.

@@ -1,8 +1,8 @@
 //! Windowed grouped streams: [`KGroupedStream::windowed_by`] with a window specification
 //! gives a stream whose count / reduce / aggregate produce a table keyed by
 //! [`Windowed`] keys. The operators live in their own files (`window_aggregate`,
-//! `session_aggregate`, `event_windows`); this file holds the DSL types and the shared
-//! "add an aggregation node" step.
+//! `session_aggregate`, `event_windows`) and fold values with `folder::Folder`; this
+//! file holds the DSL types and the shared "add an aggregation node" step.
 
 use std::any::Any;
 use std::sync::Arc;
@@ -16,6 +16,7 @@ use crate::store::Windowed;
 use super::KStream;
 use super::builder::StoreOptions;
 use super::event_windows::{EventKind, EventWindowAggregate, EventWindowsSerde};
+use super::folder::{Folder, Merger};
 use super::grouped::KGroupedStream;
 use super::session_aggregate::SessionAggregate;
 use super::table::{Change, KTable};
@@ -23,58 +24,6 @@ use super::window_aggregate::{SlidingWindowAggregate, TimeWindowAggregate};
 use super::windows::{
     CountWindows, EventIntervalWindows, SessionWindows, SlidingWindows, TimeWindows,
 };
-
-/// Folds one value into an aggregate (`None`: no aggregate yet).
-type FoldFn<K, V, A> = Arc<dyn Fn(&K, &V, Option<A>) -> Option<A> + Send + Sync>;
-
-/// `Option`-folding aggregation shared by count / reduce / aggregate: `initial` is `None` for
-/// reduce (the first value starts the result), `aggregator` folds one value in.
-pub(crate) struct Folder<K, V, A> {
-    pub initial: Arc<dyn Fn() -> Option<A> + Send + Sync>,
-    pub aggregator: FoldFn<K, V, A>,
-}
-
-impl<K, V, A> Clone for Folder<K, V, A> {
-    fn clone(&self) -> Self {
-        Folder {
-            initial: self.initial.clone(),
-            aggregator: self.aggregator.clone(),
-        }
-    }
-}
-
-impl<K: 'static, V: Clone + 'static, A: 'static> Folder<K, V, A> {
-    /// Folds `value` into `current` (or into the initial value when there is none yet).
-    pub fn fold(&self, key: &K, value: &V, current: Option<A>) -> Option<A> {
-        (self.aggregator)(key, value, current.or_else(|| (self.initial)()))
-    }
-
-    fn aggregate(
-        initializer: impl Fn() -> A + Send + Sync + 'static,
-        aggregator: impl Fn(&K, &V, A) -> A + Send + Sync + 'static,
-    ) -> Self {
-        Folder {
-            initial: Arc::new(move || Some(initializer())),
-            aggregator: Arc::new(move |key, value, current| {
-                current.map(|current| aggregator(key, value, current))
-            }),
-        }
-    }
-}
-
-impl<K: 'static, V: Clone + 'static> Folder<K, V, V> {
-    fn reduce(reducer: impl Fn(&V, &V) -> V + Send + Sync + 'static) -> Self {
-        Folder {
-            initial: Arc::new(|| None),
-            aggregator: Arc::new(move |_, value, current| {
-                Some(match current {
-                    Some(current) => reducer(&current, value),
-                    None => value.clone(),
-                })
-            }),
-        }
-    }
-}
 
 /// A window specification that can window a grouped stream: [`TimeWindows`],
 /// [`SlidingWindows`], [`SessionWindows`], [`CountWindows`] and [`EventIntervalWindows`].
@@ -122,7 +71,7 @@ fn invalid<K, V>(stream: &KStream<K, V>, reason: String) {
         .graph
         .borrow_mut()
         .errors
-        .push(crate::StreamsError::Topology { reason });
+        .push(crate::StreamsError::InvalidWindows { reason });
 }
 
 /// A stream windowed by time ([`TimeWindows`] or [`SlidingWindows`]).
@@ -307,9 +256,6 @@ where
         })
     }
 }
-
-/// Combines the aggregates of two sessions.
-pub(crate) type Merger<K, A> = Arc<dyn Fn(&K, A, A) -> A + Send + Sync>;
 
 /// A stream windowed by event counts ([`CountWindows`]) or marker events
 /// ([`EventIntervalWindows`]). Its windows are emitted once, when they close.

@@ -192,8 +192,9 @@ impl GraphBuilder {
             .iter()
             .any(|existing| existing.name == store.name)
         {
-            return Err(StreamsError::Topology {
-                reason: format!("a store named '{}' exists already", store.name),
+            return Err(StreamsError::DuplicateName {
+                kind: "store",
+                name: store.name,
             });
         }
         self.stores.push(store);
@@ -218,11 +219,9 @@ impl GraphBuilder {
                 let known = self.stores.iter().any(|s| &s.name == store)
                     || self.global_stores.iter().any(|s| &s.name == store);
                 if !known {
-                    return Err(StreamsError::Topology {
-                        reason: format!(
-                            "'{}' uses store '{store}', which was never added",
-                            node.name
-                        ),
+                    return Err(StreamsError::UnknownStore {
+                        store: store.clone(),
+                        used_by: Some(node.name.clone()),
                     });
                 }
             }
@@ -303,12 +302,10 @@ pub(crate) fn downcast_children<K: 'static, V: 'static>(
             child
                 .downcast_ref::<Child<K, V>>()
                 .cloned()
-                .ok_or_else(|| StreamsError::Topology {
-                    reason: format!(
-                        "a child of '{node}' does not take ({}, {}) records",
-                        std::any::type_name::<K>(),
-                        std::any::type_name::<V>()
-                    ),
+                .ok_or_else(|| StreamsError::ChildType {
+                    node: node.to_string(),
+                    key: std::any::type_name::<K>(),
+                    value: std::any::type_name::<V>(),
                 })
         })
         .collect()
@@ -452,8 +449,8 @@ impl Topology {
         let subtopology =
             self.subtopologies
                 .get(id.subtopology)
-                .ok_or_else(|| StreamsError::Topology {
-                    reason: format!("no sub-topology {}", id.subtopology),
+                .ok_or(StreamsError::UnknownSubtopology {
+                    subtopology: id.subtopology,
                 })?;
         let mut task_stores = HashMap::new();
         for name in &subtopology.stores {
@@ -461,8 +458,9 @@ impl Topology {
                 .stores
                 .iter()
                 .find(|s| &s.name == name)
-                .ok_or_else(|| StreamsError::Topology {
-                    reason: format!("store '{name}' is used but not added"),
+                .ok_or_else(|| StreamsError::UnknownStore {
+                    store: name.clone(),
+                    used_by: None,
                 })?;
             task_stores.insert(
                 name.clone(),

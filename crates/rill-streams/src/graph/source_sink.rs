@@ -9,7 +9,7 @@ use crate::collector::OutputRecord;
 use crate::error::{Result, StreamsError};
 use crate::record::Record;
 use crate::serde::SharedSerde;
-use crate::task::{Child, DeserializationPolicy, Node, RawSource, TaskState, dead_letter};
+use crate::task::{Child, Node, RawSource, TaskState, undecodable};
 
 /// Deserializes records of its topics, stamps them with their event time and forwards them.
 pub(crate) struct SourceNode<K, V> {
@@ -47,12 +47,7 @@ impl<K: Clone + 'static, V: Clone + 'static> RawSource for SourceNode<K, V> {
             .and_then(|typed| self.stamp(record, typed))
         {
             Ok(typed) => typed,
-            Err(error) => {
-                return match task.deserialization {
-                    DeserializationPolicy::Fail => Err(error),
-                    DeserializationPolicy::DeadLetter { .. } => dead_letter(task, record, &error),
-                };
-            }
+            Err(error) => return undecodable(task, record, error),
         };
         task.advance_stream_time(typed.timestamp);
         if let Some((last, others)) = self.children.split_last() {

@@ -40,22 +40,18 @@ impl InitContext<'_> {
         name: &str,
     ) -> Result<KeyValueStore<K, V>> {
         if !self.stores.iter().any(|store| store == name) {
-            return Err(StreamsError::Topology {
-                reason: format!(
-                    "processor '{}' is not connected to store '{name}'",
-                    self.node_name
-                ),
+            return Err(StreamsError::StoreNotConnected {
+                processor: self.node_name.to_string(),
+                store: name.to_string(),
             });
         }
         let store = self
             .task
             .stores
             .get(name)
-            .ok_or_else(|| StreamsError::Topology {
-                reason: format!(
-                    "store '{name}' is not registered in task {}",
-                    self.task.task_id
-                ),
+            .ok_or_else(|| StreamsError::UnknownStore {
+                store: name.to_string(),
+                used_by: Some(self.node_name.to_string()),
             })?;
         let key_serde = downcast_serde::<K>(&store.key_serde, name, "key")?;
         let value_serde = downcast_serde::<V>(&store.value_serde, name, "value")?;
@@ -113,16 +109,15 @@ impl InitContext<'_> {
 fn downcast_serde<T: 'static>(
     serde: &Arc<dyn Any + Send + Sync>,
     store: &str,
-    what: &str,
+    what: &'static str,
 ) -> Result<SharedSerde<T>> {
     serde
         .downcast_ref::<SharedSerde<T>>()
         .cloned()
-        .ok_or_else(|| StreamsError::Topology {
-            reason: format!(
-                "store '{store}' holds {what}s of another type than {}",
-                std::any::type_name::<T>()
-            ),
+        .ok_or_else(|| StreamsError::StoreType {
+            store: store.to_string(),
+            what,
+            expected: std::any::type_name::<T>(),
         })
 }
 

@@ -89,8 +89,8 @@ impl<F, P> BuiltInInit<F, P> {
         let node = &self.node;
         self.built
             .as_mut()
-            .ok_or_else(|| crate::error::StreamsError::Topology {
-                reason: format!("processor '{node}' got a record before it was initialised"),
+            .ok_or_else(|| crate::error::StreamsError::NotInitialised {
+                node: node.to_string(),
             })
     }
 }

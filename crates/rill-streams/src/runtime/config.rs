@@ -90,7 +90,7 @@ pub struct StreamsConfig {
     /// Told how the restores of stores from their changelogs progress (none by default).
     pub restore_listener: Option<Arc<dyn RestoreListener>>,
     /// Told of every change of the application's state (none by default).
-    pub state_listener: Option<super::app::StateListener>,
+    pub state_listener: Option<super::lifecycle::StateListener>,
     /// Test hook: asked at each [`FaultPoint`]; answering `true` stops the thread there as if
     /// the process died (no commit, no clean shutdown).
     #[doc(hidden)]

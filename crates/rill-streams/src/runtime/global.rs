@@ -15,8 +15,8 @@ use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
 use crate::store::{KeyValueBytesStore, PersistentKeyValueStore};
 
-use super::app::Shared;
 use super::instances::InstanceInfo;
+use super::shared::{RegistryReader, Shared};
 use super::topics::instances_topic;
 
 /// Global store engines by store name.
@@ -127,11 +127,11 @@ pub(crate) fn start(
         // Only the registry to follow: it changes when instances come and go, and is read only
         // by interactive queries and standby keeping, so they catch it up when they need it
         // (`Shared::refresh_registry`) and the application runs no thread for it.
-        *shared.registry.lock() = Some(RegistryFollower {
+        *shared.registry.lock() = Some(Box::new(RegistryFollower {
             consumer,
             apply,
             last_read: Instant::now(),
-        });
+        }));
         return Ok((stores, GlobalReader { stop, handle: None }));
     }
     let thread_stop = stop.clone();
@@ -152,7 +152,7 @@ pub(crate) fn start(
 }
 
 /// The registry reader of an application without global tables, read on demand.
-pub(crate) struct RegistryFollower {
+struct RegistryFollower {
     consumer: Box<dyn Consumer>,
     apply: Applier,
     last_read: Instant,
@@ -162,10 +162,10 @@ pub(crate) struct RegistryFollower {
 /// every query would cost a poll per `GET`.
 const REGISTRY_REFRESH: Duration = Duration::from_millis(100);
 
-impl RegistryFollower {
+impl RegistryReader for RegistryFollower {
     /// Applies what the registry topic has gained since the last read, unless that read was
     /// less than [`REGISTRY_REFRESH`] ago.
-    pub(crate) fn refresh(&mut self, shared: &Shared) {
+    fn refresh(&mut self, shared: &Shared) {
         if self.last_read.elapsed() < REGISTRY_REFRESH {
             return;
         }
@@ -190,8 +190,7 @@ impl RegistryFollower {
         }
     }
 
-    /// Closes the registry's consumer.
-    pub(crate) fn close(self) {
+    fn close(self: Box<Self>) {
         let _ = self.consumer.close();
     }
 }

@@ -7,25 +7,36 @@
 //! process, punctuate, commit); `tasks` creates, commits and closes the tasks of a thread;
 //! `restore` fills stores from their changelogs; `collector` hands outputs to the producer;
 //! `global` keeps global tables up to date; `topics` creates and checks internal topics;
-//! `instances` publishes which instance owns which tasks, for query forwarding.
+//! `instances` publishes which instance owns which tasks, for query forwarding; `standby`
+//! keeps warm copies of other instances' stores (`standby_copies`); `query` and
+//! `window_query` answer interactive queries.
+//!
+//! Dependencies point one way: `lifecycle` and `shared` (the state every part shares) name
+//! none of the parts that use them; `app` names every part and nothing names it.
 
 mod app;
 mod collector;
 mod config;
 mod global;
 mod instances;
+mod lifecycle;
 pub(crate) mod metrics;
+mod query;
 mod restore;
+mod shared;
 mod standby;
+mod standby_copies;
 mod tasks;
 mod thread;
 mod topics;
 mod window_query;
 
 pub(crate) use app::INSTANCE_ID_FILE;
-pub use app::{AppState, KeyQueryMetadata, QueryableStore, StateListener, StreamsApp};
+pub use app::StreamsApp;
 pub use config::{
     FaultInjector, FaultPoint, ProcessingGuarantee, RestoreListener, StreamsConfig,
     ThreadFailurePolicy,
 };
+pub use lifecycle::{AppState, StateListener};
+pub use query::{KeyQueryMetadata, QueryableStore};
 pub use window_query::QueryableWindowStore;

@@ -11,138 +11,32 @@
 //! tasks (read-committed, so a copy never holds aborted writes) into the same store directories
 //! the task would use here, and checkpoints them about once a second.
 //!
-//! **Handover.** Before a stream thread opens a task's stores, it [claims](Standbys::claim) the
-//! task: the copy is checkpointed at the offset it reached and closed (releasing fjall's
-//! directory lock), and the task's restore starts from that checkpoint. A claimed task gets no
-//! standby here until its active copy is closed again.
+//! **Handover.** Before a stream thread opens a task's stores, it
+//! [claims](super::standby_copies::Standbys::claim) the task: the copy is checkpointed at the
+//! offset it reached and closed (releasing fjall's directory lock), and the task's restore
+//! starts from that checkpoint. A claimed task gets no standby here until its active copy is
+//! closed again.
 //!
 //! Only persistent, changelogged stores get standbys: an in-memory copy would cost the memory
 //! of every store twice.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeSet, HashMap};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
-use rill_log::{ConsumerConfig, IsolationLevel, Log, Offset, SeekTo, TopicPartition};
+use rill_log::{ConsumerConfig, IsolationLevel, Log, SeekTo, TopicPartition};
 
 use crate::error::{Result, StreamsError};
 use crate::graph::{PersistentStores, StoreKind, Topology, changelog_topic};
-use crate::store::PersistentKeyValueStore;
 use crate::task::TaskId;
 
-use super::app::Shared;
+use super::shared::Shared;
+use super::standby_copies::{StandbyStore, close_stores};
 
 /// How often the copies are checkpointed.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
-
-/// One store of a standby task.
-struct StandbyStore {
-    engine: Arc<PersistentKeyValueStore>,
-    changelog: TopicPartition,
-    /// Next changelog offset to apply.
-    position: Offset,
-    /// Whether records were applied since the last checkpoint.
-    dirty: bool,
-    /// Opened since the consumer last moved to `position`.
-    seek_pending: bool,
-}
-
-impl StandbyStore {
-    fn checkpoint(&mut self) -> Result<()> {
-        if self.dirty {
-            self.engine.write_checkpoint(self.position)?;
-            self.dirty = false;
-        }
-        Ok(())
-    }
-}
-
-#[derive(Default)]
-struct State {
-    /// Standby tasks kept here, with their stores.
-    tasks: BTreeMap<TaskId, Vec<StandbyStore>>,
-    /// Tasks active (or being made active) here: no standby for them.
-    claimed: BTreeSet<TaskId>,
-}
-
-/// The standby copies of an application instance.
-#[derive(Default)]
-pub(crate) struct Standbys {
-    state: Mutex<State>,
-    /// Records applied to standby copies so far.
-    pub records_applied: AtomicU64,
-}
-
-impl Standbys {
-    /// A stream thread is about to open `task`'s stores: the standby copy, if any, is
-    /// checkpointed and closed, and none is kept while the task is active here.
-    pub fn claim(&self, task: TaskId) {
-        let mut state = self.state.lock();
-        state.claimed.insert(task);
-        if let Some(stores) = state.tasks.remove(&task) {
-            close_stores(task, stores);
-        }
-    }
-
-    /// `task` is no longer active here (its stores are closed): it may get a standby again.
-    pub fn release(&self, task: TaskId) {
-        self.state.lock().claimed.remove(&task);
-    }
-
-    /// The standby tasks kept here.
-    pub fn tasks(&self) -> Vec<TaskId> {
-        self.state.lock().tasks.keys().copied().collect()
-    }
-
-    /// The value of `key` in the standby copy of `task`'s store whose changelog partition is
-    /// `changelog`: `None` when no such copy is kept here.
-    pub fn get(
-        &self,
-        task: TaskId,
-        changelog: &TopicPartition,
-        key: &[u8],
-    ) -> Result<Option<Option<bytes::Bytes>>> {
-        let state = self.state.lock();
-        let Some(store) = state
-            .tasks
-            .get(&task)
-            .and_then(|stores| stores.iter().find(|s| &s.changelog == changelog))
-        else {
-            return Ok(None);
-        };
-        crate::store::KeyValueBytesStore::get(store.engine.as_ref(), key).map(Some)
-    }
-
-    /// Each copied changelog partition with the next offset its copy will apply.
-    pub fn positions(&self) -> Vec<(TopicPartition, Offset)> {
-        self.state
-            .lock()
-            .tasks
-            .values()
-            .flatten()
-            .map(|store| (store.changelog.clone(), store.position))
-            .collect()
-    }
-
-    fn close_all(&self) {
-        let tasks = std::mem::take(&mut self.state.lock().tasks);
-        for (task, stores) in tasks {
-            close_stores(task, stores);
-        }
-    }
-}
-
-fn close_stores(task: TaskId, stores: Vec<StandbyStore>) {
-    for mut store in stores {
-        if let Err(error) = store.checkpoint() {
-            // Only costs a longer restore.
-            tracing::warn!(%task, changelog = %store.changelog, %error, "standby copy not checkpointed");
-        }
-    }
-}
 
 /// The thread keeping an instance's standby copies.
 pub(crate) struct StandbyKeeper {

@@ -14,10 +14,10 @@ use crate::graph::{PersistentStores, TaskStateTemplate, Topology};
 use crate::store::KeyValueBytesStore;
 use crate::task::{Task, TaskId};
 
-use super::app::Shared;
 use super::collector::ProducerCollector;
 use super::config::{ProcessingGuarantee, StreamsConfig};
 use super::restore::{STALL_LIMIT, restore};
+use super::shared::Shared;
 
 /// A task with its input buffered per partition.
 struct RunningTask {
@@ -518,17 +518,13 @@ impl ThreadTasks {
         result
     }
 
-    /// Whether an error means this thread lost ownership and should rebuild rather than stop.
+    /// Whether an error lets this thread rebuild its tasks from their last commit and go on
+    /// (it lost ownership, or something transient failed) rather than stop.
     pub fn is_recoverable(error: &StreamsError) -> bool {
-        match error {
-            StreamsError::Log { source, .. } => {
-                matches!(
-                    source.class(),
-                    ErrorClass::TaskMigrated | ErrorClass::Retriable
-                )
-            }
-            _ => false,
-        }
+        matches!(
+            error.class(),
+            crate::ErrorClass::TaskMigrated | crate::ErrorClass::Retriable
+        )
     }
 }
 

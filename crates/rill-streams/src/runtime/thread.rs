@@ -8,7 +8,7 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rill_log::{
@@ -20,9 +20,9 @@ use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
 use crate::store::KeyValueBytesStore;
 
-use super::app::{Shared, ThreadSettling};
 use super::collector::{ProducerCollector, ThreadProducer};
 use super::config::{FaultPoint, ProcessingGuarantee, StreamsConfig};
+use super::shared::Shared;
 use super::tasks::ThreadTasks;
 
 thread_local! {
@@ -36,6 +36,36 @@ fn with_tasks<R>(f: impl FnOnce(&mut ThreadTasks) -> Result<R>) -> Result<R> {
             state: "without tasks on this thread",
         }),
     })
+}
+
+/// One stream thread's part in the application's [`Lifecycle`](super::lifecycle::Lifecycle): counted as rebalancing at most once, from
+/// its start (counted by whoever starts it) until its first assignment, and again from each
+/// revocation until the next assignment.
+pub(crate) struct ThreadSettling {
+    pub shared: Arc<Shared>,
+    rebalancing: AtomicBool,
+}
+
+impl ThreadSettling {
+    /// For a thread already counted as rebalancing.
+    pub fn new(shared: Arc<Shared>) -> Self {
+        ThreadSettling {
+            shared,
+            rebalancing: AtomicBool::new(true),
+        }
+    }
+
+    pub fn rebalancing(&self) {
+        if !self.rebalancing.swap(true, Ordering::AcqRel) {
+            self.shared.lifecycle.thread_rebalancing();
+        }
+    }
+
+    pub fn settled(&self) {
+        if self.rebalancing.swap(false, Ordering::AcqRel) {
+            self.shared.lifecycle.thread_settled();
+        }
+    }
 }
 
 /// Hands rebalance notifications to this thread's tasks; a failure is kept for the loop.
@@ -227,10 +257,11 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
     Ok(())
 }
 
-/// Rebuilds the thread's tasks after an error that means lost ownership; other errors stop it.
+/// Rebuilds the thread's tasks after an error that means lost ownership or a transient
+/// failure; other errors stop it.
 fn recover_or_fail(consumer: &dyn Consumer, error: StreamsError) -> Result<()> {
     if ThreadTasks::is_recoverable(&error) {
-        tracing::warn!(%error, "rebuilding tasks after losing ownership");
+        tracing::warn!(%error, class = ?error.class(), "rebuilding tasks from their last commit");
         with_tasks(|tasks| tasks.reset(consumer, &[]))
     } else {
         Err(error)

@@ -74,12 +74,11 @@ pub(crate) fn prepare(
             match count {
                 None => count = Some(partitions),
                 Some(c) if c != partitions => {
-                    return Err(StreamsError::Topology {
-                        reason: format!(
-                            "the inputs of sub-topology {} are not co-partitioned: '{name}' has \
-                             {partitions} partitions, others {c}",
-                            sub.id
-                        ),
+                    return Err(StreamsError::NotCopartitioned {
+                        subtopology: sub.id,
+                        topic: name.to_string(),
+                        partitions,
+                        others: c,
                     });
                 }
                 Some(_) => {}

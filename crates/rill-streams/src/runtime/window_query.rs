@@ -4,7 +4,7 @@
 use crate::error::{Result, StreamsError};
 use crate::store::{Layout, Window, fetch_windows};
 
-use super::app::{KeyQueryMetadata, QueryableStore};
+use super::query::{KeyQueryMetadata, QueryableStore};
 
 /// Read-only access to a window or session store across the local tasks.
 ///

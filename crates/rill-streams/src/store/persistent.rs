@@ -356,15 +356,16 @@ impl PersistentKeyValueStore {
         name: &str,
         cache_bytes: usize,
     ) -> Result<Self> {
-        let store_error = |reason: String| StreamsError::Store {
-            store: name.to_string(),
+        let bad_name = |reason: String| StreamsError::InvalidName {
+            kind: "store",
+            name: name.to_string(),
             reason,
         };
         // The name becomes a path component: refuse anything that would escape `dir`.
         if name.is_empty() || name == "." || name == ".." || name.contains(['/', '\\']) {
-            return Err(store_error(format!(
-                "'{name}' cannot be used as a store directory name"
-            )));
+            return Err(bad_name(
+                "it is no directory name (empty, '.', '..' or with a path separator)".into(),
+            ));
         }
         std::fs::create_dir_all(dir)
             .map_err(|e| engine_error(name, format!("creating {}", dir.display()), e))?;
@@ -379,17 +380,17 @@ impl PersistentKeyValueStore {
             .filter(|relative| !relative.is_empty() && relative.len() < 256)
             .map(str::to_string)
             .ok_or_else(|| {
-                store_error(format!(
+                bad_name(format!(
                     "{} is not a directory of at most 255 bytes inside the engine's {}",
                     path.display(),
                     engine.root.display()
                 ))
             })?;
         if !engine.open.lock().insert(keyspace.clone()) {
-            return Err(store_error(format!(
-                "{} is already open in this process",
-                path.display()
-            )));
+            return Err(StreamsError::StoreInUse {
+                store: name.to_string(),
+                path,
+            });
         }
         // From here on, dropping `store` releases the keyspace again.
         let data = match engine.db.keyspace(&keyspace, || {
@@ -792,13 +793,13 @@ mod tests {
     }
 
     #[test]
-    fn a_second_open_of_the_same_store_fails_with_a_store_error() {
+    fn a_second_open_of_the_same_store_fails_as_in_use_and_bad_names_are_refused() {
         let dir = tempfile::tempdir().unwrap();
         let first = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
         match PersistentKeyValueStore::open(dir.path(), "s") {
-            Err(StreamsError::Store { store, reason }) => {
+            Err(StreamsError::StoreInUse { store, path }) => {
                 assert_eq!(store, "s");
-                assert!(reason.contains("already open"), "{reason}");
+                assert!(path.ends_with("s"), "{}", path.display());
             }
             other => panic!("expected a store error, got {other:?}"),
         }
@@ -808,7 +809,7 @@ mod tests {
         for bad in ["", "..", "a/b"] {
             assert!(matches!(
                 PersistentKeyValueStore::open(dir.path(), bad),
-                Err(StreamsError::Store { .. })
+                Err(StreamsError::InvalidName { kind: "store", .. })
             ));
         }
     }
