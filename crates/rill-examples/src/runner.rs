@@ -119,7 +119,10 @@ pub fn run(
     config.commit_interval = Duration::from_millis(50);
     let mut app = StreamsApp::new((example.topology)(&outputs)?, log.clone(), config);
     app.start()?;
-    let read = read_outputs(&output_topics, log.as_ref(), options);
+    // The quiet period counts from when every stream thread has its tasks: opening and
+    // restoring stores can take seconds on a busy machine, and nothing is written meanwhile.
+    let running = || app.state() == rill_streams::AppState::Running;
+    let read = read_outputs(&output_topics, log.as_ref(), options, running);
     let answers = match (&read, example.query) {
         (Ok(_), Some(query)) => query(&app, log.clone()),
         _ => Ok(Vec::new()),
@@ -186,11 +189,13 @@ fn write_sample(example: &Example, log: &dyn Log) -> Result<(), ExampleError> {
 }
 
 /// Reads the committed records of the outputs from their start until none came for
-/// `options.quiet` (and at least that long after the start).
+/// `options.quiet` while the application was `running` (and at least that long after the
+/// start).
 fn read_outputs(
     outputs: &[String],
     log: &dyn Log,
     options: &RunOptions,
+    running: impl Fn() -> bool,
 ) -> Result<Vec<ConsumedRecord>, ExampleError> {
     let mut partitions = Vec::new();
     for topic in outputs {
@@ -226,7 +231,7 @@ fn read_outputs(
         let polled = consumer
             .poll(Duration::from_millis(100))
             .map_err(log_error("reading the outputs"))?;
-        if !polled.is_empty() {
+        if !polled.is_empty() || !running() {
             last_new = Instant::now();
             records.extend(polled);
         }
