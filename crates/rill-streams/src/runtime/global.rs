@@ -13,7 +13,9 @@ use rill_log::{ConsumedRecord, Consumer, ConsumerConfig, Log, SeekTo, TopicParti
 
 use crate::error::{Result, StreamsError};
 use crate::graph::Topology;
-use crate::store::{KeyValueBytesStore, PersistentKeyValueStore};
+use crate::store::{
+    Engine, KeyValueBytesStore, PersistentKeyValueStore, default_record_cache_bytes,
+};
 
 use super::instances::InstanceInfo;
 use super::shared::{RegistryReader, Shared};
@@ -61,7 +63,12 @@ pub(crate) fn start(
     let mut by_topic: HashMap<String, Vec<Arc<dyn KeyValueBytesStore>>> = HashMap::new();
     let global_dir = state_dir.join(&shared.application_id).join("global");
     for global in &topology.global_stores {
-        let store = PersistentKeyValueStore::open(&global_dir, &global.name)?;
+        let store = PersistentKeyValueStore::open_in(
+            &Engine::of(state_dir)?,
+            &global_dir,
+            &global.name,
+            default_record_cache_bytes(),
+        )?;
         store.clear()?;
         let engine: Arc<dyn KeyValueBytesStore> = Arc::new(store);
         stores.insert(global.name.clone(), engine.clone());
