@@ -37,6 +37,7 @@ use std::collections::{HashMap, HashSet};
 use std::mem;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
 
 use bytes::Bytes;
@@ -77,7 +78,18 @@ struct Sharing {
     /// commits do not flush stores (their changelogs are what a commit makes durable), so
     /// without a bound these maps would hold every write since the last checkpoint.
     dirty_spill_bytes: usize,
+    /// The unflushed writes of all stores of the process together: past this, a store that
+    /// holds at least its share spills on its next write, so the total stays within about
+    /// twice this whatever the number of stores (24 in `rill run`, each allowed
+    /// `dirty_spill_bytes`, held 400 MiB at 300,000 orders).
+    dirty_total_bytes: usize,
 }
+
+/// Unflushed-write bytes of every open store of the process.
+static DIRTY_TOTAL: AtomicUsize = AtomicUsize::new(0);
+
+/// Open persistent stores of the process, for each one's share of `dirty_total_bytes`.
+static OPEN_STORES: AtomicUsize = AtomicUsize::new(0);
 
 static SHARING: std::sync::OnceLock<Sharing> = std::sync::OnceLock::new();
 
@@ -100,6 +112,7 @@ impl Sharing {
             // A sixteenth each: bounding them at a sixty-fourth cut peak RSS by 12% and
             // throughput by 10% (BENCHMARKS.md); a smaller --memory makes that trade.
             dirty_spill_bytes: usize::try_from(budget / 16).unwrap_or(usize::MAX),
+            dirty_total_bytes: usize::try_from(budget / 4).unwrap_or(usize::MAX),
         }
     }
 }
@@ -318,6 +331,10 @@ pub struct PersistentKeyValueStore {
 
 impl Drop for PersistentKeyValueStore {
     fn drop(&mut self) {
+        // Unflushed writes of a store closed without a flush are gone (its changelog has them).
+        let dirty = self.cache.lock().dirty_bytes;
+        DIRTY_TOTAL.fetch_sub(dirty, Ordering::Relaxed);
+        OPEN_STORES.fetch_sub(1, Ordering::Relaxed);
         self.engine.open.lock().remove(&self.keyspace);
     }
 }
@@ -406,6 +423,8 @@ impl PersistentKeyValueStore {
                 ));
             }
         };
+        // Counted here, uncounted in `Drop`.
+        OPEN_STORES.fetch_add(1, Ordering::Relaxed);
         let store = Self {
             name: name.to_string(),
             path,
@@ -477,11 +496,35 @@ impl PersistentKeyValueStore {
             return Ok(());
         }
         let dirty = mem::take(&mut cache.dirty);
-        cache.dirty_bytes = 0;
+        DIRTY_TOTAL.fetch_sub(mem::take(&mut cache.dirty_bytes), Ordering::Relaxed);
         let mut clean = Vec::with_capacity(dirty.len());
         self.write_batch(dirty, |key, value| clean.push((key.clone(), value.clone())))?;
         for (key, value) in clean {
             cache.remember(key, value);
+        }
+        Ok(())
+    }
+
+    /// Records an unflushed write, spilling the store's writes into fjall when it holds more
+    /// than its own bound, or its share of the process's while all stores together hold more
+    /// than theirs (see `Sharing::dirty_total_bytes`).
+    fn write_dirty(&self, cache: &mut Cache, key: Bytes, value: Option<Bytes>) -> Result<()> {
+        let before = cache.dirty_bytes;
+        cache.write(key, value);
+        let total = if cache.dirty_bytes >= before {
+            DIRTY_TOTAL.fetch_add(cache.dirty_bytes - before, Ordering::Relaxed)
+                + (cache.dirty_bytes - before)
+        } else {
+            DIRTY_TOTAL
+                .fetch_sub(before - cache.dirty_bytes, Ordering::Relaxed)
+                .saturating_sub(before - cache.dirty_bytes)
+        };
+        let sharing = sharing();
+        let share = sharing.dirty_total_bytes / OPEN_STORES.load(Ordering::Relaxed).max(1);
+        if cache.dirty_bytes > sharing.dirty_spill_bytes
+            || (total > sharing.dirty_total_bytes && cache.dirty_bytes >= share)
+        {
+            self.spill(cache)?;
         }
         Ok(())
     }
@@ -577,11 +620,7 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
     fn put(&self, key: Bytes, value: Bytes) -> Result<()> {
         let mut cache = self.cache.lock();
         cache.forget(&key);
-        cache.write(key, Some(value));
-        if cache.dirty_bytes > sharing().dirty_spill_bytes {
-            self.spill(&mut cache)?;
-        }
-        Ok(())
+        self.write_dirty(&mut cache, key, Some(value))
     }
 
     fn delete(&self, key: &[u8]) -> Result<Option<Bytes>> {
@@ -589,7 +628,7 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
         if old.is_some() {
             let mut cache = self.cache.lock();
             cache.forget(key);
-            cache.write(Bytes::copy_from_slice(key), None);
+            self.write_dirty(&mut cache, Bytes::copy_from_slice(key), None)?;
         }
         Ok(old)
     }
@@ -636,6 +675,7 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
             // Unflushed writes and cached values are dropped with the keys. Released before
             // `persist`, which takes the lock again.
             let mut cache = self.cache.lock();
+            DIRTY_TOTAL.fetch_sub(cache.dirty_bytes, Ordering::Relaxed);
             *cache = Cache {
                 capacity: cache.capacity,
                 ..Cache::default()
@@ -966,5 +1006,42 @@ mod tests {
             .unwrap();
         assert!(!memory.persistent());
         assert!(!dir.path().join("app").join("1_3").join("cache").exists());
+    }
+
+    #[test]
+    fn the_unflushed_writes_of_all_stores_stay_within_the_process_bound() {
+        let dir = tempfile::tempdir().unwrap();
+        let engine = Engine::of(dir.path()).unwrap();
+        let stores: Vec<PersistentKeyValueStore> = (0..8)
+            .map(|i| {
+                PersistentKeyValueStore::open_in(&engine, dir.path(), &format!("s{i}"), 0).unwrap()
+            })
+            .collect();
+        let sharing = sharing();
+        let value = Bytes::from(vec![7u8; 64 * 1024]);
+        // Each store stays under its own bound, but together they write 1.5 times the bound
+        // of all: without a process-wide one they would hold it all.
+        let per_store = sharing.dirty_total_bytes * 3 / 2 / stores.len();
+        assert!(per_store < sharing.dirty_spill_bytes);
+        let mut most = 0;
+        for round in 0..per_store / value.len() {
+            for store in &stores {
+                store
+                    .put(Bytes::from(format!("k{round}")), value.clone())
+                    .unwrap();
+                let held: usize = stores.iter().map(|s| s.cache.lock().dirty_bytes).sum();
+                most = most.max(held);
+            }
+        }
+        let share = sharing.dirty_total_bytes / stores.len();
+        assert!(
+            most <= sharing.dirty_total_bytes + share,
+            "held {most} bytes unflushed, bound {}",
+            sharing.dirty_total_bytes
+        );
+        // Nothing was lost on the way: every store answers every key.
+        for store in &stores {
+            assert_eq!(store.get(b"k0").unwrap(), Some(value.clone()));
+        }
     }
 }
