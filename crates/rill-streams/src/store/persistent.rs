@@ -142,6 +142,9 @@ pub fn default_record_cache_bytes() -> usize {
 /// faster count-by-key updates (BENCHMARKS.md) at the price of more, smaller table flushes.
 const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
+/// The journals' bound of an engine (fjall's smallest).
+const MAX_JOURNALING_BYTES: u64 = 64 * 1024 * 1024;
+
 /// Bookkeeping cost of a cached entry beyond its bytes (map slot, two `Bytes` headers).
 const ENTRY_OVERHEAD: usize = 80;
 
@@ -288,6 +291,11 @@ impl Engine {
             // Persist only on `flush`: a write syscall per put would cost more than the put.
             .manual_journal_persist(true)
             .worker_threads(ENGINE_WORKERS)
+            // Memtables stay in memory until their journal can go, so the journals' bound
+            // (fjall's default 512 MiB) bounds them: at the smallest fjall allows, the engine
+            // flushes its oldest memtables sooner instead of holding hundreds of MiB when its
+            // workers fall behind.
+            .max_journaling_size(MAX_JOURNALING_BYTES)
             .into_config();
         // fjall 3.1 has no public way to share a block cache; its configuration's cache field
         // is public (and the version is pinned in Cargo.lock).
