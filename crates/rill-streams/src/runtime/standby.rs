@@ -30,7 +30,7 @@ use rill_log::{ConsumerConfig, IsolationLevel, Log, Offset, SeekTo, TopicPartiti
 
 use crate::error::{Result, StreamsError};
 use crate::graph::{PersistentStores, StoreKind, Topology, changelog_topic};
-use crate::store::PersistentKeyValueStore;
+use crate::store::KeyValueBytesStore;
 use crate::task::TaskId;
 
 use super::app::Shared;
@@ -40,7 +40,7 @@ const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 
 /// One store of a standby task.
 struct StandbyStore {
-    engine: Arc<PersistentKeyValueStore>,
+    engine: Arc<dyn KeyValueBytesStore>,
     changelog: TopicPartition,
     /// Next changelog offset to apply.
     position: Offset,
@@ -113,7 +113,7 @@ impl Standbys {
         else {
             return Ok(None);
         };
-        crate::store::KeyValueBytesStore::get(store.engine.as_ref(), key).map(Some)
+        store.engine.get(key).map(Some)
     }
 
     /// Each copied changelog partition with the next offset its copy will apply.
@@ -427,11 +427,12 @@ impl Keeper {
             if def.kind != StoreKind::Persistent || !def.logged {
                 continue;
             }
-            let engine = self.stores.open(task, name)?;
+            // As the task would open it: window and session stores in time segments.
+            let engine = self.stores.open_def(task, def)?;
             let position = match engine.read_checkpoint() {
                 Some(offset) => offset,
                 None => {
-                    crate::store::KeyValueBytesStore::clear(engine.as_ref())?;
+                    engine.clear()?;
                     0
                 }
             };
