@@ -62,6 +62,8 @@ const INTERVAL_KEY: &[u8] = b"segment-interval";
 const SEGMENT_PREFIX: &str = "seg.";
 
 /// One segment's engine.
+// Segments live behind an `Arc`, allocated once each: the variants' sizes do not matter.
+#[allow(clippy::large_enum_variant)]
 enum Segment {
     Memory(InMemoryKeyValueStore),
     Disk(PersistentKeyValueStore),
