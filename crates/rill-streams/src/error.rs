@@ -130,6 +130,15 @@ pub enum StreamsError {
         /// Why not.
         reason: String,
     },
+    /// A store entry (read back, or restored from its changelog) that the store's own layout
+    /// cannot hold, such as a window key without its time suffix.
+    #[error("state store '{store}': corrupt entry: {reason}")]
+    CorruptEntry {
+        /// Store name.
+        store: String,
+        /// What is wrong with it.
+        reason: String,
+    },
     /// Window parameters that describe no windows (a zero size, a negative gap...).
     #[error("invalid windows: {reason}")]
     InvalidWindows {
@@ -320,6 +329,7 @@ impl StreamsError {
             | StreamsError::UnknownSubtopology { .. }
             | StreamsError::UnknownSource { .. }
             | StreamsError::ApplicationRunning { .. } => ErrorClass::InvalidInput,
+            StreamsError::CorruptEntry { .. } => ErrorClass::Corrupted,
             StreamsError::StoreEngine { .. }
             | StreamsError::StoreInUse { .. }
             | StreamsError::ThreadStart { .. }

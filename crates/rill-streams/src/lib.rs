@@ -67,6 +67,7 @@ pub use store::{
     DEFAULT_MEMORY_BUDGET, InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues,
     PersistentKeyValueStore, ReadOnlyKeyValueStore, set_memory_budget,
 };
+pub use store::{MIN_SEGMENT_INTERVAL, SegmentedStore, default_segment_interval};
 pub use store::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 pub use task::{DeserializationPolicy, ProcessingErrorPolicy, TaskId, TaskMetrics};
 pub use test_driver::TopologyTestDriver;

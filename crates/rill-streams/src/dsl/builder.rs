@@ -3,6 +3,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::error::Result;
 use crate::functions::TimestampExtractor;
@@ -225,6 +226,7 @@ impl StreamsBuilder {
             name: store.name.clone(),
             kind: store.kind,
             logged: store.logged,
+            window_retention: None,
             key_serde: Arc::new(key_serde.clone()),
             value_serde: Arc::new(value_serde.clone()),
         });
@@ -311,6 +313,35 @@ impl StreamsBuilder {
             name: store.name,
             kind: store.kind,
             logged: store.logged,
+            window_retention: None,
+            key_serde: Arc::new(K::default_serde()),
+            value_serde: Arc::new(V::default_serde()),
+        })
+    }
+
+    /// Adds a window or session store for processors added with [`KStream::process`] (open
+    /// it with [`InitContext::window_store`] or [`InitContext::session_store`]), keeping
+    /// entries for `retention` behind stream time in time segments: expiry drops whole
+    /// segments rather than deleting entries one by one.
+    ///
+    /// ```
+    /// use rill_streams::{StoreOptions, StreamsBuilder};
+    /// use std::time::Duration;
+    /// let builder = StreamsBuilder::new();
+    /// builder
+    ///     .add_window_store::<String, String>(StoreOptions::persistent("kept"), Duration::from_secs(3600))
+    ///     .unwrap();
+    /// ```
+    pub fn add_window_store<K, V>(&self, store: StoreOptions, retention: Duration) -> Result<()>
+    where
+        K: DefaultSerde,
+        V: DefaultSerde,
+    {
+        self.graph.borrow_mut().add_store(StoreDef {
+            name: store.name,
+            kind: store.kind,
+            logged: store.logged,
+            window_retention: Some(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)),
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(V::default_serde()),
         })

@@ -126,6 +126,7 @@ where
             name: subscriptions_store.clone(),
             kind: store.kind,
             logged: store.logged,
+            window_retention: None,
             key_serde: Arc::new(entry_serde),
             value_serde: Arc::new(hash_serde),
         });

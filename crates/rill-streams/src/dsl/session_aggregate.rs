@@ -20,6 +20,12 @@ pub(crate) struct SessionAggregate<K, V, A> {
     merger: Merger<K, A>,
 }
 
+/// How long a session aggregation keeps sessions after their end: a session can still grow
+/// while a record within the gap of its end is not late.
+pub(crate) fn session_retention(windows: &SessionWindows) -> i64 {
+    windows.gap.saturating_add(windows.grace).saturating_add(1)
+}
+
 impl<K: 'static, V, A: 'static> SessionAggregate<K, V, A> {
     /// Called in `init` (through `add_built`), when the store can be handed over.
     pub fn new(
@@ -29,10 +35,8 @@ impl<K: 'static, V, A: 'static> SessionAggregate<K, V, A> {
         folder: Folder<K, V, A>,
         merger: Merger<K, A>,
     ) -> Result<Self> {
-        // A session can still grow while a record within the gap of its end is not late.
-        let retention = windows.gap.saturating_add(windows.grace).saturating_add(1);
         Ok(SessionAggregate {
-            store: ctx.session_store(store_name, retention)?,
+            store: ctx.session_store(store_name, session_retention(&windows))?,
             windows,
             folder,
             merger,

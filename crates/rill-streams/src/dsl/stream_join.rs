@@ -145,14 +145,17 @@ where
         } else {
             other.clone()
         };
+        let retention = Some(join_retention(&windows));
         let mut stores = vec![
             def(
                 &this_store,
+                retention,
                 Arc::new(K::default_serde()),
                 Arc::new(V::default_serde()),
             ),
             def(
                 &other_store,
+                retention,
                 Arc::new(K::default_serde()),
                 Arc::new(VO::default_serde()),
             ),
@@ -160,6 +163,7 @@ where
         if tracked {
             stores.push(def(
                 &unmatched_store,
+                None,
                 Arc::new(Bytes::default_serde()),
                 Arc::new(Bytes::default_serde()),
             ));
@@ -219,8 +223,18 @@ where
     }
 }
 
+/// How long a join buffer keeps a record: while a partner within the windows can still come.
+fn join_retention(windows: &JoinWindows) -> i64 {
+    windows
+        .before
+        .saturating_add(windows.after)
+        .saturating_add(windows.grace)
+        .saturating_add(1)
+}
+
 fn def(
     name: &str,
+    retention: Option<i64>,
     key_serde: Arc<dyn std::any::Any + Send + Sync>,
     value_serde: Arc<dyn std::any::Any + Send + Sync>,
 ) -> StoreDef {
@@ -232,6 +246,7 @@ fn def(
         // held all orders and payments of a run).
         kind: StoreKind::Persistent,
         logged: true,
+        window_retention: retention,
         key_serde,
         value_serde,
     }
@@ -282,12 +297,7 @@ struct JoinSide<K, VIn, VOther, VR> {
 impl<K: 'static, VIn: 'static, VOther: 'static, VR> JoinSide<K, VIn, VOther, VR> {
     /// Called in `init` (through `add_built`), when the stores can be handed over.
     fn new(ctx: &mut InitContext<'_>, spec: JoinSideSpec<VIn, VOther, VR>) -> Result<Self> {
-        let windows = spec.windows;
-        let retention = windows
-            .before
-            .saturating_add(windows.after)
-            .saturating_add(windows.grace)
-            .saturating_add(1);
+        let retention = join_retention(&spec.windows);
         let unmatched = match &spec.unmatched {
             Some(name) => Some(ctx.key_value_store(name)?),
             None => None,

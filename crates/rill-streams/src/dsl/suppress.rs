@@ -89,6 +89,7 @@ where
             name: buffer.clone(),
             kind: crate::graph::StoreKind::InMemory,
             logged: true,
+            window_retention: None,
             key_serde: Arc::new(Bytes::default_serde()),
             value_serde: Arc::new(Bytes::default_serde()),
         });
@@ -265,6 +266,7 @@ where
                 name: store.clone(),
                 kind: crate::graph::StoreKind::InMemory,
                 logged: true,
+                window_retention: None,
                 key_serde: Arc::new(Bytes::default_serde()),
                 value_serde,
             });

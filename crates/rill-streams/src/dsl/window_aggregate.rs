@@ -27,6 +27,19 @@ pub(crate) struct TimeWindowAggregate<K, V, A> {
     folder: Folder<K, V, A>,
 }
 
+/// How long a time-windowed aggregation keeps its windows: until they close.
+pub(crate) fn time_windows_retention(windows: &TimeWindows) -> i64 {
+    windows.size.saturating_add(windows.grace)
+}
+
+/// How long a sliding-window aggregation keeps windows and records: a record is needed while
+/// a window holding it is open, until stream time passes its time + difference + grace.
+pub(crate) fn sliding_windows_retention(windows: &SlidingWindows) -> i64 {
+    windows
+        .difference
+        .saturating_add(windows.grace)
+        .saturating_add(1)
+}
 impl<K: 'static, V, A: 'static> TimeWindowAggregate<K, V, A> {
     /// Called in `init` (through `add_built`), when the store can be handed over.
     pub fn new(
@@ -35,7 +48,7 @@ impl<K: 'static, V, A: 'static> TimeWindowAggregate<K, V, A> {
         windows: TimeWindows,
         folder: Folder<K, V, A>,
     ) -> Result<Self> {
-        let retention = windows.size.saturating_add(windows.grace);
+        let retention = time_windows_retention(&windows);
         Ok(TimeWindowAggregate {
             store: ctx.window_store(store_name, retention)?,
             windows,
@@ -115,12 +128,7 @@ impl<K: 'static, V: 'static, A: 'static> SlidingWindowAggregate<K, V, A> {
         windows: SlidingWindows,
         folder: Folder<K, V, A>,
     ) -> Result<Self> {
-        // A record is needed while a window holding it is open: until stream time passes
-        // its time + d + grace.
-        let retention = windows
-            .difference
-            .saturating_add(windows.grace)
-            .saturating_add(1);
+        let retention = sliding_windows_retention(&windows);
         Ok(SlidingWindowAggregate {
             store: ctx.window_store(store_name, retention)?,
             records: ctx.window_store(records_name, retention)?,

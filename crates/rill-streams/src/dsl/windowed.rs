@@ -18,9 +18,11 @@ use super::builder::StoreOptions;
 use super::event_windows::{EventKind, EventWindowAggregate, EventWindowsSerde};
 use super::folder::{Folder, Merger};
 use super::grouped::KGroupedStream;
-use super::session_aggregate::SessionAggregate;
+use super::session_aggregate::{SessionAggregate, session_retention};
 use super::table::{Change, KTable};
-use super::window_aggregate::{SlidingWindowAggregate, TimeWindowAggregate};
+use super::window_aggregate::{
+    SlidingWindowAggregate, TimeWindowAggregate, sliding_windows_retention, time_windows_retention,
+};
 use super::windows::{
     CountWindows, EventIntervalWindows, SessionWindows, SlidingWindows, TimeWindows,
 };
@@ -152,7 +154,8 @@ where
         let name = store.name.clone();
         match self.kind {
             TimeKind::Fixed(windows) => {
-                let stores = vec![typed_store::<K, A>(&store, &name)];
+                let retention = Some(time_windows_retention(&windows));
+                let stores = vec![typed_store::<K, A>(&store, &name, retention)];
                 add_aggregate(
                     &self.stream,
                     &store,
@@ -163,9 +166,10 @@ where
             }
             TimeKind::Sliding(windows) => {
                 let records = format!("{name}-records");
+                let retention = Some(sliding_windows_retention(&windows));
                 let stores = vec![
-                    typed_store::<K, A>(&store, &name),
-                    typed_store::<K, V>(&store, &records),
+                    typed_store::<K, A>(&store, &name, retention),
+                    typed_store::<K, V>(&store, &records, retention),
                 ];
                 // Sliding windows include their end: they close one ms after end + grace.
                 let close = windows.grace.saturating_add(1);
@@ -248,7 +252,8 @@ where
     ) -> KTable<Windowed<K>, A> {
         let name = store.name.clone();
         let windows = self.windows;
-        let stores = vec![typed_store::<K, A>(&store, &name)];
+        let retention = Some(session_retention(&windows));
+        let stores = vec![typed_store::<K, A>(&store, &name, retention)];
         // Sessions include their end: they close one ms after end + grace.
         let close = windows.grace.saturating_add(1);
         add_aggregate(&self.stream, &store, stores, Some(close), move |ctx| {
@@ -326,6 +331,7 @@ where
         let stores = vec![store_def(
             &store,
             &name,
+            None,
             Arc::new(K::default_serde()),
             Arc::new(state_serde),
         )];
@@ -339,6 +345,7 @@ where
 fn store_def(
     options: &StoreOptions,
     name: &str,
+    window_retention: Option<i64>,
     key_serde: Arc<dyn Any + Send + Sync>,
     value_serde: Arc<dyn Any + Send + Sync>,
 ) -> StoreDef {
@@ -346,16 +353,23 @@ fn store_def(
         name: name.to_string(),
         kind: options.kind,
         logged: options.logged,
+        window_retention,
         key_serde,
         value_serde,
     }
 }
 
-/// A store of `K` keys and `A` values, kept as `options` says.
-fn typed_store<K: DefaultSerde, A: DefaultSerde>(options: &StoreOptions, name: &str) -> StoreDef {
+/// A store of `K` keys and `A` values, kept as `options` says (in time segments for
+/// `window_retention` when given).
+fn typed_store<K: DefaultSerde, A: DefaultSerde>(
+    options: &StoreOptions,
+    name: &str,
+    window_retention: Option<i64>,
+) -> StoreDef {
     store_def(
         options,
         name,
+        window_retention,
         Arc::new(K::default_serde()),
         Arc::new(A::default_serde()),
     )

@@ -17,7 +17,10 @@ pub(crate) use source_sink::{SinkNode, SourceNode, TopicChoice};
 
 use crate::error::{Result, StreamsError};
 use crate::processor::Processor;
-use crate::store::{InMemoryKeyValueStore, KeyValueBytesStore, PersistentKeyValueStore};
+use crate::store::{
+    InMemoryKeyValueStore, KeyValueBytesStore, PersistentKeyValueStore, SegmentedStore,
+    default_segment_interval,
+};
 use crate::task::{Child, Lifecycle, ProcessorNode, RawSource, Task, TaskId, TaskState, TaskStore};
 
 pub(crate) type NodeId = usize;
@@ -82,6 +85,9 @@ pub(crate) struct StoreDef {
     pub name: String,
     pub kind: StoreKind,
     pub logged: bool,
+    /// Window and session stores: how long (ms) entries are kept behind stream time; their
+    /// engine keeps them in time segments ([`SegmentedStore`](crate::store::SegmentedStore)).
+    pub window_retention: Option<i64>,
     pub key_serde: Arc<dyn Any + Send + Sync>,
     pub value_serde: Arc<dyn Any + Send + Sync>,
 }
@@ -354,7 +360,14 @@ pub(crate) struct InMemoryStores;
 
 impl StoreProvider for InMemoryStores {
     fn engine(&mut self, _task: TaskId, store: &StoreDef) -> Result<Arc<dyn KeyValueBytesStore>> {
-        Ok(Arc::new(InMemoryKeyValueStore::new(store.name.clone())))
+        Ok(match store.window_retention {
+            Some(retention) => Arc::new(SegmentedStore::in_memory(
+                store.name.clone(),
+                retention,
+                default_segment_interval(retention),
+            )),
+            None => Arc::new(InMemoryKeyValueStore::new(store.name.clone())),
+        })
     }
 }
 
@@ -389,12 +402,32 @@ impl PersistentStores {
     }
 }
 
+impl PersistentStores {
+    /// Opens a task's store as its definition says (window and session stores in time
+    /// segments); [`StoreKind::InMemory`] ones in memory.
+    pub(crate) fn open_def(
+        &self,
+        task: TaskId,
+        store: &StoreDef,
+    ) -> Result<Arc<dyn KeyValueBytesStore>> {
+        match (store.kind, store.window_retention) {
+            (StoreKind::InMemory, _) => InMemoryStores.engine(task, store),
+            (StoreKind::Persistent, None) => Ok(self.open(task, &store.name)?),
+            (StoreKind::Persistent, Some(retention)) => Ok(Arc::new(SegmentedStore::persistent(
+                &crate::store::Engine::of(&self.state_dir)?,
+                &self.task_dir(task),
+                &store.name,
+                retention,
+                default_segment_interval(retention),
+                crate::store::default_record_cache_bytes(),
+            )?)),
+        }
+    }
+}
+
 impl StoreProvider for PersistentStores {
     fn engine(&mut self, task: TaskId, store: &StoreDef) -> Result<Arc<dyn KeyValueBytesStore>> {
-        match store.kind {
-            StoreKind::InMemory => InMemoryStores.engine(task, store),
-            StoreKind::Persistent => Ok(self.open(task, &store.name)?),
-        }
+        self.open_def(task, store)
     }
 }
 

@@ -322,11 +322,12 @@ impl Keeper {
             if def.kind != StoreKind::Persistent || !def.logged {
                 continue;
             }
-            let engine = self.stores.open(task, name)?;
+            // As the task would open it: window and session stores in time segments.
+            let engine = self.stores.open_def(task, def)?;
             let position = match engine.read_checkpoint() {
                 Some(offset) => offset,
                 None => {
-                    crate::store::KeyValueBytesStore::clear(engine.as_ref())?;
+                    engine.clear()?;
                     0
                 }
             };

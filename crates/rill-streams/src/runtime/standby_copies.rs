@@ -10,12 +10,12 @@ use parking_lot::Mutex;
 use rill_log::{Offset, TopicPartition};
 
 use crate::error::Result;
-use crate::store::PersistentKeyValueStore;
+use crate::store::KeyValueBytesStore;
 use crate::task::TaskId;
 
 /// One store of a standby task.
 pub(super) struct StandbyStore {
-    pub engine: Arc<PersistentKeyValueStore>,
+    pub engine: Arc<dyn KeyValueBytesStore>,
     pub changelog: TopicPartition,
     /// Next changelog offset to apply.
     pub position: Offset,
@@ -88,7 +88,7 @@ impl Standbys {
         else {
             return Ok(None);
         };
-        crate::store::KeyValueBytesStore::get(store.engine.as_ref(), key).map(Some)
+        store.engine.get(key).map(Some)
     }
 
     /// Each copied changelog partition with the next offset its copy will apply.

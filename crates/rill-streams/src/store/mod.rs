@@ -10,6 +10,7 @@
 
 mod memory;
 mod persistent;
+mod segmented;
 mod window;
 
 use std::cell::RefCell;
@@ -24,6 +25,7 @@ pub use persistent::{
     DEFAULT_MEMORY_BUDGET, Engine, PersistentKeyValueStore, default_record_cache_bytes,
     set_memory_budget,
 };
+pub use segmented::{MIN_SEGMENT_INTERVAL, SegmentedStore, default_segment_interval};
 pub(crate) use window::{Layout, fetch_windows, time_bytes, time_from};
 pub use window::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};
 
@@ -80,6 +82,13 @@ pub trait KeyValueBytesStore: Send + Sync + 'static {
     /// Forgets the checkpoint, so that a crash before the next one forces a full restore.
     fn remove_checkpoint(&self) -> Result<()> {
         Ok(())
+    }
+    /// Engines of window and session stores kept in time segments ([`SegmentedStore`]) drop
+    /// what `stream_time` expired and answer `true`; others answer `false` and leave expiry
+    /// to the window store handle.
+    fn expire_segments(&self, stream_time: i64) -> Result<bool> {
+        let _ = stream_time;
+        Ok(false)
     }
 }
 

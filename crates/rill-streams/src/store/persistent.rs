@@ -320,6 +320,15 @@ impl Engine {
     pub fn root(&self) -> &Path {
         &self.root
     }
+
+    /// The names of every keyspace in the database.
+    pub(super) fn keyspace_names(&self) -> Vec<String> {
+        self.db
+            .list_keyspace_names()
+            .iter()
+            .map(|name| name.to_string())
+            .collect()
+    }
 }
 
 /// A key-value engine on disk, restored from a local checkpoint plus the changelog tail.
@@ -470,6 +479,43 @@ impl PersistentKeyValueStore {
     /// The store's directory.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The store's keyspace in the engine.
+    pub(super) fn keyspace(&self) -> &str {
+        &self.keyspace
+    }
+
+    /// Moves the unflushed writes into fjall (not yet durable), so that one journal sync
+    /// of the engine makes them durable along with other stores'.
+    pub(super) fn spill_writes(&self) -> Result<()> {
+        self.spill(&mut self.cache.lock())
+    }
+
+    /// Deletes the store's keyspace and directory: what dropping a window store's expired
+    /// segment does, in one step whatever the number of keys.
+    pub(super) fn destroy(&self) -> Result<()> {
+        {
+            let mut cache = self.cache.lock();
+            *cache = Cache {
+                capacity: cache.capacity,
+                ..Cache::default()
+            };
+        }
+        // The keyspace first: a directory left behind by a crash is harmless, a keyspace
+        // without its directory would be opened (empty) again.
+        self.engine
+            .db
+            .delete_keyspace(self.data.clone())
+            .map_err(|e| self.error("deleting the keyspace", e))?;
+        match std::fs::remove_dir_all(&self.path) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(engine_error(
+                &self.name,
+                format!("removing {}", self.path.display()),
+                e,
+            )),
+            _ => Ok(()),
+        }
     }
 
     fn error(&self, what: &str, e: fjall::Error) -> StreamsError {
@@ -997,6 +1043,7 @@ mod tests {
             name: name.to_string(),
             kind,
             logged: true,
+            window_retention: None,
             key_serde: Arc::new(()),
             value_serde: Arc::new(()),
         };

@@ -11,8 +11,13 @@
 //!
 //! Entries of one key are contiguous and time-ordered. A key whose bytes extend another key's
 //! bytes may fall inside the other's range; fetches compare the key part and skip those.
-//! Expired entries (older than the retention behind stream time) are deleted, and the
-//! deletions logged, by a sweep that runs at most once per half retention of stream time.
+//!
+//! Expiry (entries older than the retention behind stream time): the stores of windowed DSL
+//! operations and of [`StreamsBuilder::add_window_store`](crate::StreamsBuilder::add_window_store)
+//! have a [`SegmentedStore`](super::SegmentedStore) engine, which drops whole time segments
+//! and logs nothing. On a plain key-value engine (a store added with `add_state_store`),
+//! expired entries are deleted, and the deletions logged, by a sweep that runs at most once
+//! per half retention of stream time.
 
 use std::cell::Cell;
 use std::ops::Bound;
@@ -25,7 +30,7 @@ use crate::error::{Result, StreamsError};
 use crate::serde::{DefaultSerde, Serde, SerdeError, SharedSerde};
 
 /// Length of the two time fields after the key bytes.
-const SUFFIX: usize = 16;
+pub(crate) const SUFFIX: usize = 16;
 
 /// A time interval: `[start, end)` for time windows, `[start, end]` (both inclusive) for
 /// sliding, session, count and event-interval windows, whose bounds are record timestamps.
@@ -228,9 +233,14 @@ impl<K: 'static, V: 'static> Timed<K, V> {
         self.kv.decode_value(bytes)
     }
 
-    /// Deletes entries whose `expiry_field` is before `stream_time - retention`, at most once
-    /// per half retention of stream time so that the full scan is amortized.
+    /// Expires entries whose `expiry_field` is before `stream_time - retention`: a segmented
+    /// engine drops whole segments; on any other engine, entries are deleted (and the
+    /// deletions logged) by a full scan, at most once per half retention of stream time so
+    /// that the scan is amortized.
     fn expire(&self, stream_time: i64, expiry_field: impl Fn(i64, i64) -> i64) -> Result<()> {
+        if self.kv.engine.expire_segments(stream_time)? {
+            return Ok(());
+        }
         if stream_time == i64::MIN || self.retention == i64::MAX {
             return Ok(());
         }
@@ -389,8 +399,8 @@ impl<K: 'static, V: 'static> WindowStore<K, V> {
             .collect()
     }
 
-    /// Deletes (and logs the deletion of) entries that started more than the retention
-    /// before `stream_time`.
+    /// Expires entries that started more than the retention before `stream_time` (see the
+    /// module documentation for how).
     pub fn expire(&self, stream_time: i64) -> Result<()> {
         self.timed.expire(stream_time, |start, _| start)
     }
@@ -476,8 +486,8 @@ impl<K: 'static, V: 'static> SessionStore<K, V> {
         self.timed.write(composite, None)
     }
 
-    /// Deletes (and logs the deletion of) sessions that ended more than the retention before
-    /// `stream_time`.
+    /// Expires sessions that ended more than the retention before `stream_time` (see the
+    /// module documentation for how).
     pub fn expire(&self, stream_time: i64) -> Result<()> {
         self.timed.expire(stream_time, |end, _| end)
     }
