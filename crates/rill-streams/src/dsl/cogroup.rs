@@ -124,6 +124,7 @@ where
             name: store.name.clone(),
             kind: store.kind,
             logged: store.logged,
+            caching: store.caching,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(A::default_serde()),
         });

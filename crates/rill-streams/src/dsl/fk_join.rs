@@ -125,6 +125,7 @@ where
             name: subscriptions_store.clone(),
             kind: store.kind,
             logged: store.logged,
+            caching: store.caching,
             key_serde: Arc::new(entry_serde),
             value_serde: Arc::new(hash_serde),
         });

@@ -228,6 +228,8 @@ fn def(
         name: name.to_string(),
         kind: StoreKind::InMemory,
         logged: true,
+        // A window store: its handle writes past the cache.
+        caching: false,
         key_serde,
         value_serde,
     }

@@ -88,6 +88,7 @@ where
             name: buffer.clone(),
             kind: crate::graph::StoreKind::InMemory,
             logged: true,
+            caching: true,
             key_serde: Arc::new(Bytes::default_serde()),
             value_serde: Arc::new(Bytes::default_serde()),
         });
@@ -264,6 +265,7 @@ where
                 name: store.clone(),
                 kind: crate::graph::StoreKind::InMemory,
                 logged: true,
+                caching: true,
                 key_serde: Arc::new(Bytes::default_serde()),
                 value_serde,
             });

@@ -73,6 +73,7 @@ impl StreamsBuilder {
             name: history_name.clone(),
             kind: store.kind,
             logged: store.logged,
+            caching: store.caching,
             key_serde: Arc::new(bytes_serde.clone()),
             value_serde: Arc::new(bytes_serde),
         });

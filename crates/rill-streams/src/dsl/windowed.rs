@@ -400,6 +400,8 @@ fn store_def(
         name: name.to_string(),
         kind: options.kind,
         logged: options.logged,
+        // Window and session stores: their handles write past the cache.
+        caching: false,
         key_serde,
         value_serde,
     }

@@ -69,6 +69,8 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 /// task and service came to gigabytes), a read cache per store, and one fjall worker thread
 /// per store (fjall's default is one per core).
 struct Sharing {
+    /// The budget this was made for.
+    budget: u64,
     /// A configuration whose block cache every store's database shares.
     template: fjall::Config,
     /// Read cache of each store.
@@ -88,10 +90,13 @@ fn sharing() -> &'static Sharing {
 impl Sharing {
     /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
     /// (spread over 16 stores: a process runs about that many), and up to a sixteenth for each
-    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top.
+    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top,
+    /// the runtime's record caches included (a sixty-fourth per application instance, see
+    /// [`default_cache_max_bytes`]).
     fn for_budget(budget: u64) -> Self {
         let block_cache = (budget / 2).max(1024 * 1024);
         Sharing {
+            budget,
             // The path is not used: only the cache is taken from this configuration.
             template: Database::builder(Path::new("."))
                 .cache_size(block_cache)
@@ -116,6 +121,20 @@ impl Sharing {
 /// ```
 pub fn set_memory_budget(bytes: u64) -> bool {
     SHARING.set(Sharing::for_budget(bytes)).is_ok()
+}
+
+/// The record-cache bound an application instance gets by default from the process's memory
+/// budget (see [`set_memory_budget`]): a sixty-fourth of it, 4 MiB of the default 256 MiB,
+/// for the writes its tasks hold until they commit (`StreamsConfig::cache_max_bytes`). A
+/// process running several applications holds up to that much for each; at 100,000 records a
+/// second and a 100 ms commit interval a few hundred bytes per cached write need about 2 MiB.
+///
+/// Reading it does not fix the budget: [`set_memory_budget`] may still be called after.
+pub fn default_cache_max_bytes() -> usize {
+    let budget = SHARING
+        .get()
+        .map_or(DEFAULT_MEMORY_BUDGET, |sharing| sharing.budget);
+    usize::try_from(budget / 64).unwrap_or(usize::MAX)
 }
 
 /// The read cache each store gets from the process's memory budget (see
@@ -948,6 +967,7 @@ mod tests {
             name: name.to_string(),
             kind,
             logged: true,
+            caching: true,
             key_serde: Arc::new(()),
             value_serde: Arc::new(()),
         };
