@@ -14,11 +14,12 @@
 //! closed.
 //!
 //! **Cache.** The runtime reads and writes a key for nearly every record, faster than any engine
-//! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps, like
-//! Kafka Streams' record cache, the writes since the last flush in a map (*dirty*, written to
-//! fjall as one batch on flush, or earlier when it grows past its share of the memory budget
-//! (see [`set_memory_budget`]) or a scan
-//! needs the engine to be complete) and recently used values in a bounded read cache.
+//! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps the
+//! writes since the last flush in a map (*dirty*, written to fjall as one batch on flush, or
+//! earlier when it grows past its share of the memory budget (see [`set_memory_budget`]) or a
+//! scan needs the engine to be complete) and recently used values in a bounded read cache.
+//! The runtime's record cache in front of it (`store::cache`) already folds a key's writes
+//! within a commit into one; this map then gathers the commits between two flushes.
 //!
 //! **Durability.** Writes become durable only on [`flush`](KeyValueBytesStore::flush): one batch
 //! into fjall's journal and one `fdatasync` per commit interval, so a crash loses at most the
