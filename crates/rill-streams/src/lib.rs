@@ -65,7 +65,7 @@ pub use serde::{
 };
 pub use store::{
     DEFAULT_MEMORY_BUDGET, InMemoryKeyValueStore, KeyValueBytesStore, KeyValueStore, KeyValues,
-    PersistentKeyValueStore, ReadOnlyKeyValueStore, set_memory_budget,
+    PersistentKeyValueStore, ReadOnlyKeyValueStore, default_cache_max_bytes, set_memory_budget,
 };
 pub use store::{MIN_SEGMENT_INTERVAL, SegmentedStore, default_segment_interval};
 pub use store::{ReadOnlyWindowStore, SessionStore, Window, WindowStore, Windowed, WindowedSerde};

@@ -17,7 +17,7 @@ use crate::collector::{OutputRecord, RecordCollector};
 use crate::error::{ErrorClass, Result, StreamsError};
 use crate::processor::{InitContext, Processor, ProcessorContext, PunctuationType, PunctuatorId};
 use crate::record::{Record, RecordContext};
-use crate::store::KeyValueBytesStore;
+use crate::store::{CachingKeyValueStore, ChangelogTarget, KeyValueBytesStore};
 
 /// Identifies a task: its sub-topology and the partition of its inputs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -67,7 +67,10 @@ pub enum ProcessingErrorPolicy {
 
 /// A store as registered in a task.
 pub(crate) struct TaskStore {
+    /// The store's engine, behind its record cache if it has one.
     pub engine: Arc<dyn KeyValueBytesStore>,
+    /// The record cache (the same object as `engine`), flushed before each commit.
+    pub cache: Option<Arc<CachingKeyValueStore>>,
     /// `SharedSerde<K>` behind `Any`, checked when a processor asks for the store.
     pub key_serde: Arc<dyn Any + Send + Sync>,
     pub value_serde: Arc<dyn Any + Send + Sync>,
@@ -306,6 +309,29 @@ impl Task {
             if let Some(target) = target {
                 target.borrow_mut().punctuate(&mut self.state, id, now)?;
             }
+        }
+        Ok(())
+    }
+
+    /// Writes what the stores' record caches hold to the stores and their changelogs; called
+    /// before every commit, so that the commit (under exactly-once, its transaction) covers
+    /// every change the task's processed records made.
+    pub fn flush_caches(&mut self) -> Result<()> {
+        let mut changes = Vec::new();
+        for store in self.state.stores.values() {
+            let Some(cache) = &store.cache else {
+                continue;
+            };
+            cache.flush_into(&mut changes)?;
+            if let Some(topic) = &store.changelog_topic {
+                ChangelogTarget {
+                    topic: topic.clone(),
+                    partition: self.state.task_id.partition,
+                    collector: self.state.collector.clone(),
+                }
+                .send_all(std::mem::take(&mut changes))?;
+            }
+            changes.clear();
         }
         Ok(())
     }

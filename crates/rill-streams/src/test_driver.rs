@@ -3,7 +3,9 @@
 //!
 //! Like Kafka Streams' `TopologyTestDriver`, every topic has one partition, so every
 //! sub-topology has one task; records written to a topic that another sub-topology reads
-//! (repartition topics included) are processed at once, before `pipe` returns.
+//! (repartition topics included) are processed at once, before `pipe` returns. Also like it,
+//! the driver commits after every record: the stores' record caches are flushed then, so a
+//! changelog holds one record per key and input record, whatever the cache settings.
 //!
 //! ```
 //! use rill_streams::{StoreOptions, StreamsBuilder, TopologyTestDriver};
@@ -33,7 +35,8 @@ use crate::graph::{InMemoryStores, TaskStateTemplate, Topology};
 use crate::record::Record;
 use crate::serde::{DefaultSerde, SharedSerde};
 use crate::store::{
-    InMemoryKeyValueStore, KeyValueBytesStore, Layout, ReadOnlyKeyValueStore, ReadOnlyWindowStore,
+    CacheBudget, InMemoryKeyValueStore, KeyValueBytesStore, Layout, ReadOnlyKeyValueStore,
+    ReadOnlyWindowStore, default_cache_max_bytes,
 };
 use crate::task::{DeserializationPolicy, ProcessingErrorPolicy, Task, TaskId, TaskMetrics};
 
@@ -110,6 +113,7 @@ impl TopologyTestDriver {
             })
             .collect();
         let mut tasks = BTreeMap::new();
+        let cache = CacheBudget::new(default_cache_max_bytes());
         for sub in topology.subtopologies() {
             let id = TaskId {
                 subtopology: sub.id,
@@ -121,6 +125,7 @@ impl TopologyTestDriver {
                 deserialization: deserialization.clone(),
                 processing: processing.clone(),
                 wall_clock: 0,
+                cache: Some(cache.clone()),
             };
             tasks.insert(
                 id,
@@ -222,6 +227,7 @@ impl TopologyTestDriver {
         for id in readers {
             if let Some(task) = self.tasks.get_mut(&id) {
                 task.process(&consumed)?;
+                task.flush_caches()?;
             }
         }
         Ok(())
@@ -350,6 +356,7 @@ impl TopologyTestDriver {
             .saturating_add(i64::try_from(by.as_millis()).unwrap_or(i64::MAX));
         for task in self.tasks.values_mut() {
             task.advance_wall_clock(self.wall_clock)?;
+            task.flush_caches()?;
         }
         self.route_outputs()
     }

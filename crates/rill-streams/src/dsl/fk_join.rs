@@ -127,6 +127,7 @@ where
             kind: store.kind,
             logged: store.logged,
             window_retention: None,
+            caching: store.caching,
             key_serde: Arc::new(entry_serde),
             value_serde: Arc::new(hash_serde),
         });

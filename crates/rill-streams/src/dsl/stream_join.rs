@@ -247,6 +247,8 @@ fn def(
         kind: StoreKind::Persistent,
         logged: true,
         window_retention: retention,
+        // A window store: its handle writes past the cache.
+        caching: false,
         key_serde,
         value_serde,
     }

@@ -90,6 +90,7 @@ where
             kind: crate::graph::StoreKind::InMemory,
             logged: true,
             window_retention: None,
+            caching: true,
             key_serde: Arc::new(Bytes::default_serde()),
             value_serde: Arc::new(Bytes::default_serde()),
         });
@@ -267,6 +268,7 @@ where
                 kind: crate::graph::StoreKind::InMemory,
                 logged: true,
                 window_retention: None,
+                caching: true,
                 key_serde: Arc::new(Bytes::default_serde()),
                 value_serde,
             });

@@ -191,6 +191,7 @@ where
         kind: store.kind,
         logged: store.logged,
         window_retention: None,
+        caching: store.caching,
         key_serde: Arc::new(K::default_serde()),
         value_serde: Arc::new(V::default_serde()),
     });

@@ -74,6 +74,7 @@ impl StreamsBuilder {
             kind: store.kind,
             logged: store.logged,
             window_retention: None,
+            caching: store.caching,
             key_serde: Arc::new(bytes_serde.clone()),
             value_serde: Arc::new(bytes_serde),
         });

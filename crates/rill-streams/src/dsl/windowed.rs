@@ -354,6 +354,8 @@ fn store_def(
         kind: options.kind,
         logged: options.logged,
         window_retention,
+        // Window and session stores: their handles write past the cache.
+        caching: false,
         key_serde,
         value_serde,
     }

@@ -18,8 +18,8 @@ pub(crate) use source_sink::{SinkNode, SourceNode, TopicChoice};
 use crate::error::{Result, StreamsError};
 use crate::processor::Processor;
 use crate::store::{
-    InMemoryKeyValueStore, KeyValueBytesStore, PersistentKeyValueStore, SegmentedStore,
-    default_segment_interval,
+    CacheBudget, CachingKeyValueStore, InMemoryKeyValueStore, KeyValueBytesStore,
+    PersistentKeyValueStore, SegmentedStore, default_segment_interval,
 };
 use crate::task::{Child, Lifecycle, ProcessorNode, RawSource, Task, TaskId, TaskState, TaskStore};
 
@@ -88,6 +88,9 @@ pub(crate) struct StoreDef {
     /// Window and session stores: how long (ms) entries are kept behind stream time; their
     /// engine keeps them in time segments ([`SegmentedStore`](crate::store::SegmentedStore)).
     pub window_retention: Option<i64>,
+    /// Whether a record cache goes in front, when the application has one and the store a
+    /// changelog (see `StoreOptions::with_caching`).
+    pub caching: bool,
     pub key_serde: Arc<dyn Any + Send + Sync>,
     pub value_serde: Arc<dyn Any + Send + Sync>,
 }
@@ -495,10 +498,22 @@ impl Topology {
                     store: name.clone(),
                     used_by: None,
                 })?;
+            let mut engine = stores.engine(id, def)?;
+            // Only a changelog's records are worth holding back: without one, the persistent
+            // engine already keeps a key's writes since its last flush as one.
+            let cache = match &state_template.cache {
+                Some(budget) if budget.enabled() && def.caching && def.logged => {
+                    let cache = Arc::new(CachingKeyValueStore::new(engine, budget.clone()));
+                    engine = cache.clone();
+                    Some(cache)
+                }
+                _ => None,
+            };
             task_stores.insert(
                 name.clone(),
                 TaskStore {
-                    engine: stores.engine(id, def)?,
+                    engine,
+                    cache,
                     key_serde: def.key_serde.clone(),
                     value_serde: def.value_serde.clone(),
                     changelog_topic: def
@@ -513,6 +528,7 @@ impl Topology {
                     global.name.clone(),
                     TaskStore {
                         engine: engine.clone(),
+                        cache: None,
                         key_serde: global.key_serde.clone(),
                         value_serde: global.value_serde.clone(),
                         changelog_topic: None,
@@ -582,6 +598,8 @@ pub(crate) struct TaskStateTemplate {
     pub deserialization: crate::task::DeserializationPolicy,
     pub processing: crate::task::ProcessingErrorPolicy,
     pub wall_clock: i64,
+    /// The byte bound the record caches of the task's stores share (`None`: no caches).
+    pub cache: Option<Arc<CacheBudget>>,
 }
 
 impl TaskStateTemplate {

@@ -66,7 +66,8 @@ impl InitContext<'_> {
             value_serde,
             changelog,
             self.task.current_timestamp.clone(),
-        ))
+        )
+        .with_cache(store.cache.clone()))
     }
 
     /// Calls [`Processor::punctuate`](crate::Processor::punctuate) every `interval` of the

@@ -87,6 +87,15 @@ pub struct StreamsConfig {
     pub max_task_idle: Duration,
     /// Most records one poll hands to a thread (Kafka's `max.poll.records`).
     pub max_poll_records: usize,
+    /// Bytes the record caches in front of the instance's key-value stores may hold, split
+    /// evenly over its threads (Kafka Streams' `statestore.cache.max.bytes`); 0 turns caching
+    /// off. A cache holds a task's writes until it commits, so a key written many times
+    /// within a commit interval costs one store write and one changelog record; past its share,
+    /// a thread's store writes its least recently written entries through early. Default:
+    /// [`default_cache_max_bytes`](crate::default_cache_max_bytes), a sixty-fourth of the
+    /// process's memory budget (4 MiB of the default 256 MiB). Stores opt out with
+    /// [`StoreOptions::with_caching`](crate::StoreOptions::with_caching).
+    pub cache_max_bytes: usize,
     /// Told how the restores of stores from their changelogs progress (none by default).
     pub restore_listener: Option<Arc<dyn RestoreListener>>,
     /// Told of every change of the application's state (none by default).
@@ -156,6 +165,7 @@ impl std::fmt::Debug for StreamsConfig {
             .field("threads", &self.threads)
             .field("guarantee", &self.guarantee)
             .field("commit_interval", &self.commit_interval)
+            .field("cache_max_bytes", &self.cache_max_bytes)
             .field("deserialization", &self.deserialization)
             .field("application_server", &self.application_server)
             .finish_non_exhaustive()
@@ -181,6 +191,7 @@ impl StreamsConfig {
             application_server: None,
             poll_timeout: Duration::from_millis(50),
             max_poll_records: 2_000,
+            cache_max_bytes: crate::store::default_cache_max_bytes(),
             max_task_idle: Duration::ZERO,
             commit_when_caught_up: true,
             restore_listener: None,

@@ -11,7 +11,7 @@ use rill_log::{ConsumedRecord, Consumer, ErrorClass, Log, Offset, SeekTo, TopicP
 
 use crate::error::{Result, StreamsError};
 use crate::graph::{PersistentStores, TaskStateTemplate, Topology};
-use crate::store::KeyValueBytesStore;
+use crate::store::{CacheBudget, KeyValueBytesStore};
 use crate::task::{Task, TaskId};
 
 use super::collector::ProducerCollector;
@@ -165,6 +165,9 @@ pub(crate) struct ThreadTasks {
     uncommitted: BTreeMap<TopicPartition, Offset>,
     /// Source topic -> sub-topology.
     topic_owner: HashMap<String, usize>,
+    /// The bound shared by the record caches of this thread's tasks: the application's
+    /// `cache_max_bytes` split over its threads, as Kafka Streams does.
+    cache: Arc<CacheBudget>,
 }
 
 impl ThreadTasks {
@@ -183,7 +186,9 @@ impl ThreadTasks {
                 topic_owner.insert(topic, sub.id);
             }
         }
+        let cache = CacheBudget::new(config.cache_max_bytes / config.threads.max(1));
         ThreadTasks {
+            cache,
             thread_index,
             log,
             topology,
@@ -266,6 +271,7 @@ impl ThreadTasks {
             deserialization: self.config.deserialization.clone(),
             processing: self.config.processing_errors.clone(),
             wall_clock: now_ms(),
+            cache: Some(self.cache.clone()),
         };
         let mut provider = PersistentStores {
             state_dir: self.config.state_dir.clone(),
@@ -441,8 +447,18 @@ impl ThreadTasks {
         !self.uncommitted.is_empty() || self.collector.borrow().producer.has_uncommitted()
     }
 
-    /// Commits outputs, store changes and input offsets of every task of the thread.
+    /// Writes the record caches of every task to their stores and changelogs (sent inside
+    /// the open transaction under exactly-once). A commit does it first anyway.
+    pub fn flush_caches(&mut self) -> Result<()> {
+        self.tasks
+            .values_mut()
+            .try_for_each(|running| running.task.flush_caches())
+    }
+
+    /// Commits outputs, store changes and input offsets of every task of the thread, the
+    /// changes still in record caches first.
     pub fn commit(&mut self, consumer: &dyn Consumer) -> Result<()> {
+        self.flush_caches()?;
         // Stores are not made durable here: their changelog is, inside this commit. A local
         // store is trusted only with a checkpoint, written (after a flush) at a clean close;
         // after a crash it is rebuilt from the changelog. Fsyncing every store on every commit

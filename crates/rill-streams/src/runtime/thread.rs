@@ -240,6 +240,7 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
             let due = last_commit.elapsed() >= config.commit_interval;
             let idle = caught_up && config.commit_when_caught_up;
             if pending && (due || idle) {
+                tasks.flush_caches()?;
                 fault(config, FaultPoint::BeforeCommit)?;
                 let started = Instant::now();
                 tasks.commit(consumer)?;

@@ -3,11 +3,14 @@
 //!
 //! Layers, from the bottom: an engine holding bytes ([`KeyValueBytesStore`]: in memory, or
 //! persistent on disk), shared as `Arc` so interactive queries can read it while the task
-//! writes; a processor-side typed handle ([`KeyValueStore`]) that serializes keys and values and
-//! logs every change to the store's changelog partition; a read-only typed view for queries
-//! ([`ReadOnlyKeyValueStore`]). Keys are ordered by their serialized bytes, so range and prefix
+//! writes; for key-value stores with a changelog, a record cache in front of the engine
+//! ([`CachingKeyValueStore`], on by default) that holds a task's writes until it commits; a
+//! processor-side typed handle ([`KeyValueStore`]) that serializes keys and values and logs
+//! changes to the store's changelog partition (through the cache: one record per key and
+//! commit); a read-only typed view for queries ([`ReadOnlyKeyValueStore`]). Keys are ordered by their serialized bytes, so range and prefix
 //! scans follow that order.
 
+mod cache;
 mod memory;
 mod persistent;
 mod segmented;
@@ -20,10 +23,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
+pub(crate) use cache::{CacheBudget, CachingKeyValueStore, Flushed};
 pub use memory::InMemoryKeyValueStore;
 pub use persistent::{
-    DEFAULT_MEMORY_BUDGET, Engine, PersistentKeyValueStore, default_record_cache_bytes,
-    set_memory_budget,
+    DEFAULT_MEMORY_BUDGET, Engine, PersistentKeyValueStore, default_cache_max_bytes,
+    default_record_cache_bytes, set_memory_budget,
 };
 pub use segmented::{MIN_SEGMENT_INTERVAL, SegmentedStore, default_segment_interval};
 pub(crate) use window::{Layout, fetch_windows, time_bytes, time_from};
@@ -120,10 +124,33 @@ pub(crate) struct ChangelogTarget {
     pub collector: Rc<RefCell<dyn RecordCollector>>,
 }
 
-/// A typed key-value store as a processor uses it: reads and writes go to the engine, writes
-/// are also logged to the changelog (when the store has one) as part of the task's next commit.
+impl ChangelogTarget {
+    /// Sends changes leaving a record cache to the changelog.
+    pub(crate) fn send_all(&self, changes: Vec<Flushed>) -> Result<()> {
+        let mut collector = self.collector.borrow_mut();
+        for change in changes {
+            collector.send(OutputRecord {
+                topic: self.topic.clone(),
+                partition: Some(self.partition),
+                key: Some(change.key),
+                value: change.value,
+                timestamp: change.timestamp,
+                headers: Vec::new(),
+            })?;
+        }
+        Ok(())
+    }
+}
+
+/// A typed key-value store as a processor uses it: reads see the store's writes at once;
+/// writes are logged to the changelog (when the store has one) as part of the task's next
+/// commit. With a record cache (the default for stores with a changelog), writes wait in the
+/// cache until that commit, so repeated writes of a key become one engine write and one
+/// changelog record with the last value.
 pub struct KeyValueStore<K, V> {
     engine: Arc<dyn KeyValueBytesStore>,
+    /// The record cache, the same object as `engine` when the store has one.
+    cache: Option<Arc<CachingKeyValueStore>>,
     key_serde: SharedSerde<K>,
     value_serde: SharedSerde<V>,
     changelog: Option<ChangelogTarget>,
@@ -141,11 +168,18 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     ) -> Self {
         Self {
             engine,
+            cache: None,
             key_serde,
             value_serde,
             changelog,
             clock,
         }
+    }
+
+    /// Writes through `cache` (which must be the handle's engine) instead of the engine.
+    pub(crate) fn with_cache(mut self, cache: Option<Arc<CachingKeyValueStore>>) -> Self {
+        self.cache = cache;
+        self
     }
 
     fn topic(&self) -> &str {
@@ -216,6 +250,9 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
                 what: "value",
                 source,
             })?;
+        if let Some(cache) = &self.cache {
+            return self.write_cached(cache, key, Some(value));
+        }
         self.engine.put(key.clone(), value.clone())?;
         self.log(key, Some(value))
     }
@@ -223,9 +260,38 @@ impl<K: 'static, V: 'static> KeyValueStore<K, V> {
     /// Removes `key`, answering its old value.
     pub fn delete(&self, key: &K) -> Result<Option<V>> {
         let key_bytes = self.key_bytes(key)?;
-        let old = self.engine.delete(&key_bytes)?;
-        self.log(key_bytes, None)?;
+        let old = match &self.cache {
+            Some(cache) => {
+                let old = cache.get(&key_bytes)?;
+                self.write_cached(cache, key_bytes, None)?;
+                old
+            }
+            None => {
+                let old = self.engine.delete(&key_bytes)?;
+                self.log(key_bytes, None)?;
+                old
+            }
+        };
         old.map(|bytes| self.decode_value(&bytes)).transpose()
+    }
+
+    /// Caches a write; past the cache's bound, evicts older entries through to the engine and
+    /// the changelog.
+    fn write_cached(
+        &self,
+        cache: &CachingKeyValueStore,
+        key: Bytes,
+        value: Option<Bytes>,
+    ) -> Result<()> {
+        if !cache.write(key, value, *self.clock.borrow()) {
+            return Ok(());
+        }
+        let mut evicted = Vec::new();
+        cache.evict_into(&mut evicted)?;
+        match &self.changelog {
+            Some(changelog) => changelog.send_all(evicted),
+            None => Ok(()),
+        }
     }
 
     /// Pairs with keys in `from..=to` (by serialized key order).

@@ -14,11 +14,12 @@
 //! closed.
 //!
 //! **Cache.** The runtime reads and writes a key for nearly every record, faster than any engine
-//! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps, like
-//! Kafka Streams' record cache, the writes since the last flush in a map (*dirty*, written to
-//! fjall as one batch on flush, or earlier when it grows past its share of the memory budget
-//! (see [`set_memory_budget`]) or a scan
-//! needs the engine to be complete) and recently used values in a bounded read cache.
+//! answers point operations (a get in fjall's memtable costs ~2 µs). So the store keeps the
+//! writes since the last flush in a map (*dirty*, written to fjall as one batch on flush, or
+//! earlier when it grows past its share of the memory budget (see [`set_memory_budget`]) or a
+//! scan needs the engine to be complete) and recently used values in a bounded read cache.
+//! The runtime's record cache in front of it (`store::cache`) already folds a key's writes
+//! within a commit into one; this map then gathers the commits between two flushes.
 //!
 //! **Durability.** Writes become durable only on [`flush`](KeyValueBytesStore::flush): one batch
 //! into fjall's journal and one `fdatasync` per commit interval, so a crash loses at most the
@@ -70,6 +71,8 @@ pub const DEFAULT_MEMORY_BUDGET: u64 = 256 * 1024 * 1024;
 /// task and service came to gigabytes), a read cache per store, and one fjall worker thread
 /// per store (fjall's default is one per core).
 struct Sharing {
+    /// The budget this was made for.
+    budget: u64,
     /// A configuration whose block cache every store's database shares.
     template: fjall::Config,
     /// Read cache of each store.
@@ -100,10 +103,13 @@ fn sharing() -> &'static Sharing {
 impl Sharing {
     /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
     /// (spread over 16 stores: a process runs about that many), and up to a sixteenth for each
-    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top.
+    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top,
+    /// the runtime's record caches included (a sixty-fourth per application instance, see
+    /// [`default_cache_max_bytes`]).
     fn for_budget(budget: u64) -> Self {
         let block_cache = (budget / 2).max(1024 * 1024);
         Sharing {
+            budget,
             // The path is not used: only the cache is taken from this configuration.
             template: Database::builder(Path::new("."))
                 .cache_size(block_cache)
@@ -129,6 +135,20 @@ impl Sharing {
 /// ```
 pub fn set_memory_budget(bytes: u64) -> bool {
     SHARING.set(Sharing::for_budget(bytes)).is_ok()
+}
+
+/// The record-cache bound an application instance gets by default from the process's memory
+/// budget (see [`set_memory_budget`]): a sixty-fourth of it, 4 MiB of the default 256 MiB,
+/// for the writes its tasks hold until they commit (`StreamsConfig::cache_max_bytes`). A
+/// process running several applications holds up to that much for each; at 100,000 records a
+/// second and a 100 ms commit interval a few hundred bytes per cached write need about 2 MiB.
+///
+/// Reading it does not fix the budget: [`set_memory_budget`] may still be called after.
+pub fn default_cache_max_bytes() -> usize {
+    let budget = SHARING
+        .get()
+        .map_or(DEFAULT_MEMORY_BUDGET, |sharing| sharing.budget);
+    usize::try_from(budget / 64).unwrap_or(usize::MAX)
 }
 
 /// The read cache each store gets from the process's memory budget (see
@@ -1044,6 +1064,7 @@ mod tests {
             kind,
             logged: true,
             window_retention: None,
+            caching: true,
             key_serde: Arc::new(()),
             value_serde: Arc::new(()),
         };
