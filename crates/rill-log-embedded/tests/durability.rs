@@ -12,8 +12,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use rill_log::{
-    ConsumedRecord, ConsumerConfig, GroupMetadata, IsolationLevel, Log, LogError,
-    ProducerRecord, TopicConfig, TopicPartition,
+    ConsumedRecord, ConsumerConfig, GroupMetadata, IsolationLevel, Log, LogError, ProducerRecord,
+    TopicConfig, TopicPartition,
 };
 use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
 
@@ -57,9 +57,9 @@ fn read_everything(log: &EmbeddedLog, partitions: &[TopicPartition]) -> BTreeMap
     }
     let mut out: BTreeMap<i32, Vec<String>> = BTreeMap::new();
     for r in got {
-        out.entry(r.partition).or_default().push(
-            String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned(),
-        );
+        out.entry(r.partition)
+            .or_default()
+            .push(String::from_utf8_lossy(r.value.as_deref().unwrap_or_default()).into_owned());
     }
     out
 }
@@ -135,7 +135,11 @@ fn a_power_loss_after_commits_loses_no_committed_record_or_offset() {
         let plain = log.producer(&Default::default()).expect("producer");
         for i in 0..10 {
             plain
-                .send(ProducerRecord::new("out").partition(i % 6).value(format!("plain{i}")))
+                .send(
+                    ProducerRecord::new("out")
+                        .partition(i % 6)
+                        .value(format!("plain{i}")),
+                )
                 .expect("send")
                 .wait()
                 .expect("delivered");
@@ -152,11 +156,7 @@ fn a_power_loss_after_commits_loses_no_committed_record_or_offset() {
     let got = read_everything(&log, &parts);
     for p in 0..6i32 {
         let mut want: Vec<String> = (0..20).map(|i| format!("tx-txn{i}-p{p}")).collect();
-        want.extend(
-            (0..10)
-                .filter(|i| i % 6 == p)
-                .map(|i| format!("plain{i}")),
-        );
+        want.extend((0..10).filter(|i| i % 6 == p).map(|i| format!("plain{i}")));
         assert_eq!(got.get(&p), Some(&want), "partition {p}");
     }
     assert_eq!(
@@ -247,7 +247,13 @@ fn a_partition_missing_acknowledged_records_fails_to_open_with_data_loss() {
 
 /// Commits transactions as [`commit_transactions`] does, one at a time, until `stop` is set
 /// and then `extra` more; returns how many.
-fn commit_until(log: &EmbeddedLog, id: &str, partitions: i32, stop: &AtomicBool, extra: usize) -> usize {
+fn commit_until(
+    log: &EmbeddedLog,
+    id: &str,
+    partitions: i32,
+    stop: &AtomicBool,
+    extra: usize,
+) -> usize {
     let mut committed = 0;
     let mut after_stop = 0;
     while after_stop < extra {
@@ -304,7 +310,11 @@ fn checkpoints_during_concurrent_commits_lose_nothing() {
                         .send(
                             ProducerRecord::new("out")
                                 .partition(sent % partitions)
-                                .value(format!("plain-txn{}-p{}", sent / partitions, sent % partitions)),
+                                .value(format!(
+                                    "plain-txn{}-p{}",
+                                    sent / partitions,
+                                    sent % partitions
+                                )),
                         )
                         .expect("send")
                         .wait()

@@ -228,7 +228,13 @@ fn write_group(inner: &Inner, group: HashMap<u64, (Arc<Partition>, Vec<PendingRe
     drop(guards);
     // Not under the append locks: commits on these partitions go on while the journal syncs,
     // and their entries, appended after this one, are covered by the same or a later fsync.
-    let durable = journaled.and_then(|lsn| if always { inner.wait_durable(lsn) } else { Ok(()) });
+    let durable = journaled.and_then(|lsn| {
+        if always {
+            inner.wait_durable(lsn)
+        } else {
+            Ok(())
+        }
+    });
     if let Err(err) = durable {
         for w in written {
             w.partition.poison(&err);
@@ -237,8 +243,7 @@ fn write_group(inner: &Inner, group: HashMap<u64, (Arc<Partition>, Vec<PendingRe
         return;
     }
     for w in &written {
-        w.partition
-            .advance_visible(w.base + w.records.len() as i64);
+        w.partition.advance_visible(w.base + w.records.len() as i64);
     }
     inner
         .notifier

@@ -785,7 +785,9 @@ mod tests {
                 let (journal, durability) = (Arc::clone(&journal), Arc::clone(&durability));
                 std::thread::spawn(move || -> Result<()> {
                     for _ in 0..50 {
-                        let lsn = journal.lock().append(&Entry::TopicCreated { name: "x".into() })?;
+                        let lsn = journal
+                            .lock()
+                            .append(&Entry::TopicCreated { name: "x".into() })?;
                         durability.wait(lsn, || journal.lock().sync_target())?;
                         let (_, durable) = journal.lock().durable_len();
                         assert!(durable >= lsn, "entry at {lsn} returned before durable");
@@ -795,7 +797,8 @@ mod tests {
             })
             .collect();
         for t in threads {
-            t.join().map_err(|_| LogError::Closed { what: "thread" })??;
+            t.join()
+                .map_err(|_| LogError::Closed { what: "thread" })??;
         }
         let (_, entries) = Journal::open(&path)?;
         assert_eq!(entries.len(), 400);

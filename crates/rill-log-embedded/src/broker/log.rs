@@ -143,10 +143,12 @@ fn replay_batches(
         let partition = match named.get(&batch.tp) {
             Some(p) => Arc::clone(p),
             None => {
-                let topic = topics.get(&batch.tp.topic).ok_or_else(|| LogError::Corrupt {
-                    path: topics_dir(std::path::Path::new("")).join(&batch.tp.topic),
-                    reason: "the journal holds batches of a topic that is not open".into(),
-                })?;
+                // Only batches of live topics are replayed, and every live topic is open.
+                let topic = topics
+                    .get(&batch.tp.topic)
+                    .ok_or_else(|| LogError::UnknownTopic {
+                        topic: batch.tp.topic.clone(),
+                    })?;
                 let p = topic.partition(batch.tp.partition)?;
                 named.insert(batch.tp.clone(), Arc::clone(&p));
                 p
@@ -533,12 +535,16 @@ mod tests {
     fn batches_of_deleted_topics_and_of_earlier_topics_of_the_same_name_are_not_replayed() {
         let r = replay(vec![
             Entry::TopicCreated { name: "a".into() },
-            Entry::TopicCreated { name: "gone".into() },
+            Entry::TopicCreated {
+                name: "gone".into(),
+            },
             Entry::Appended {
                 batches: vec![batch("a", 0), batch("gone", 0)],
             },
             Entry::TopicDeleted { name: "a".into() },
-            Entry::TopicDeleted { name: "gone".into() },
+            Entry::TopicDeleted {
+                name: "gone".into(),
+            },
             Entry::TopicCreated { name: "a".into() },
             Entry::TxnCommit {
                 txn_id: 1,

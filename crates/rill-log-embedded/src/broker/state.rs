@@ -47,7 +47,13 @@ pub(crate) struct Meta {
 
 impl Meta {
     /// Sets a committed offset from the entry at `lsn`, unless a later entry set it already.
-    pub(crate) fn apply_offset(&mut self, group: &str, tp: &TopicPartition, offset: Offset, lsn: u64) {
+    pub(crate) fn apply_offset(
+        &mut self,
+        group: &str,
+        tp: &TopicPartition,
+        offset: Offset,
+        lsn: u64,
+    ) {
         let key = (group.to_string(), tp.clone());
         let newest = self.offset_lsns.entry(key).or_default();
         if *newest > lsn {
@@ -198,7 +204,7 @@ pub(crate) struct TxnIdState {
     pub lock: Mutex<()>,
     /// The epoch of the newest producer with this id (a copy of `Meta::epochs`' entry, set
     /// under `lock`), so that a send checks for fencing without taking the `meta` lock, which
-    /// a commit holds across its journal fsync.
+    /// every commit takes to append to the journal.
     pub epoch: AtomicI32,
 }
 

@@ -122,7 +122,8 @@ impl PartitionLog {
                 path: self.inner.dir.clone(),
                 reason: format!("journaled batch: {reason}"),
             };
-            let h = batch::BatchHeader::parse(bytes).ok_or_else(|| corrupt("shorter than a header"))?;
+            let h =
+                batch::BatchHeader::parse(bytes).ok_or_else(|| corrupt("shorter than a header"))?;
             let Some(one) = bytes.get(..h.total_len()) else {
                 return Err(corrupt("shorter than its length field says"));
             };

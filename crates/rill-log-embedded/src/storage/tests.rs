@@ -820,7 +820,8 @@ fn journaled_copies_replay_byte_for_byte_across_segment_rolls() {
         let records: Vec<_> = (0..4).map(|j| numbered(base + j)).collect();
         let mut copy = Vec::new();
         assert_eq!(
-            log.append_copy(&records, txn_id, &mut copy).expect("append"),
+            log.append_copy(&records, txn_id, &mut copy)
+                .expect("append"),
             base,
             "append {i}"
         );
