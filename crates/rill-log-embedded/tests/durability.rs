@@ -88,12 +88,6 @@ fn bytes_of(files: &[PathBuf]) -> u64 {
         .sum()
 }
 
-fn journal_len(dir: &Path) -> u64 {
-    std::fs::metadata(dir.join("meta").join("journal"))
-        .expect("stat journal")
-        .len()
-}
-
 /// Commits `txns` transactions writing `txn{i}-p{p}` to every partition of `out`, each with
 /// the offset `i + 1` of `in`/0 for group `g`.
 fn commit_transactions(log: &EmbeddedLog, id: &str, out: &str, partitions: i32, txns: usize) {
@@ -381,9 +375,9 @@ fn the_journal_shrinks_after_a_checkpoint_and_grows_again_until_the_next() {
         create(&log, "in", 1);
         create(&log, "out", 4);
         commit_transactions(&log, "a", "out", 4, 10);
-        let before = journal_len(dir.path());
+        let before = log.journal_bytes();
         let after = log.checkpoint_now().expect("checkpoint");
-        assert_eq!(after, journal_len(dir.path()));
+        assert_eq!(after, log.journal_bytes());
         assert!(
             after < before / 4,
             "a journal of {before} bytes became {after} after a checkpoint"
@@ -393,7 +387,7 @@ fn the_journal_shrinks_after_a_checkpoint_and_grows_again_until_the_next() {
         // their entries' framing) since the last.
         commit_transactions(&log, "b", "out", 4, 1000);
         let deadline = Instant::now() + DEADLINE;
-        while journal_len(dir.path()) > 128 << 10 {
+        while log.journal_bytes() > 128 << 10 {
             assert!(Instant::now() < deadline, "no checkpoint came");
             std::thread::sleep(Duration::from_millis(10));
         }

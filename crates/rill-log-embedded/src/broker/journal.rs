@@ -30,6 +30,14 @@ use rill_log::{ErrorClass, LogError, Offset, Result, TopicPartition};
 /// corrupt header, not an entry.
 const MAX_ENTRY: usize = 1 << 30;
 
+/// The journal file is extended with zeros this much ahead of its entries. An `fdatasync` of
+/// blocks already allocated and written only flushes data; one that extends the file must also
+/// commit the filesystem's own journal (the new size), which on ext4 waits for every other
+/// file's ordered data in that commit, such as partition pages being written back. So appends
+/// overwrite zeros, and only one sync per chunk pays for an extension. A zero length field ends
+/// the entries (no entry has an empty payload).
+const PREALLOCATE: u64 = 8 << 20;
+
 /// Batches written to one partition, exactly as appended (one or more encoded batches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JournalBatch {
@@ -202,8 +210,10 @@ impl Durability {
 #[derive(Debug)]
 pub(crate) struct Journal {
     current: Arc<JournalFile>,
-    /// Bytes in the current file (all valid entries).
+    /// Bytes of valid entries in the current file.
     len: u64,
+    /// Bytes in the current file: `len` and the zeros written ahead of it.
+    allocated: u64,
     /// Bytes ever appended since open (the lsn of the last entry's end); a rewrite keeps it.
     written: u64,
     durability: Arc<Durability>,
@@ -225,12 +235,16 @@ impl Journal {
             .map_err(|e| LogError::io("read journal", path, e))?;
         let bytes = Bytes::from(bytes);
         let (entries, valid) = decode_all(&bytes, path)?;
-        if valid < bytes.len() {
+        let preallocated = bytes[valid..].iter().all(|b| *b == 0);
+        if valid < bytes.len() && !preallocated {
             tracing::warn!(
                 path = %path.display(),
                 torn_bytes = bytes.len() - valid,
                 "truncating torn journal tail"
             );
+        }
+        if valid < bytes.len() {
+            // Zeros written ahead go too: what follows the entries must read as their end.
             file.set_len(valid as u64)
                 .map_err(|e| LogError::io("truncate journal", path, e))?;
         }
@@ -244,6 +258,7 @@ impl Journal {
                     synced_len: AtomicU64::new(valid as u64),
                 }),
                 len: valid as u64,
+                allocated: valid as u64,
                 written: 0,
                 durability: Arc::new(Durability::default()),
                 buf: Vec::new(),
@@ -258,6 +273,18 @@ impl Journal {
         self.durability.check()?;
         self.buf.clear();
         frame_into(&mut self.buf, entry)?;
+        let end = self.len + self.buf.len() as u64;
+        // Room for the entry and the next one's length field, which must read as zero until
+        // it is written.
+        if end + 8 > self.allocated {
+            let upto = (end + 8).max(self.allocated + PREALLOCATE);
+            let zeros = vec![0u8; (upto - self.allocated) as usize];
+            self.current
+                .file
+                .write_all_at(&zeros, self.allocated)
+                .map_err(|e| LogError::io("extend journal", &self.current.path, e))?;
+            self.allocated = upto;
+        }
         // Positional, at the known end: a failed write leaves nothing the next one misreads,
         // since it overwrites whatever part landed.
         self.current
@@ -363,6 +390,7 @@ impl Journal {
             synced_len: AtomicU64::new(bytes.len() as u64),
         });
         self.len = bytes.len() as u64;
+        self.allocated = self.len;
         self.durability.advance(self.written);
         Ok(())
     }
@@ -424,7 +452,7 @@ fn decode_all(bytes: &Bytes, path: &Path) -> Result<(Vec<Entry>, usize)> {
             bytes[pos + 6],
             bytes[pos + 7],
         ]);
-        if len > MAX_ENTRY || bytes.len() - pos - 8 < len {
+        if len == 0 || len > MAX_ENTRY || bytes.len() - pos - 8 < len {
             break;
         }
         let payload = bytes.slice(pos + 8..pos + 8 + len);
@@ -686,25 +714,31 @@ mod tests {
     fn entries_round_trip_and_torn_tail_is_truncated() -> Result<()> {
         let dir = tempdir()?;
         let path = dir.path().join("meta/journal");
-        {
+        let good_len = {
             let (mut journal, entries) = Journal::open(&path)?;
             assert!(entries.is_empty());
             for entry in sample() {
                 journal.append_synced(&entry)?;
             }
-        }
-        let good_len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0);
+            journal.len()
+        };
+        // Zeros were written ahead of the entries.
+        assert!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > good_len);
         // A torn append: a header promising more bytes than follow.
-        let mut file = OpenOptions::new()
-            .append(true)
+        let file = OpenOptions::new()
+            .write(true)
             .open(&path)
             .map_err(|e| LogError::io("open", &path, e))?;
-        file.write_all(&[50, 0, 0, 0, 1, 2, 3, 4, 9])
+        file.write_all_at(&[50, 0, 0, 0, 1, 2, 3, 4, 9], good_len)
             .map_err(|e| LogError::io("write", &path, e))?;
         drop(file);
         let (journal, entries) = Journal::open(&path)?;
         assert_eq!(entries, sample());
         assert_eq!(journal.len(), good_len);
+        assert_eq!(
+            std::fs::metadata(&path).map(|m| m.len()).ok(),
+            Some(good_len)
+        );
         Ok(())
     }
 
@@ -725,15 +759,16 @@ mod tests {
     fn bad_checksum_stops_replay() -> Result<()> {
         let dir = tempdir()?;
         let path = dir.path().join("journal");
-        {
+        let len = {
             let (mut journal, _) = Journal::open(&path)?;
             for entry in sample() {
                 journal.append(&entry)?;
             }
             journal.sync()?;
-        }
+            journal.len()
+        };
         let mut bytes = std::fs::read(&path).map_err(|e| LogError::io("read", &path, e))?;
-        let last = bytes.len() - 1;
+        let last = len as usize - 1;
         bytes[last] ^= 0xff;
         std::fs::write(&path, &bytes).map_err(|e| LogError::io("write", &path, e))?;
         let (_, entries) = Journal::open(&path)?;

@@ -401,6 +401,12 @@ impl EmbeddedLog {
         checkpoint::run(&self.inner).map(|stats| stats.journal_after)
     }
 
+    /// Bytes of entries in the journal (`meta/journal`, whose file also holds zeros written
+    /// ahead of them): it shrinks at each checkpoint.
+    pub fn journal_bytes(&self) -> u64 {
+        self.inner.meta.lock().journal.len()
+    }
+
     /// Test support: the next transaction commit writes its batches, then fails just before
     /// its commit point (the journal entry), as if the process died there.
     #[doc(hidden)]
