@@ -38,18 +38,8 @@ pub(crate) fn run(inner: &Inner) -> Result<CheckpointStats> {
             data_bytes,
         )
     };
-    let mut synced = 0;
-    let mut failure = None;
-    for partition in dirty.values() {
-        match sync(partition) {
-            Ok(true) => synced += 1,
-            Ok(false) => {}
-            Err(err) => {
-                failure = Some(err);
-                break;
-            }
-        }
-    }
+    let partitions: Vec<&Arc<Partition>> = dirty.values().collect();
+    let (synced, failure) = sync_all(&partitions);
     if let Some(err) = failure {
         // The journal keeps everything; the next checkpoint tries these partitions again.
         let mut meta = inner.meta.lock();
@@ -79,6 +69,61 @@ pub(crate) fn run(inner: &Inner) -> Result<CheckpointStats> {
         "checkpoint"
     );
     Ok(stats)
+}
+
+/// Threads fsyncing partitions during a checkpoint, the caller included. Issued together, the
+/// fsyncs share the filesystem's journal commits (ext4 folds concurrent ones), so the burst of
+/// writes a checkpoint is, during which commits' journal fsyncs wait longer, is shorter. The
+/// helpers live only as long as the checkpoint.
+const SYNC_THREADS: usize = 4;
+
+/// Fsyncs every partition, on up to [`SYNC_THREADS`] threads; returns how many were synced and
+/// the first failure.
+fn sync_all(partitions: &[&Arc<Partition>]) -> (usize, Option<rill_log::LogError>) {
+    let chunk = partitions.len().div_ceil(SYNC_THREADS).max(1);
+    let one = |part: &[&Arc<Partition>]| {
+        let mut synced = 0;
+        for partition in part {
+            match sync(partition) {
+                Ok(true) => synced += 1,
+                Ok(false) => {}
+                Err(err) => return (synced, Some(err)),
+            }
+        }
+        (synced, None)
+    };
+    std::thread::scope(|scope| {
+        let mut chunks = partitions.chunks(chunk);
+        let first = chunks.next().unwrap_or_default();
+        let helpers: Vec<_> = chunks
+            .map(|part| {
+                std::thread::Builder::new()
+                    .name("rill-log-checkpoint".into())
+                    .spawn_scoped(scope, move || one(part))
+                    // Without a thread, this part is synced here after the first.
+                    .map_err(|_| part)
+            })
+            .collect();
+        let mut total = one(first);
+        for helper in helpers {
+            let (synced, failure) = match helper {
+                Ok(handle) => handle.join().unwrap_or_else(|_| {
+                    (
+                        0,
+                        Some(rill_log::LogError::Closed {
+                            what: "checkpoint sync thread (it panicked)",
+                        }),
+                    )
+                }),
+                Err(part) => one(part),
+            };
+            total.0 += synced;
+            if total.1.is_none() {
+                total.1 = failure;
+            }
+        }
+        total
+    })
 }
 
 /// Fsyncs a partition; `false` when its topic was deleted meanwhile (nothing to keep).
