@@ -107,14 +107,12 @@ fn sync_all(partitions: &[&Arc<Partition>]) -> (usize, Option<rill_log::LogError
         let mut total = one(first);
         for helper in helpers {
             let (synced, failure) = match helper {
-                Ok(handle) => handle.join().unwrap_or_else(|_| {
-                    (
-                        0,
-                        Some(rill_log::LogError::Closed {
-                            what: "checkpoint sync thread (it panicked)",
-                        }),
-                    )
-                }),
+                Ok(handle) => handle.join().unwrap_or((
+                    0,
+                    Some(rill_log::LogError::Closed {
+                        what: "checkpoint sync thread (it panicked)",
+                    }),
+                )),
                 Err(part) => one(part),
             };
             total.0 += synced;
