@@ -30,14 +30,6 @@ use rill_log::{ErrorClass, LogError, Offset, Result, TopicPartition};
 /// corrupt header, not an entry.
 const MAX_ENTRY: usize = 1 << 30;
 
-/// The journal file is extended with zeros this much ahead of its entries. An `fdatasync` of
-/// blocks already allocated and written only flushes data; one that extends the file must also
-/// commit the filesystem's own journal (the new size), which on ext4 waits for every other
-/// file's ordered data in that commit, such as partition pages being written back. So appends
-/// overwrite zeros, and only one sync per chunk pays for an extension. A zero length field ends
-/// the entries (no entry has an empty payload).
-const PREALLOCATE: u64 = 8 << 20;
-
 /// Batches written to one partition, exactly as appended (one or more encoded batches).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct JournalBatch {
@@ -210,10 +202,8 @@ impl Durability {
 #[derive(Debug)]
 pub(crate) struct Journal {
     current: Arc<JournalFile>,
-    /// Bytes of valid entries in the current file.
+    /// Bytes in the current file (all valid entries).
     len: u64,
-    /// Bytes in the current file: `len` and the zeros written ahead of it.
-    allocated: u64,
     /// Bytes ever appended since open (the lsn of the last entry's end); a rewrite keeps it.
     written: u64,
     durability: Arc<Durability>,
@@ -235,16 +225,12 @@ impl Journal {
             .map_err(|e| LogError::io("read journal", path, e))?;
         let bytes = Bytes::from(bytes);
         let (entries, valid) = decode_all(&bytes, path)?;
-        let preallocated = bytes[valid..].iter().all(|b| *b == 0);
-        if valid < bytes.len() && !preallocated {
+        if valid < bytes.len() {
             tracing::warn!(
                 path = %path.display(),
                 torn_bytes = bytes.len() - valid,
                 "truncating torn journal tail"
             );
-        }
-        if valid < bytes.len() {
-            // Zeros written ahead go too: what follows the entries must read as their end.
             file.set_len(valid as u64)
                 .map_err(|e| LogError::io("truncate journal", path, e))?;
         }
@@ -258,7 +244,6 @@ impl Journal {
                     synced_len: AtomicU64::new(valid as u64),
                 }),
                 len: valid as u64,
-                allocated: valid as u64,
                 written: 0,
                 durability: Arc::new(Durability::default()),
                 buf: Vec::new(),
@@ -273,18 +258,6 @@ impl Journal {
         self.durability.check()?;
         self.buf.clear();
         frame_into(&mut self.buf, entry)?;
-        let end = self.len + self.buf.len() as u64;
-        // Room for the entry and the next one's length field, which must read as zero until
-        // it is written.
-        if end + 8 > self.allocated {
-            let upto = (end + 8).max(self.allocated + PREALLOCATE);
-            let zeros = vec![0u8; (upto - self.allocated) as usize];
-            self.current
-                .file
-                .write_all_at(&zeros, self.allocated)
-                .map_err(|e| LogError::io("extend journal", &self.current.path, e))?;
-            self.allocated = upto;
-        }
         // Positional, at the known end: a failed write leaves nothing the next one misreads,
         // since it overwrites whatever part landed.
         self.current
@@ -390,7 +363,6 @@ impl Journal {
             synced_len: AtomicU64::new(bytes.len() as u64),
         });
         self.len = bytes.len() as u64;
-        self.allocated = self.len;
         self.durability.advance(self.written);
         Ok(())
     }
@@ -452,6 +424,7 @@ fn decode_all(bytes: &Bytes, path: &Path) -> Result<(Vec<Entry>, usize)> {
             bytes[pos + 6],
             bytes[pos + 7],
         ]);
+        // No entry is empty: a zero length is a tail a crash left zeroed, not an entry.
         if len == 0 || len > MAX_ENTRY || bytes.len() - pos - 8 < len {
             break;
         }
@@ -722,8 +695,6 @@ mod tests {
             }
             journal.len()
         };
-        // Zeros were written ahead of the entries.
-        assert!(std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) > good_len);
         // A torn append: a header promising more bytes than follow.
         let file = OpenOptions::new()
             .write(true)

@@ -401,8 +401,7 @@ impl EmbeddedLog {
         checkpoint::run(&self.inner).map(|stats| stats.journal_after)
     }
 
-    /// Bytes of entries in the journal (`meta/journal`, whose file also holds zeros written
-    /// ahead of them): it shrinks at each checkpoint.
+    /// Bytes of entries in the journal (`meta/journal`): it shrinks at each checkpoint.
     pub fn journal_bytes(&self) -> u64 {
         self.inner.meta.lock().journal.len()
     }
