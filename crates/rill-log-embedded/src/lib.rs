@@ -2,8 +2,10 @@
 //! directory, with no server to run.
 //!
 //! **Owns:** segment storage, crash recovery, retention and compaction (`storage`), and the
-//! broker side: topics, the directory lock, producers with group-commit fsync, transactions,
-//! consumer groups and committed offsets (`broker`). Design: `docs/embedded-log.md`.
+//! broker side: topics, the directory lock, the journal (the write-ahead log of metadata and
+//! batches: a commit costs one shared journal fsync, whatever the partitions it wrote) and its
+//! checkpoints, producers with group commit, transactions, consumer groups and committed offsets
+//! (`broker`). Design: `docs/embedded-log.md`.
 //!
 //! **May depend on:** `rill-log` only among rill's crates.
 //!

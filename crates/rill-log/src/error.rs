@@ -137,6 +137,22 @@ pub enum LogError {
         /// What is wrong.
         reason: String,
     },
+    /// A partition ends before records the log had made durable and acknowledged (its journal
+    /// holds them from offset `journaled`): its files lost data behind the log's back (a disk
+    /// that does not honour fsync, or files truncated by hand). Opening stops rather than
+    /// re-number what follows.
+    #[error(
+        "{partition} ends at offset {end} but records from offset {journaled} were acknowledged: \
+         records {end}..{journaled} are lost"
+    )]
+    DataLoss {
+        /// The partition.
+        partition: TopicPartition,
+        /// Where its files end after recovery.
+        end: i64,
+        /// The first offset of the journaled batch that cannot be re-appended.
+        journaled: i64,
+    },
     /// An I/O operation failed.
     #[error("{operation} {path}: {source}", path = path.display())]
     Io {
@@ -202,7 +218,7 @@ impl LogError {
             LogError::CommitRejected { .. } | LogError::ProducerFenced { .. } => {
                 ErrorClass::TaskMigrated
             }
-            LogError::Corrupt { .. } => ErrorClass::Corrupted,
+            LogError::Corrupt { .. } | LogError::DataLoss { .. } => ErrorClass::Corrupted,
             LogError::TransactionsUnsupported { .. }
             | LogError::Io { .. }
             | LogError::DirectoryLocked { .. }

@@ -1,11 +1,14 @@
 //! The cleaner: retention for delete-policy topics and compaction for compact-policy topics,
-//! run by a background thread every `cleaner_interval` and on demand.
+//! run by a background thread every `cleaner_interval` and on demand. The same thread runs the
+//! journal's checkpoints when they fall due (see `checkpoint`).
 
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rill_log::Result;
 
+use super::checkpoint;
 use super::state::{Inner, now_ms};
 use crate::storage::CleanStats;
 
@@ -53,24 +56,43 @@ fn add(total: &mut CleanStats, stats: CleanStats) {
     total.bytes_reclaimed += stats.bytes_reclaimed;
 }
 
-/// The cleaner thread's body: a pass every interval until stopped.
+/// The cleaner thread's body: a pass every interval, and a checkpoint whenever one is due,
+/// until stopped.
 pub(crate) fn run(inner: Arc<Inner>) {
     let interval = inner.config.cleaner_interval;
+    let next_after = |now: Instant| {
+        now.checked_add(interval)
+            .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600))
+    };
+    let mut next_clean = next_after(Instant::now());
     loop {
-        {
-            let now = Instant::now();
-            let deadline = now
-                .checked_add(interval)
-                .unwrap_or_else(|| now + std::time::Duration::from_secs(365 * 24 * 3600));
+        let checkpoint_due = {
             let mut stop = inner.cleaner_stop.lock();
-            while !*stop {
-                if inner.cleaner_cv.wait_until(&mut stop, deadline).timed_out() {
-                    break;
+            loop {
+                if *stop {
+                    return;
+                }
+                if inner.checkpoint_due.load(Ordering::Acquire) {
+                    break true;
+                }
+                if inner
+                    .cleaner_cv
+                    .wait_until(&mut stop, next_clean)
+                    .timed_out()
+                {
+                    break false;
                 }
             }
-            if *stop {
-                return;
+        };
+        if checkpoint_due {
+            // Cleared first: batches journaled during this checkpoint ask for the next one.
+            inner.checkpoint_due.store(false, Ordering::Release);
+            if let Err(err) = checkpoint::run(&inner) {
+                tracing::warn!(error = %err, "checkpoint failed; the journal keeps the batches");
             }
+        }
+        if Instant::now() < next_clean {
+            continue;
         }
         match clean_once(&inner) {
             Ok(stats) if stats != CleanStats::default() => {
@@ -84,5 +106,6 @@ pub(crate) fn run(inner: Arc<Inner>) {
             Ok(_) => {}
             Err(err) => tracing::warn!(error = %err, "cleaner pass failed"),
         }
+        next_clean = next_after(Instant::now());
     }
 }

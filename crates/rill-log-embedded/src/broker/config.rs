@@ -6,14 +6,14 @@ use std::time::Duration;
 /// When appended records are fsynced before they are acknowledged.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum FsyncPolicy {
-    /// Fsync every group of appended records before acknowledging them and making them visible
-    /// (group commit: records sent during one fsync share the next).
+    /// Make every group of appended records durable before acknowledging them and making them
+    /// visible: one journal fsync per group, shared with concurrent commits.
     #[default]
     Always,
-    /// Acknowledge after the write to the OS; fsync dirty partitions this often. A power loss
+    /// Acknowledge after the write to the OS; fsync the journal this often. A power loss
     /// may lose up to this much acknowledged data (a process crash loses none).
     Interval(Duration),
-    /// Acknowledge after the write to the OS; fsync only at close.
+    /// Acknowledge after the write to the OS; fsync only at checkpoints and close.
     Never,
 }
 
@@ -44,11 +44,14 @@ pub struct EmbeddedConfig {
     pub delete_retention: Duration,
     /// An offset index entry is written every this many bytes of segment.
     pub index_interval_bytes: u32,
+    /// Once the journal holds this many bytes of batches, a checkpoint fsyncs the partitions
+    /// they went to and drops them from the journal (see `docs/embedded-log.md`).
+    pub checkpoint_bytes: u64,
 }
 
 impl EmbeddedConfig {
     /// Defaults for a log in `data_dir`: fsync always, 64 MiB segments, 1 MiB records, cleaner
-    /// every 30 s, tombstones kept 24 h.
+    /// every 30 s, tombstones kept 24 h, a checkpoint every 64 MiB of journaled batches.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -58,6 +61,7 @@ impl EmbeddedConfig {
             cleaner_interval: Duration::from_secs(30),
             delete_retention: Duration::from_secs(24 * 3600),
             index_interval_bytes: 4096,
+            checkpoint_bytes: 64 << 20,
         }
     }
 
@@ -88,6 +92,12 @@ impl EmbeddedConfig {
     /// Sets how long compaction keeps tombstones.
     pub fn delete_retention(mut self, retention: Duration) -> Self {
         self.delete_retention = retention;
+        self
+    }
+
+    /// Sets how many bytes of batches the journal holds before a checkpoint.
+    pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
+        self.checkpoint_bytes = bytes;
         self
     }
 }

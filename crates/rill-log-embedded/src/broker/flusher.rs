@@ -1,8 +1,9 @@
 //! Group commit: producers queue records per partition; one flusher thread per log takes
-//! everything queued, writes each partition's records as one batch, fsyncs per the policy, then
+//! everything queued, writes each partition's records as one batch (not fsynced), journals
+//! those batches as one entry, waits per the policy for the journal to be durable, then
 //! advances the partitions' visible ends and completes the deliveries. Records sent while a
-//! group is being written and fsynced form the next group, so under `FsyncPolicy::Always` many
-//! concurrent producers share each fsync.
+//! group is being written and synced form the next group, so under `FsyncPolicy::Always` many
+//! concurrent producers share each fsync, and a group costs one fsync whatever its partitions.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -12,6 +13,7 @@ use parking_lot::{Condvar, Mutex};
 use rill_log::{DeliverySender, LogError, RecordMetadata, Result};
 
 use super::config::FsyncPolicy;
+use super::journal::{Entry, JournalBatch};
 use super::state::Inner;
 use super::topics::Partition;
 use crate::storage::StoredRecord;
@@ -111,8 +113,6 @@ pub(crate) fn run(inner: Arc<Inner>) {
         _ => None,
     };
     let mut next_sync = interval.map(|d| Instant::now() + d);
-    // Partitions written but not yet fsynced (Interval and Never policies).
-    let mut dirty: HashMap<u64, Arc<Partition>> = HashMap::new();
     loop {
         let (group, upto) = {
             let queue = &inner.flush;
@@ -135,14 +135,14 @@ pub(crate) fn run(inner: Arc<Inner>) {
             }
             if state.pending.is_empty() && state.stopping {
                 drop(state);
-                sync_dirty(&inner, &mut dirty);
+                sync_journal(&inner);
                 return;
             }
             (std::mem::take(&mut state.pending), state.enqueued)
         };
 
         if !group.is_empty() {
-            write_group(&inner, group, &mut dirty);
+            write_group(&inner, group);
             let mut state = inner.flush.state.lock();
             state.completed = upto;
             drop(state);
@@ -152,26 +152,18 @@ pub(crate) fn run(inner: Arc<Inner>) {
         if let (Some(at), Some(d)) = (next_sync, interval)
             && Instant::now() >= at
         {
-            sync_dirty(&inner, &mut dirty);
+            sync_journal(&inner);
             next_sync = Some(Instant::now() + d);
         }
     }
 }
 
-/// Fsyncs written partitions and the journal (Interval policy ticks and shutdown).
-fn sync_dirty(inner: &Inner, dirty: &mut HashMap<u64, Arc<Partition>>) {
-    for (_, partition) in dirty.drain() {
-        let _guard = partition.append_lock.lock();
-        if partition.is_deleted() {
-            continue;
-        }
-        if let Err(err) = partition.log.sync() {
-            // The records were acknowledged already; all we can do is refuse further writes so
-            // the failure is seen.
-            partition.poison(&err);
-        }
-    }
-    if let Err(err) = inner.meta.lock().journal.sync() {
+/// Fsyncs the journal (Interval policy ticks and shutdown): the batches of acknowledged groups
+/// are in it.
+fn sync_journal(inner: &Inner) {
+    if let Err(err) = inner.sync_journal() {
+        // The records were acknowledged already; the failure is sticky, so every later write
+        // fails with it.
         tracing::error!(error = %err, "journal fsync failed");
     }
 }
@@ -182,30 +174,37 @@ struct Written {
     records: Vec<PendingRecord>,
 }
 
-/// Writes one group: one batch per partition, then fsync (Always), then visibility and
-/// acknowledgements.
-fn write_group(
-    inner: &Inner,
-    group: HashMap<u64, (Arc<Partition>, Vec<PendingRecord>)>,
-    dirty: &mut HashMap<u64, Arc<Partition>>,
-) {
+/// Writes one group: one batch per partition, one journal entry for them all, then (Always)
+/// waits for it to be durable, then visibility and acknowledgements.
+fn write_group(inner: &Inner, group: HashMap<u64, (Arc<Partition>, Vec<PendingRecord>)>) {
     let always = matches!(inner.config.fsync, FsyncPolicy::Always);
+    let mut group: Vec<(Arc<Partition>, Vec<PendingRecord>)> = group.into_values().collect();
+    // The order transaction commits lock partitions in, so the two cannot deadlock.
+    group.sort_by(|a, b| a.0.tp.cmp(&b.0.tp));
+    let locked: Vec<Arc<Partition>> = group.iter().map(|(p, _)| Arc::clone(p)).collect();
+    // Held until the journal entry is appended: a partition's batches must be journaled in the
+    // order they were written, or recovery could not re-append them.
+    let guards: Vec<_> = locked.iter().map(|p| p.append_lock.lock()).collect();
     let mut written = Vec::with_capacity(group.len());
-    for (uid, (partition, records)) in group {
-        let result = {
-            let _guard = partition.append_lock.lock();
-            partition.check_writable().and_then(|()| {
-                let batch: Vec<StoredRecord> = records.iter().map(|r| r.record.clone()).collect();
-                partition.log.append(&batch, 0).inspect_err(|err| {
+    let mut batches = Vec::with_capacity(group.len());
+    for (partition, records) in group {
+        let mut bytes = Vec::new();
+        let result = partition.check_writable().and_then(|()| {
+            let batch: Vec<StoredRecord> = records.iter().map(|r| r.record.clone()).collect();
+            partition
+                .log
+                .append_copy(&batch, 0, &mut bytes)
+                .inspect_err(|err| {
                     partition.poison(err);
                 })
-            })
-        };
+        });
         match result {
             Ok(base) => {
-                if !always {
-                    dirty.insert(uid, partition.clone());
-                }
+                batches.push(JournalBatch {
+                    tp: partition.tp.clone(),
+                    base,
+                    bytes: bytes.into(),
+                });
                 written.push(Written {
                     partition,
                     base,
@@ -215,32 +214,41 @@ fn write_group(
             Err(err) => fail_all(records, &err),
         }
     }
-    // Not under the append locks: a sync covers whatever was appended before it, and holding
-    // a lock would stall a transaction commit on that partition for nothing. Together rather
-    // than one after another, so the filesystem shares its journal commits between them.
-    let synced = if always {
-        let partitions: Vec<&Arc<Partition>> = written.iter().map(|w| &w.partition).collect();
-        inner.syncer.sync_all(&partitions)
-    } else {
-        written.iter().map(|_| Ok(())).collect()
-    };
-    let mut acknowledged = Vec::with_capacity(written.len());
-    for (w, synced) in written.into_iter().zip(synced) {
-        if let Err(err) = synced {
+    if written.is_empty() {
+        return;
+    }
+    let partitions: Vec<&Arc<Partition>> = written.iter().map(|w| &w.partition).collect();
+    let journaled = inner.journal_batches(&Entry::Appended { batches }, &partitions, 0);
+    if let Err(err) = &journaled {
+        // Batches past the visible end that the journal does not hold: nothing may follow them.
+        for w in &written {
+            w.partition.poison(err);
+        }
+    }
+    drop(guards);
+    // Not under the append locks: commits on these partitions go on while the journal syncs,
+    // and their entries, appended after this one, are covered by the same or a later fsync.
+    let durable = journaled.and_then(|lsn| {
+        if always {
+            inner.wait_durable(lsn)
+        } else {
+            Ok(())
+        }
+    });
+    if let Err(err) = durable {
+        for w in written {
             w.partition.poison(&err);
             fail_all(w.records, &err);
-            continue;
         }
-        let end = w.base + w.records.len() as i64;
-        w.partition.advance_visible(end);
-        acknowledged.push(w);
+        return;
     }
-    if !acknowledged.is_empty() {
-        inner
-            .notifier
-            .bump_topics(acknowledged.iter().map(|w| w.partition.tp.topic.as_str()));
+    for w in &written {
+        w.partition.advance_visible(w.base + w.records.len() as i64);
     }
-    for w in acknowledged {
+    inner
+        .notifier
+        .bump_topics(written.iter().map(|w| w.partition.tp.topic.as_str()));
+    for w in written {
         let topic = w.partition.tp.topic.clone();
         for (i, pending) in w.records.into_iter().enumerate() {
             pending.sender.complete(Ok(RecordMetadata {

@@ -10,16 +10,16 @@ use rill_log::{
     Result, TransactionalProducer,
 };
 
+use super::checkpoint;
 use super::cleaner;
 use super::config::EmbeddedConfig;
 use super::consumer::EmbeddedConsumer;
 use super::flusher::{self, FlushQueue};
-use super::journal::{Entry, Journal};
+use super::journal::{Entry, Journal, JournalBatch};
 use super::lock::DirLock;
 use super::producer::EmbeddedProducer;
 use super::state::{Inner, Meta, Notifier};
-use super::syncer::SyncPool;
-use super::topics::{Topic, read_topic_file, remove_topic_dir, topics_dir};
+use super::topics::{Partition, Topic, read_topic_file, remove_topic_dir, topics_dir};
 use super::txn::EmbeddedTxnProducer;
 
 /// A journal longer than this is rewritten as a snapshot at open.
@@ -49,16 +49,37 @@ struct Replayed {
     offsets: HashMap<String, HashMap<rill_log::TopicPartition, rill_log::Offset>>,
     epochs: HashMap<String, i32>,
     committed_txns: HashSet<u64>,
-    /// Every transaction id at or below this is committed or gone from the partitions.
+    /// Every transaction id at or below this is committed or gone from the partitions...
     txn_floor: u64,
+    /// ...except these, which had not committed when the floor was written.
+    txn_open: HashSet<u64>,
     max_txn_id: u64,
+    /// Journaled batches of live topics, in journal order (those of a deleted topic, or of an
+    /// earlier topic of the same name, are left out).
+    batches: Vec<JournalBatch>,
+}
+
+impl Replayed {
+    fn txn_committed(&self, id: u64) -> bool {
+        self.committed_txns.contains(&id) || (id <= self.txn_floor && !self.txn_open.contains(&id))
+    }
 }
 
 fn replay(entries: Vec<Entry>) -> Replayed {
     let mut r = Replayed::default();
+    // Each creation of a name starts a new topic; batches belong to the one they followed.
+    let mut incarnation: HashMap<String, u64> = HashMap::new();
+    let mut batches: Vec<(u64, JournalBatch)> = Vec::new();
+    let mut keep = |incarnation: &HashMap<String, u64>, list: Vec<JournalBatch>| {
+        for batch in list {
+            let of = incarnation.get(&batch.tp.topic).copied().unwrap_or(0);
+            batches.push((of, batch));
+        }
+    };
     for entry in entries {
         match entry {
             Entry::TopicCreated { name } => {
+                *incarnation.entry(name.clone()).or_default() += 1;
                 r.live.insert(name);
             }
             Entry::TopicDeleted { name } => {
@@ -71,26 +92,81 @@ fn replay(entries: Vec<Entry>) -> Replayed {
                 let committed = r.offsets.entry(group).or_default();
                 committed.extend(offsets);
             }
-            Entry::TxnCommit { txn_id, offsets } => {
+            Entry::TxnCommit {
+                txn_id,
+                offsets,
+                batches,
+            } => {
                 r.committed_txns.insert(txn_id);
                 r.max_txn_id = r.max_txn_id.max(txn_id);
                 for (group, tp, offset) in offsets {
                     r.offsets.entry(group).or_default().insert(tp, offset);
                 }
+                keep(&incarnation, batches);
             }
+            Entry::Appended { batches } => keep(&incarnation, batches),
             Entry::ProducerEpoch {
                 transactional_id,
                 epoch,
             } => {
                 r.epochs.insert(transactional_id, epoch);
             }
-            Entry::TxnIdFloor { txn_id } => {
+            Entry::TxnIdFloor { txn_id, open } => {
                 r.txn_floor = r.txn_floor.max(txn_id);
                 r.max_txn_id = r.max_txn_id.max(txn_id);
+                // A later floor knows better which ids are still open.
+                r.txn_open = open.into_iter().collect();
             }
         }
     }
+    r.batches = batches
+        .into_iter()
+        .filter(|(of, batch)| {
+            r.live.contains(&batch.tp.topic)
+                && incarnation.get(&batch.tp.topic).copied().unwrap_or(0) == *of
+        })
+        .map(|(_, batch)| batch)
+        .collect();
     r
+}
+
+/// Re-appends the journaled batches a power loss took from the partitions (see
+/// [`PartitionLog::replay_journaled`](crate::storage::PartitionLog::replay_journaled)) and
+/// returns the partitions the journal names, which must be fsynced before it drops them.
+fn replay_batches(
+    topics: &BTreeMap<String, Arc<Topic>>,
+    batches: &[JournalBatch],
+) -> Result<Vec<Arc<Partition>>> {
+    let mut named: BTreeMap<rill_log::TopicPartition, Arc<Partition>> = BTreeMap::new();
+    let mut appended = 0u64;
+    for batch in batches {
+        let partition = match named.get(&batch.tp) {
+            Some(p) => Arc::clone(p),
+            None => {
+                // Only batches of live topics are replayed, and every live topic is open.
+                let topic = topics
+                    .get(&batch.tp.topic)
+                    .ok_or_else(|| LogError::UnknownTopic {
+                        topic: batch.tp.topic.clone(),
+                    })?;
+                let p = topic.partition(batch.tp.partition)?;
+                named.insert(batch.tp.clone(), Arc::clone(&p));
+                p
+            }
+        };
+        appended += u64::from(partition.log.replay_journaled(&batch.bytes)?);
+    }
+    for partition in named.values() {
+        partition.advance_visible(partition.log.end_offset());
+    }
+    if appended > 0 {
+        tracing::info!(
+            batches = appended,
+            partitions = named.len(),
+            "re-appended batches from the journal"
+        );
+    }
+    Ok(named.into_values().collect())
 }
 
 impl EmbeddedLog {
@@ -100,7 +176,7 @@ impl EmbeddedLog {
     pub fn open(config: EmbeddedConfig) -> Result<EmbeddedLog> {
         let data_dir = config.data_dir.clone();
         let dir_lock = DirLock::acquire(&data_dir)?;
-        let (mut journal, entries) = Journal::open(&data_dir.join("meta").join("journal"))?;
+        let (journal, entries) = Journal::open(&data_dir.join("meta").join("journal"))?;
         let entry_count = entries.len();
         let replayed = replay(entries);
 
@@ -109,8 +185,7 @@ impl EmbeddedLog {
         let tdir = topics_dir(&data_dir);
         std::fs::create_dir_all(&tdir)
             .map_err(|e| LogError::io("create topics directory", &tdir, e))?;
-        let txn_committed =
-            |id: u64| id <= replayed.txn_floor || replayed.committed_txns.contains(&id);
+        let txn_committed = |id: u64| replayed.txn_committed(id);
         let mut topics = BTreeMap::new();
         let listing =
             std::fs::read_dir(&tdir).map_err(|e| LogError::io("list topics", &tdir, e))?;
@@ -143,29 +218,46 @@ impl EmbeddedLog {
             });
         }
 
+        // Partitions hold what survived; the journal puts back what a power loss took.
+        let journaled = replay_batches(&topics, &replayed.batches)?;
+
         let next_txn_id = replayed.max_txn_id + 1;
+        let durability = Arc::clone(journal.durability());
+        let mut meta = Meta {
+            journal,
+            offsets: replayed.offsets,
+            offset_lsns: HashMap::new(),
+            epochs: replayed.epochs,
+            next_txn_id,
+            open_txns: BTreeSet::new(),
+            dirty: HashMap::new(),
+            data_bytes: 0,
+        };
         // Partitions are recovered now, so every transaction id up to here is committed or was
-        // truncated: a snapshot can drop the individual commits and keep a floor.
-        if journal.len() > JOURNAL_REWRITE_BYTES {
-            let snapshot = snapshot(&replayed, next_txn_id - 1);
-            if snapshot.len() < entry_count {
-                journal.rewrite(&snapshot)?;
+        // truncated: a snapshot can drop the individual commits and keep a floor. Batches go
+        // too once the partitions they went to are fsynced (a checkpoint).
+        if !journaled.is_empty() || meta.journal.len() > JOURNAL_REWRITE_BYTES {
+            for partition in &journaled {
+                partition.log.sync()?;
+            }
+            let snapshot = meta.snapshot(topics.keys());
+            if journaled.is_empty() && snapshot.len() >= entry_count {
+                // Nothing to gain.
+            } else {
+                let len = meta.journal.len();
+                meta.journal.rewrite(&snapshot, len)?;
             }
         }
 
         let inner = Arc::new(Inner {
             config,
             topics: RwLock::new(topics),
-            meta: Mutex::new(Meta {
-                journal,
-                offsets: replayed.offsets,
-                epochs: replayed.epochs,
-                next_txn_id,
-            }),
+            meta: Mutex::new(meta),
             txn_locks: Mutex::new(HashMap::new()),
             groups: Mutex::new(HashMap::new()),
             flush: FlushQueue::default(),
-            syncer: SyncPool::default(),
+            durability,
+            checkpoint_due: AtomicBool::new(false),
             notifier: Notifier::default(),
             closed: AtomicBool::new(false),
             next_uid: AtomicU64::new(next_uid.load(Ordering::Relaxed)),
@@ -270,37 +362,58 @@ impl EmbeddedLog {
         self.inner.dir_lock.lock().take();
     }
 
-    /// Test support: the next transaction commit writes and fsyncs its batches, then fails
-    /// just before its commit point (the journal entry), as if the process died there.
+    /// Test support: stops as a power loss would. Like [`crash_for_test`](Self::crash_for_test),
+    /// then every partition's active segment and the journal are cut back to the bytes known
+    /// durable (fsynced): what the page cache held is gone. Call it with no commit in flight.
+    #[doc(hidden)]
+    pub fn power_loss_for_test(&self) -> Result<()> {
+        let topics: Vec<Arc<Topic>> = self.inner.topics.read().values().cloned().collect();
+        self.crash_for_test();
+        let mut files: Vec<_> = topics
+            .iter()
+            .flat_map(|t| t.partitions.iter())
+            .filter_map(|p| p.log.durable_len())
+            .collect();
+        files.push(self.inner.meta.lock().journal.durable_len());
+        drop(topics);
+        for (path, durable) in files {
+            let file = std::fs::OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| LogError::io("open", &path, e))?;
+            let len = file
+                .metadata()
+                .map_err(|e| LogError::io("stat", &path, e))?
+                .len();
+            if len > durable {
+                file.set_len(durable)
+                    .map_err(|e| LogError::io("truncate", &path, e))?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Runs a checkpoint now (the cleaner thread runs one whenever the journal holds
+    /// `checkpoint_bytes` of batches): fsyncs every partition written since the last one and
+    /// rewrites the journal without their batches. Returns the journal's size in bytes after.
+    pub fn checkpoint_now(&self) -> Result<u64> {
+        self.inner.check_open()?;
+        checkpoint::run(&self.inner).map(|stats| stats.journal_after)
+    }
+
+    /// Bytes of entries in the journal (`meta/journal`): it shrinks at each checkpoint.
+    pub fn journal_bytes(&self) -> u64 {
+        self.inner.meta.lock().journal.len()
+    }
+
+    /// Test support: the next transaction commit writes its batches, then fails just before
+    /// its commit point (the journal entry), as if the process died there.
     #[doc(hidden)]
     pub fn fail_next_txn_commit_for_test(&self) {
         self.inner
             .fail_before_commit_point
             .store(true, Ordering::Release);
     }
-}
-
-/// The journal's state as a minimal list of entries.
-fn snapshot(r: &Replayed, txn_floor: u64) -> Vec<Entry> {
-    let mut entries: Vec<Entry> = r
-        .live
-        .iter()
-        .map(|name| Entry::TopicCreated { name: name.clone() })
-        .collect();
-    entries.extend(r.epochs.iter().map(|(id, epoch)| Entry::ProducerEpoch {
-        transactional_id: id.clone(),
-        epoch: *epoch,
-    }));
-    for (group, offsets) in &r.offsets {
-        let mut offsets: Vec<_> = offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
-        offsets.sort();
-        entries.push(Entry::OffsetCommit {
-            group: group.clone(),
-            offsets,
-        });
-    }
-    entries.push(Entry::TxnIdFloor { txn_id: txn_floor });
-    entries
 }
 
 impl Drop for EmbeddedLog {
@@ -347,13 +460,25 @@ impl Log for EmbeddedLog {
 
 #[cfg(test)]
 mod tests {
+    use bytes::Bytes;
     use rill_log::TopicPartition;
 
     use super::*;
 
+    fn tp(t: &str, p: i32) -> TopicPartition {
+        TopicPartition::new(t, p)
+    }
+
+    fn batch(t: &str, base: i64) -> JournalBatch {
+        JournalBatch {
+            tp: tp(t, 0),
+            base,
+            bytes: Bytes::from(format!("{t}@{base}")),
+        }
+    }
+
     #[test]
-    fn a_snapshot_replays_to_the_same_state() {
-        let tp = |t: &str, p| TopicPartition::new(t, p);
+    fn a_snapshot_replays_to_the_same_state() -> Result<()> {
         let entries = vec![
             Entry::TopicCreated { name: "a".into() },
             Entry::TopicCreated { name: "b".into() },
@@ -364,6 +489,7 @@ mod tests {
             Entry::TxnCommit {
                 txn_id: 4,
                 offsets: vec![("g".into(), tp("a", 0), 9)],
+                batches: vec![],
             },
             Entry::ProducerEpoch {
                 transactional_id: "t".into(),
@@ -373,17 +499,33 @@ mod tests {
             Entry::TxnCommit {
                 txn_id: 7,
                 offsets: vec![],
+                batches: vec![],
             },
         ];
         let before = replay(entries);
         assert_eq!(before.max_txn_id, 7);
-        let after = replay(snapshot(&before, before.max_txn_id));
+        let dir = tempfile::tempdir().map_err(|e| LogError::io("tempdir", "/tmp", e))?;
+        let (journal, _) = Journal::open(&dir.path().join("journal"))?;
+        let meta = Meta {
+            journal,
+            offsets: before.offsets.clone(),
+            offset_lsns: HashMap::new(),
+            epochs: before.epochs.clone(),
+            next_txn_id: before.max_txn_id + 1,
+            // 5 never committed: a rewrite must not make it look committed.
+            open_txns: [5].into_iter().collect(),
+            dirty: HashMap::new(),
+            data_bytes: 0,
+        };
+        let after = replay(meta.snapshot(before.live.iter()));
         assert_eq!(after.live, before.live);
         assert_eq!(after.offsets, before.offsets);
         assert_eq!(after.epochs, before.epochs);
         assert_eq!(after.max_txn_id, 7);
         assert_eq!(after.txn_floor, 7);
         assert!(after.committed_txns.is_empty());
+        assert!(after.txn_committed(4) && after.txn_committed(7));
+        assert!(!after.txn_committed(5) && !after.txn_committed(8));
         // The deleted topic's offsets went with it.
         assert_eq!(
             after.offsets.get("g").map(|o| o.len()),
@@ -391,5 +533,52 @@ mod tests {
             "{:?}",
             after.offsets
         );
+        Ok(())
+    }
+
+    #[test]
+    fn batches_of_deleted_topics_and_of_earlier_topics_of_the_same_name_are_not_replayed() {
+        let r = replay(vec![
+            Entry::TopicCreated { name: "a".into() },
+            Entry::TopicCreated {
+                name: "gone".into(),
+            },
+            Entry::Appended {
+                batches: vec![batch("a", 0), batch("gone", 0)],
+            },
+            Entry::TopicDeleted { name: "a".into() },
+            Entry::TopicDeleted {
+                name: "gone".into(),
+            },
+            Entry::TopicCreated { name: "a".into() },
+            Entry::TxnCommit {
+                txn_id: 1,
+                offsets: vec![],
+                batches: vec![batch("a", 0)],
+            },
+            Entry::Appended {
+                batches: vec![batch("a", 1)],
+            },
+        ]);
+        let kept: Vec<_> = r.batches.iter().map(|b| b.bytes.clone()).collect();
+        assert_eq!(kept, vec![Bytes::from("a@0"), Bytes::from("a@1")]);
+    }
+
+    #[test]
+    fn a_later_commit_of_an_id_the_floor_lists_as_open_counts() {
+        let r = replay(vec![
+            Entry::TxnIdFloor {
+                txn_id: 10,
+                open: vec![8, 9],
+            },
+            Entry::TxnCommit {
+                txn_id: 9,
+                offsets: vec![],
+                batches: vec![],
+            },
+        ]);
+        assert!(r.txn_committed(7) && r.txn_committed(9) && r.txn_committed(10));
+        assert!(!r.txn_committed(8));
+        assert_eq!(r.max_txn_id, 10);
     }
 }

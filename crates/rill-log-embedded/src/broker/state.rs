@@ -2,9 +2,11 @@
 //!
 //! Lock order (outer first), so no two paths can deadlock: a transactional id's commit lock,
 //! then partition append locks (sorted by topic-partition), then a group's state, then the
-//! topic map, then `meta`. The flush queue, the notifier and the pending offsets are leaves.
+//! topic map, then `meta`. The flush queue, the notifier, the pending offsets and the journal's
+//! group-commit state are leaves. Nothing holds a partition append lock or `meta` across a
+//! journal fsync shared with other commits ([`Inner::wait_durable`]).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
 use std::thread::JoinHandle;
@@ -16,9 +18,8 @@ use rill_log::{LogError, Offset, Result, TopicPartition};
 use super::config::{EmbeddedConfig, FsyncPolicy};
 use super::flusher::FlushQueue;
 use super::group::Group;
-use super::journal::{Entry, Journal};
+use super::journal::{Durability, Entry, Journal};
 use super::lock::DirLock;
-use super::syncer::SyncPool;
 use super::topics::{Partition, Topic};
 
 /// Metadata rebuilt from the journal, guarded together with it so an entry and the state it
@@ -27,10 +28,73 @@ pub(crate) struct Meta {
     pub journal: Journal,
     /// Committed offsets per group.
     pub offsets: HashMap<String, HashMap<TopicPartition, Offset>>,
+    /// The lsn of the journal entry that set each committed offset in this run. Commits apply
+    /// their offsets once their entry is durable, which may be after a later commit's: an
+    /// older entry never overwrites a newer one.
+    pub offset_lsns: HashMap<(String, TopicPartition), u64>,
     /// Current epoch per transactional id.
     pub epochs: HashMap<String, i32>,
     /// The next transaction id to hand out (ids start at 1; 0 means "not transactional").
     pub next_txn_id: u64,
+    /// Transaction ids handed out whose `TxnCommit` was not appended: open, or failed with
+    /// batches left at partition tails. A rewrite's `TxnIdFloor` lists them as not committed.
+    pub open_txns: BTreeSet<u64>,
+    /// Partitions with batches journaled since the last checkpoint: what it must fsync.
+    pub dirty: HashMap<u64, Arc<Partition>>,
+    /// Bytes of batches journaled since the last checkpoint.
+    pub data_bytes: u64,
+}
+
+impl Meta {
+    /// Sets a committed offset from the entry at `lsn`, unless a later entry set it already.
+    pub(crate) fn apply_offset(
+        &mut self,
+        group: &str,
+        tp: &TopicPartition,
+        offset: Offset,
+        lsn: u64,
+    ) {
+        let key = (group.to_string(), tp.clone());
+        let newest = self.offset_lsns.entry(key).or_default();
+        if *newest > lsn {
+            return;
+        }
+        *newest = lsn;
+        self.offsets
+            .entry(group.to_string())
+            .or_default()
+            .insert(tp.clone(), offset);
+    }
+
+    /// The journal's state as a minimal list of entries: the live topics (`topics`), epochs,
+    /// offsets and a transaction id floor. Replayed before entries appended after it, it gives
+    /// the same state as the entries it replaces.
+    pub(crate) fn snapshot<'a>(&self, topics: impl Iterator<Item = &'a String>) -> Vec<Entry> {
+        let mut entries: Vec<Entry> = topics
+            .map(|name| Entry::TopicCreated { name: name.clone() })
+            .collect();
+        let mut epochs: Vec<_> = self.epochs.iter().collect();
+        epochs.sort();
+        entries.extend(epochs.into_iter().map(|(id, epoch)| Entry::ProducerEpoch {
+            transactional_id: id.clone(),
+            epoch: *epoch,
+        }));
+        let mut groups: Vec<_> = self.offsets.iter().collect();
+        groups.sort_by(|a, b| a.0.cmp(b.0));
+        for (group, offsets) in groups {
+            let mut offsets: Vec<_> = offsets.iter().map(|(tp, o)| (tp.clone(), *o)).collect();
+            offsets.sort();
+            entries.push(Entry::OffsetCommit {
+                group: group.clone(),
+                offsets,
+            });
+        }
+        entries.push(Entry::TxnIdFloor {
+            txn_id: self.next_txn_id - 1,
+            open: self.open_txns.iter().copied().collect(),
+        });
+        entries
+    }
 }
 
 /// One consumer's wake-up: a sequence bumped by the [`Notifier`] and a condvar to wait on.
@@ -140,7 +204,7 @@ pub(crate) struct TxnIdState {
     pub lock: Mutex<()>,
     /// The epoch of the newest producer with this id (a copy of `Meta::epochs`' entry, set
     /// under `lock`), so that a send checks for fencing without taking the `meta` lock, which
-    /// a commit holds across its journal fsync.
+    /// every commit takes to append to the journal.
     pub epoch: AtomicI32,
 }
 
@@ -153,8 +217,11 @@ pub(crate) struct Inner {
     pub txn_locks: Mutex<HashMap<String, Arc<TxnIdState>>>,
     pub groups: Mutex<HashMap<String, Arc<Group>>>,
     pub flush: FlushQueue,
-    /// Fsyncs the partitions of a commit or a flusher group together.
-    pub syncer: SyncPool,
+    /// The journal's group commit (shared with `meta.journal`, waited on without its lock).
+    pub durability: Arc<Durability>,
+    /// Set when the journal holds `checkpoint_bytes` of batches; the cleaner thread then runs
+    /// a checkpoint.
+    pub checkpoint_due: AtomicBool,
     pub notifier: Notifier,
     pub closed: AtomicBool,
     /// Distinguishes partitions of a topic deleted and re-created under the same name.
@@ -288,7 +355,8 @@ impl Inner {
         matches!(self.config.fsync, FsyncPolicy::Always)
     }
 
-    /// Records committed offsets for `group` in the journal and in memory.
+    /// Records committed offsets for `group` in the journal and, once durable per the fsync
+    /// policy, in memory.
     pub(crate) fn commit_offsets(
         &self,
         group: &str,
@@ -297,20 +365,60 @@ impl Inner {
         if offsets.is_empty() {
             return Ok(());
         }
-        let sync = self.sync_metadata_now();
+        let lsn = self.meta.lock().journal.append(&Entry::OffsetCommit {
+            group: group.to_string(),
+            offsets: offsets.to_vec(),
+        })?;
+        if self.sync_metadata_now() {
+            self.wait_durable(lsn)?;
+        }
         let mut meta = self.meta.lock();
-        meta.journal.append(
-            &Entry::OffsetCommit {
-                group: group.to_string(),
-                offsets: offsets.to_vec(),
-            },
-            sync,
-        )?;
-        let committed = meta.offsets.entry(group.to_string()).or_default();
         for (tp, offset) in offsets {
-            committed.insert(tp.clone(), *offset);
+            meta.apply_offset(group, tp, *offset, lsn);
         }
         Ok(())
+    }
+
+    /// Returns once the journal is durable up to `lsn`, sharing one fsync with every commit
+    /// waiting at the same time (see [`Durability::wait`]).
+    pub(crate) fn wait_durable(&self, lsn: u64) -> Result<()> {
+        self.durability
+            .wait(lsn, || self.meta.lock().journal.sync_target())
+    }
+
+    /// Fsyncs every journal entry appended so far (the `Interval` policy's tick).
+    pub(crate) fn sync_journal(&self) -> Result<()> {
+        let lsn = self.meta.lock().journal.written();
+        self.wait_durable(lsn)
+    }
+
+    /// Appends an entry carrying batches just written to `partitions` (under their append
+    /// locks, so each partition's batches are journaled in the order they were written) and
+    /// returns its lsn. `txn_id`, when not 0, is the transaction this entry commits. Asks for a
+    /// checkpoint once enough batches are journaled.
+    pub(crate) fn journal_batches(
+        &self,
+        entry: &Entry,
+        partitions: &[&Arc<Partition>],
+        txn_id: u64,
+    ) -> Result<u64> {
+        let mut meta = self.meta.lock();
+        let lsn = meta.journal.append(entry)?;
+        meta.open_txns.remove(&txn_id);
+        meta.data_bytes += entry.data_bytes();
+        for partition in partitions {
+            meta.dirty
+                .entry(partition.uid)
+                .or_insert_with(|| Arc::clone(partition));
+        }
+        let due = meta.data_bytes >= self.config.checkpoint_bytes;
+        drop(meta);
+        if due && !self.checkpoint_due.swap(true, Ordering::AcqRel) {
+            // Under the cleaner's lock, so the wake-up cannot slip between its check and wait.
+            let _stop = self.cleaner_stop.lock();
+            self.cleaner_cv.notify_all();
+        }
+        Ok(lsn)
     }
 
     pub(crate) fn committed_offset(&self, group: &str, tp: &TopicPartition) -> Option<Offset> {

@@ -329,12 +329,12 @@ impl Admin for Inner {
                 self.config.index_interval_bytes,
                 &|_| false,
             )?;
-            self.meta.lock().journal.append(
-                &Entry::TopicCreated {
+            self.meta
+                .lock()
+                .journal
+                .append_synced(&Entry::TopicCreated {
                     name: name.to_string(),
-                },
-                true,
-            )?;
+                })?;
             Ok(topic)
         })();
         match created {
@@ -369,12 +369,9 @@ impl Admin for Inner {
             // The journal entry is the commit point: after it, replay removes the directory
             // even if we crash before doing so below.
             let mut meta = self.meta.lock();
-            meta.journal.append(
-                &Entry::TopicDeleted {
-                    name: name.to_string(),
-                },
-                true,
-            )?;
+            meta.journal.append_synced(&Entry::TopicDeleted {
+                name: name.to_string(),
+            })?;
             for offsets in meta.offsets.values_mut() {
                 offsets.retain(|tp, _| tp.topic != name);
             }

@@ -1,9 +1,11 @@
 //! The transactional producer. Records and offsets are buffered in memory between `begin` and
 //! `commit`; `commit` locks the touched partitions (sorted), appends one batch per partition
-//! stamped with a fresh transaction id, fsyncs them, then appends `TxnCommit` to the journal
-//! and fsyncs it (the commit point), then applies the offsets and advances the visible ends.
-//! Until the commit point nothing is visible, and a crash leaves the batches at the partitions'
-//! tails where recovery truncates them.
+//! stamped with a fresh transaction id (not fsynced), appends one `TxnCommit` entry carrying
+//! those batches and the offsets to the journal, releases the locks and waits for the journal
+//! to be durable (the commit point: one fsync, shared with concurrent commits, whatever the
+//! partitions), then applies the offsets and advances the visible ends. Until the commit point
+//! nothing is visible; a crash before it leaves the batches at the partitions' tails, where
+//! recovery truncates them, and a power loss after it is repaired from the journal.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -16,7 +18,7 @@ use rill_log::{
     RecordMetadata, Result, TopicPartition, TransactionalProducer,
 };
 
-use super::journal::Entry;
+use super::journal::{Entry, JournalBatch};
 use super::producer::route;
 use super::state::{Inner, PendingOffset, TxnIdState};
 use super::topics::Partition;
@@ -75,13 +77,10 @@ impl EmbeddedTxnProducer {
         let epoch = {
             let mut meta = inner.meta.lock();
             let epoch = meta.epochs.get(transactional_id).map_or(0, |e| e + 1);
-            meta.journal.append(
-                &Entry::ProducerEpoch {
-                    transactional_id: transactional_id.to_string(),
-                    epoch,
-                },
-                true,
-            )?;
+            meta.journal.append_synced(&Entry::ProducerEpoch {
+                transactional_id: transactional_id.to_string(),
+                epoch,
+            })?;
             meta.epochs.insert(transactional_id.to_string(), epoch);
             id_state.epoch.store(epoch, Ordering::Release);
             epoch
@@ -132,12 +131,15 @@ impl EmbeddedTxnProducer {
             let mut meta = inner.meta.lock();
             let id = meta.next_txn_id;
             meta.next_txn_id += 1;
+            // Until its commit entry is appended: a journal rewrite meanwhile must not count it
+            // as committed.
+            meta.open_txns.insert(id);
             id
         };
 
         // Lock every touched partition, in sorted order (the BTreeMap's), so two commits
-        // cannot deadlock and no flusher batch lands between a transaction's batch and its
-        // commit point.
+        // cannot deadlock, and so that each partition's batches are journaled in the order they
+        // were written (recovery re-appends them in journal order).
         let guards: Vec<_> = txn
             .records
             .values()
@@ -149,15 +151,26 @@ impl EmbeddedTxnProducer {
             .find_map(|(partition, _, _)| partition.check_writable().err())
         {
             drop(guards);
+            // Nothing was written under this id.
+            inner.meta.lock().open_txns.remove(&txn_id);
             fail_txn(txn, &err);
             return Err(err);
         }
 
         let mut bases = Vec::with_capacity(txn.records.len());
-        let mut outcome: Result<()> = Ok(());
-        for (partition, records, _) in txn.records.values() {
-            match partition.log.append(records, txn_id) {
-                Ok(base) => bases.push(base),
+        let mut batches = Vec::with_capacity(txn.records.len());
+        let mut outcome: Result<u64> = Ok(0);
+        for (tp, (partition, records, _)) in &txn.records {
+            let mut bytes = Vec::new();
+            match partition.log.append_copy(records, txn_id, &mut bytes) {
+                Ok(base) => {
+                    bases.push(base);
+                    batches.push(JournalBatch {
+                        tp: tp.clone(),
+                        base,
+                        bytes: bytes.into(),
+                    });
+                }
                 Err(err) => {
                     // This partition may hold part of the batch: it is poisoned below too.
                     bases.push(-1);
@@ -166,56 +179,60 @@ impl EmbeddedTxnProducer {
                 }
             }
         }
-        if outcome.is_ok() {
-            // Together rather than one after another: the filesystem then shares its journal
-            // commits between them (see `syncer`).
-            let partitions: Vec<&Arc<Partition>> = txn
-                .records
-                .values()
-                .map(|(partition, _, _)| partition)
-                .collect();
-            outcome = inner.syncer.sync_all(&partitions).into_iter().collect();
-        }
         if outcome.is_ok() && inner.fail_before_commit_point.swap(false, Ordering::AcqRel) {
             outcome = Err(LogError::Closed {
                 what: "log (simulated crash before the transaction's commit point)",
             });
         }
+        let partitions: Vec<&Arc<Partition>> = txn
+            .records
+            .values()
+            .map(|(partition, _, _)| partition)
+            .collect();
         if outcome.is_ok() {
-            // The commit point.
-            let mut meta = inner.meta.lock();
             let offsets: Vec<(String, TopicPartition, Offset)> = txn
                 .offsets
                 .iter()
                 .map(|((group, tp), offset)| (group.clone(), tp.clone(), *offset))
                 .collect();
-            outcome = meta
-                .journal
-                .append(&Entry::TxnCommit { txn_id, offsets }, true);
-            if outcome.is_ok() {
-                for ((group, tp), offset) in &txn.offsets {
-                    meta.offsets
-                        .entry(group.clone())
-                        .or_default()
-                        .insert(tp.clone(), *offset);
-                }
-            }
+            let entry = Entry::TxnCommit {
+                txn_id,
+                offsets,
+                batches,
+            };
+            outcome = inner.journal_batches(&entry, &partitions, txn_id);
         }
-        if let Err(err) = outcome {
+        if let Err(err) = &outcome {
             // Batches written past the visible end must never become visible, and offsets are
             // dense, so these partitions take no more writes until reopen truncates them.
-            for (partition, _, _) in txn.records.values().take(bases.len()) {
-                partition.poison(&err);
+            // Poisoned before the locks go, so nothing is written after them.
+            for partition in partitions.iter().take(bases.len()) {
+                partition.poison(err);
             }
-            drop(guards);
-            fail_txn(txn, &err);
-            return Err(err);
         }
-
+        drop(guards);
+        // The commit point, outside the locks: other commits append (and share the fsync)
+        // meanwhile; their entries come after this one, so none is durable before it.
+        let outcome = outcome.and_then(|lsn| inner.wait_durable(lsn).map(|()| lsn));
+        let lsn = match outcome {
+            Ok(lsn) => lsn,
+            Err(err) => {
+                for partition in partitions.iter().take(bases.len()) {
+                    partition.poison(&err);
+                }
+                fail_txn(txn, &err);
+                return Err(err);
+            }
+        };
+        if !txn.offsets.is_empty() {
+            let mut meta = inner.meta.lock();
+            for ((group, tp), offset) in &txn.offsets {
+                meta.apply_offset(group, tp, *offset, lsn);
+            }
+        }
         for ((partition, records, _), base) in txn.records.values().zip(&bases) {
             partition.advance_visible(base + records.len() as i64);
         }
-        drop(guards);
         inner
             .notifier
             .bump_topics(txn.records.keys().map(|tp| tp.topic.as_str()));

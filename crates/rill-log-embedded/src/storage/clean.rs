@@ -335,6 +335,7 @@ impl CleanedWriter {
                 base: self.base,
                 path: final_path,
                 file: self.file,
+                synced_len: std::sync::atomic::AtomicU64::new(self.size),
             }),
             size: self.size,
             index: self.index,

@@ -20,7 +20,7 @@ use std::path::Path;
 use std::time::Duration;
 
 use bytes::Bytes;
-use rill_log::{ConsumedRecord, Header, Offset, Result};
+use rill_log::{ConsumedRecord, Header, LogError, Offset, Result, TopicPartition};
 
 /// A record as the storage layer writes it (the partition is implied).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -95,8 +95,68 @@ impl PartitionLog {
     /// Appends `records` with consecutive offsets, as batches of at most about 256 KiB
     /// (transactional when `txn_id` is non-zero); returns the base offset. Written to the OS,
     /// not yet fsynced.
+    #[cfg(test)]
     pub fn append(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
-        self.inner.append(records, txn_id)
+        self.inner.append(records, txn_id, None)
+    }
+
+    /// Like [`append`](Self::append), also adding the encoded batches, exactly as written, to
+    /// `copy` (for the journal).
+    pub fn append_copy(
+        &self,
+        records: &[StoredRecord],
+        txn_id: u64,
+        copy: &mut Vec<u8>,
+    ) -> Result<Offset> {
+        self.inner.append(records, txn_id, Some(copy))
+    }
+
+    /// Replays batches from the journal (as [`append_copy`](Self::append_copy) produced them):
+    /// each batch the partition already holds is skipped, each that starts at its end is
+    /// appended (a power loss took it from the page cache). Fails with `DataLoss` when a batch
+    /// starts past the end: records the log acknowledged are gone. Returns the batches appended.
+    pub fn replay_journaled(&self, mut bytes: &[u8]) -> Result<u32> {
+        let mut appended = 0;
+        while !bytes.is_empty() {
+            let corrupt = |reason: &str| LogError::Corrupt {
+                path: self.inner.dir.clone(),
+                reason: format!("journaled batch: {reason}"),
+            };
+            let h =
+                batch::BatchHeader::parse(bytes).ok_or_else(|| corrupt("shorter than a header"))?;
+            let Some(one) = bytes.get(..h.total_len()) else {
+                return Err(corrupt("shorter than its length field says"));
+            };
+            let end = self.end_offset();
+            if h.last_offset() < end {
+                // Already there (and durable or recovered).
+            } else if h.base_offset == end {
+                self.inner.append_encoded(one)?;
+                appended += 1;
+            } else if h.base_offset > end {
+                return Err(LogError::DataLoss {
+                    partition: TopicPartition::new(
+                        self.inner.config.topic.to_string(),
+                        self.inner.config.partition,
+                    ),
+                    end,
+                    journaled: h.base_offset,
+                });
+            } else {
+                return Err(corrupt(&format!(
+                    "offsets {}..={} straddle the partition's end {end}",
+                    h.base_offset,
+                    h.last_offset()
+                )));
+            }
+            bytes = &bytes[one.len()..];
+        }
+        Ok(appended)
+    }
+
+    /// Test support: the active segment's path and the bytes of it known durable.
+    pub fn durable_len(&self) -> Option<(std::path::PathBuf, u64)> {
+        self.inner.durable_len()
     }
 
     /// Encoded size a record will take in a batch, to enforce the maximum record size: the

@@ -10,6 +10,7 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use parking_lot::{Mutex, RwLock};
 use rill_log::{ErrorClass, LogError, Offset, Result};
@@ -197,7 +198,12 @@ impl Inner {
         ))
     }
 
-    pub fn append(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
+    pub fn append(
+        &self,
+        records: &[StoredRecord],
+        txn_id: u64,
+        mut copy: Option<&mut Vec<u8>>,
+    ) -> Result<Offset> {
         // Bounded batches keep a reader that starts mid-batch from decoding (and checksumming)
         // megabytes to return a few records.
         let mut base = None;
@@ -213,19 +219,24 @@ impl Inner {
                     .sum::<usize>()
                 + 16;
             if i > start && bytes + size > MAX_BATCH_BYTES {
-                let first = self.append_batch(&records[start..i], txn_id)?;
+                let first = self.append_batch(&records[start..i], txn_id, copy.as_deref_mut())?;
                 base.get_or_insert(first);
                 start = i;
                 bytes = 0;
             }
             bytes += size;
         }
-        let last = self.append_batch(&records[start..], txn_id)?;
+        let last = self.append_batch(&records[start..], txn_id, copy)?;
         Ok(base.unwrap_or(last))
     }
 
-    /// Appends `records` as exactly one batch.
-    fn append_batch(&self, records: &[StoredRecord], txn_id: u64) -> Result<Offset> {
+    /// Appends `records` as exactly one batch; its bytes are also added to `copy` if given.
+    fn append_batch(
+        &self,
+        records: &[StoredRecord],
+        txn_id: u64,
+        copy: Option<&mut Vec<u8>>,
+    ) -> Result<Offset> {
         let mut guard = self.writer.lock();
         let w = &mut *guard;
         if w.active.is_none() {
@@ -241,20 +252,70 @@ impl Inner {
             message: format!("{} records do not fit one batch", records.len()),
             class: ErrorClass::InvalidInput,
         })?;
-        w.buf.clear();
-        let h = batch::encode_batch(&mut w.buf, base, txn_id, records, None);
-        let len = w.buf.len() as u64;
-        if h.length as usize != w.buf.len() - 4 {
-            return Err(LogError::Backend {
+        let mut buf = std::mem::take(&mut w.buf);
+        buf.clear();
+        let h = batch::encode_batch(&mut buf, base, txn_id, records, None);
+        let len = buf.len() as u64;
+        let result = if h.length as usize != buf.len() - 4 {
+            Err(LogError::Backend {
                 operation: "append",
                 code: None,
                 message: format!("batch of {len} bytes exceeds the format's limit"),
                 class: ErrorClass::InvalidInput,
-            });
+            })
+        } else {
+            debug_assert_eq!(h.count, count);
+            self.write_encoded(w, &buf, &h)
+        };
+        if result.is_ok()
+            && let Some(copy) = copy
+        {
+            copy.extend_from_slice(&buf);
         }
+        w.buf = buf;
+        result.map(|()| base)
+    }
+
+    /// Appends one batch already encoded (replayed from the journal): its base offset must be
+    /// the partition's end.
+    pub fn append_encoded(&self, bytes: &[u8]) -> Result<()> {
+        let mut guard = self.writer.lock();
+        let w = &mut *guard;
+        if w.active.is_none() {
+            return Err(closed_error());
+        }
+        let invalid = |reason: String| LogError::Corrupt {
+            path: self.dir.clone(),
+            reason,
+        };
+        let h = batch::BatchHeader::parse(bytes)
+            .ok_or_else(|| invalid("a journaled batch is shorter than a batch header".into()))?;
+        if h.total_len() != bytes.len() {
+            return Err(invalid(format!(
+                "a journaled batch's length field says {} bytes, it has {}",
+                h.total_len(),
+                bytes.len()
+            )));
+        }
+        batch::validate(&h, bytes)
+            .map_err(|reason| invalid(format!("a journaled batch is invalid: {reason}")))?;
+        if h.base_offset != w.next_offset {
+            return Err(invalid(format!(
+                "a journaled batch starts at offset {} but the partition ends at {}",
+                h.base_offset, w.next_offset
+            )));
+        }
+        self.write_encoded(w, bytes, &h)
+    }
+
+    /// Writes an encoded batch at the end of the active segment (rolling first if it would
+    /// overflow) and publishes it to readers of the storage layer.
+    fn write_encoded(&self, w: &mut Writer, buf: &[u8], h: &batch::BatchHeader) -> Result<()> {
+        let len = buf.len() as u64;
+        let base = h.base_offset;
         let limit = self.config.segment_bytes.clamp(1, MAX_SEGMENT_BYTES);
         let active_base = w.active.as_ref().map_or(base, |a| a.file.base);
-        let rel_last = base + i64::from(count) - 1 - active_base;
+        let rel_last = h.last_offset() - active_base;
         if w.size > 0 && (w.size + len > limit || rel_last > i64::from(u32::MAX)) {
             self.roll(w)?;
         }
@@ -262,13 +323,13 @@ impl Inner {
             return Err(closed_error());
         };
         let pos = w.size;
-        if let Err(e) = active.file.file.write_all_at(&w.buf, pos) {
+        if let Err(e) = active.file.file.write_all_at(buf, pos) {
             // Cut whatever part was written so the next append starts at a batch boundary.
             let _ = active.file.file.set_len(pos);
             return Err(LogError::io("append to segment", &active.file.path, e));
         }
         let index_before = w.index.clone();
-        let entry = w.index.on_batch(active.file.base, &h, pos, w.max_ts);
+        let entry = w.index.on_batch(active.file.base, h, pos, w.max_ts);
         if let Some(entry) = entry
             && let Err(e) = active.index_file.write_all_at(&entry.encode(), w.index_len)
         {
@@ -292,7 +353,7 @@ impl Inner {
                 seg.index.push(entry);
             }
         }
-        Ok(base)
+        Ok(())
     }
 
     /// Closes the active segment (fsyncing it, so recovery never has to scan it) and starts a
@@ -310,6 +371,7 @@ impl Inner {
             .index_file
             .sync_data()
             .map_err(|e| LogError::io("fsync index", &active.index_path, e))?;
+        active.file.synced_len.store(w.size, Ordering::Release);
         let base = w.next_offset;
         let path = segment::log_path(&self.dir, base);
         create_segment_file(&path)?;
@@ -337,10 +399,10 @@ impl Inner {
     }
 
     pub fn sync(&self) -> Result<()> {
-        let file = {
+        let (file, size) = {
             let w = self.writer.lock();
             match &w.active {
-                Some(a) => Arc::clone(&a.file),
+                Some(a) => (Arc::clone(&a.file), w.size),
                 None => return Err(closed_error()),
             }
         };
@@ -348,7 +410,20 @@ impl Inner {
         // were fsynced by the roll.
         file.file
             .sync_data()
-            .map_err(|e| LogError::io("fsync segment", &file.path, e))
+            .map_err(|e| LogError::io("fsync segment", &file.path, e))?;
+        file.synced_len.fetch_max(size, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// Test support: the active segment's path and how many of its bytes are durable.
+    pub fn durable_len(&self) -> Option<(PathBuf, u64)> {
+        let st = self.state.read();
+        st.segments.last().map(|s| {
+            (
+                s.file.path.clone(),
+                s.file.synced_len.load(Ordering::Acquire),
+            )
+        })
     }
 
     pub fn read(
@@ -722,9 +797,14 @@ fn recover_last(
     if end < file_len {
         file.file
             .set_len(end)
-            .and_then(|()| file.file.sync_data())
             .map_err(|e| LogError::io("truncate segment", &file.path, e))?;
     }
+    // What a crash left in the page cache becomes durable before anything is read from it or
+    // appended after it: a later power loss must not take back what recovery kept.
+    file.file
+        .sync_data()
+        .map_err(|e| LogError::io("fsync segment", &file.path, e))?;
+    file.synced_len.store(end, Ordering::Release);
     segment::write_index(&segment::index_path(dir, base), &index, false)?;
     Ok(Segment {
         file: Arc::new(file),

@@ -42,6 +42,8 @@ pub(crate) struct SegmentFile {
     pub base: Offset,
     pub path: PathBuf,
     pub file: File,
+    /// Bytes known durable (fsynced); test support, to simulate a power loss.
+    pub synced_len: std::sync::atomic::AtomicU64,
 }
 
 impl SegmentFile {
@@ -51,7 +53,17 @@ impl SegmentFile {
             .write(true)
             .open(&path)
             .map_err(|e| LogError::io("open segment", &path, e))?;
-        Ok(SegmentFile { base, path, file })
+        // What an open finds is taken as durable: recovery fsyncs what it keeps.
+        let len = file
+            .metadata()
+            .map(|m| m.len())
+            .map_err(|e| LogError::io("stat segment", &path, e))?;
+        Ok(SegmentFile {
+            base,
+            path,
+            file,
+            synced_len: std::sync::atomic::AtomicU64::new(len),
+        })
     }
 
     pub fn len(&self) -> Result<u64> {
