@@ -45,6 +45,33 @@ async fn ten_single_jumpers_validate_with_ten_in_stock_and_fail_when_none_is_lef
     rill.stop();
 }
 
+/// Issue 10: the process's threads are bounded (not one set per store, task or service): the
+/// log's flusher and cleaner, the storage engine's two workers, a stream thread per service,
+/// the email service's global-table reader, HTTP, main.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rill_run_deciding_an_order_runs_at_most_16_threads() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let rill = Rill::start(&data_dir(&root, "data"), &[]).await;
+    let client = reqwest::Client::new();
+    assert_eq!(
+        post_order(
+            &client,
+            &rill.base,
+            &order("threads-1", 7, "JUMPERS", 1, 1.0)
+        )
+        .await,
+        StatusCode::CREATED
+    );
+    let decided = decided(&client, &rill.base, "threads-1").await;
+    assert!(
+        decided["state"] == "VALIDATED" || decided["state"] == "FAILED",
+        "{decided}"
+    );
+    let names = rill.thread_names();
+    assert!(names.len() <= 16, "{} threads: {names:?}", names.len());
+    rill.stop();
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn kill_9_while_posting_loses_no_acknowledged_order_and_decides_each_once() {
     let root = tempfile::tempdir().expect("tempdir");

@@ -108,6 +108,20 @@ impl Rill {
         }
     }
 
+    /// The names of the process's threads, from `/proc/PID/task/*/comm`.
+    pub fn thread_names(&self) -> Vec<String> {
+        let tasks = format!("/proc/{}/task", self.child.id());
+        let mut names: Vec<String> = std::fs::read_dir(&tasks)
+            .expect("the process's task directory")
+            .filter_map(|entry| {
+                let path = entry.ok()?.path().join("comm");
+                Some(std::fs::read_to_string(path).ok()?.trim().to_string())
+            })
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Prints every thread's stack (see [`dump_threads`]).
     pub fn dump_threads(&self) {
         dump_threads(&self.child.id().to_string());
