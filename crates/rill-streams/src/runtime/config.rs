@@ -91,10 +91,13 @@ pub struct StreamsConfig {
     /// evenly over its threads (Kafka Streams' `statestore.cache.max.bytes`); 0 turns caching
     /// off. A cache holds a task's writes until it commits, so a key written many times
     /// within a commit interval costs one store write and one changelog record; past its share,
-    /// a thread's store writes its least recently written entries through early. Default:
-    /// [`default_cache_max_bytes`](crate::default_cache_max_bytes), a sixty-fourth of the
-    /// process's memory budget (4 MiB of the default 256 MiB). Stores opt out with
-    /// [`StoreOptions::with_caching`](crate::StoreOptions::with_caching).
+    /// a thread's store writes its least recently written entries through early. Default: 0,
+    /// off: in the order system (`rill bench orders`) it cost about a tenth more CPU and gained
+    /// no throughput, since persistent stores already merge a key's writes before they reach
+    /// the engine and its keys are mostly written once per commit (BENCHMARKS.md). For hot
+    /// keys, [`default_cache_max_bytes`](crate::default_cache_max_bytes) (a sixty-fourth of the
+    /// process's memory budget, 4 MiB of the default 256 MiB) is a good size. Stores opt out
+    /// with [`StoreOptions::with_caching`](crate::StoreOptions::with_caching).
     pub cache_max_bytes: usize,
     /// Told how the restores of stores from their changelogs progress (none by default).
     pub restore_listener: Option<Arc<dyn RestoreListener>>,
@@ -191,7 +194,7 @@ impl StreamsConfig {
             application_server: None,
             poll_timeout: Duration::from_millis(50),
             max_poll_records: 2_000,
-            cache_max_bytes: crate::store::default_cache_max_bytes(),
+            cache_max_bytes: 0,
             max_task_idle: Duration::ZERO,
             commit_when_caught_up: true,
             restore_listener: None,
