@@ -231,6 +231,12 @@ fn on_kafka_a_standby_copy_takes_over_from_an_instance_that_died_before_its_comm
     // Written while b owns its tasks: only b, and a's copies of them, see these counts.
     send_all(2);
     eventually("every key counted to 5", || count_is(5));
+    // b's store counts before its transaction commits: wait for a to answer 5 for every key
+    // from its own tasks or its copies of b's (read-committed), so the copies hold b's commit.
+    eventually("a's copies hold b's committed counts", || {
+        keys.iter()
+            .all(|key| store_a.get_stale(key).ok().flatten() == Some(5))
+    });
     let reader = log.consumer(&Default::default(), None).expect("consumer");
     eventually("a's copies of b's tasks caught up", || {
         let positions = a.standby_positions();
