@@ -172,6 +172,10 @@ fn entry_size(key: &Bytes, value: &Option<Bytes>) -> usize {
     key.len() + value.as_ref().map_or(0, Bytes::len) + ENTRY_OVERHEAD
 }
 
+/// The cache's maps. SipHash took ~4% of the order pipeline's CPU; foldhash is several times
+/// faster and still randomly seeded, so keys from outside cannot be chosen to collide.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
 /// Writes not yet in fjall plus a read cache, behind one lock.
 ///
 /// The read cache is two generations of maps: hits in `cold` move to `hot`; when `hot` reaches
@@ -180,11 +184,11 @@ fn entry_size(key: &Bytes, value: &Option<Bytes>) -> usize {
 #[derive(Default)]
 struct Cache {
     /// Newest value per key written since the last spill (`None`: deleted).
-    dirty: HashMap<Bytes, Option<Bytes>>,
+    dirty: FastMap<Bytes, Option<Bytes>>,
     dirty_bytes: usize,
     /// Values known to equal fjall's (`None`: known absent).
-    hot: HashMap<Bytes, Option<Bytes>>,
-    cold: HashMap<Bytes, Option<Bytes>>,
+    hot: FastMap<Bytes, Option<Bytes>>,
+    cold: FastMap<Bytes, Option<Bytes>>,
     hot_bytes: usize,
     capacity: usize,
 }
