@@ -3,7 +3,6 @@
 //! log. Each test owns its table and sink name, so the tests run side by side.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,29 +10,12 @@ use postgres::{Client, NoTls};
 use rill_connect_postgres::{OFFSETS_TABLE, PostgresSink, SinkConfig, SinkError};
 use rill_log::{ConsumerConfig, Log, ProducerConfig, ProducerRecord, TopicConfig, TopicPartition};
 use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
+use rill_test_postgres::postgres_url;
 use serde_json::{Value, json};
 
 const PARTITIONS: i32 = 3;
-
-/// The server's connection string, or `None` (after saying so loudly) when these tests are
-/// to be skipped.
-fn postgres_url() -> Option<String> {
-    match std::env::var("RILL_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("RILL_REQUIRE_POSTGRES").is_some() => {
-            panic!("RILL_REQUIRE_POSTGRES is set but RILL_POSTGRES_URL is not")
-        }
-        Err(_) => {
-            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: RILL_POSTGRES_URL is unset; run `scripts/postgres.sh start` and \
-                 export its output as RILL_POSTGRES_URL to test the PostgreSQL sink ***\n"
-            );
-            None
-        }
-    }
-}
+/// What these tests test, for the message that says they are skipped.
+const WHAT: &str = "the PostgreSQL sink";
 
 /// A client, with `table` and the sink's stored offsets of an earlier run gone.
 fn fresh(url: &str, table: &str) -> Client {
@@ -143,7 +125,9 @@ fn stored_offsets(client: &mut Client, table: &str) -> BTreeMap<i32, i64> {
 
 #[test]
 fn orders_in_several_states_end_as_one_row_each_in_their_last_state() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "sink_states";
     let mut client = fresh(&url, table);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -185,7 +169,9 @@ fn orders_in_several_states_end_as_one_row_each_in_their_last_state() {
 
 #[test]
 fn a_crash_after_the_database_commit_then_a_restart_neither_repeats_nor_loses() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "sink_crash";
     let mut client = fresh(&url, table);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -253,7 +239,9 @@ fn a_crash_after_the_database_commit_then_a_restart_neither_repeats_nor_loses() 
 
 #[test]
 fn a_tombstone_deletes_the_row() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "sink_tombstone";
     let mut client = fresh(&url, table);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -278,7 +266,9 @@ fn a_tombstone_deletes_the_row() {
 
 #[test]
 fn a_record_that_does_not_fit_the_row_is_refused() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "sink_bad";
     let mut client = fresh(&url, table);
     let dir = tempfile::tempdir().expect("tempdir");
@@ -308,7 +298,9 @@ fn a_record_that_does_not_fit_the_row_is_refused() {
 
 #[test]
 fn a_second_copy_of_the_sink_is_fenced_rather_than_writing_twice() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "sink_fenced";
     let mut client = fresh(&url, table);
     let dir = tempfile::tempdir().expect("tempdir");

@@ -2,7 +2,6 @@
 //! connection string; `scripts/test.sh` exports it as `RILL_POSTGRES_URL`) and the embedded
 //! log. Each test owns its table, slot and publication, so the tests run side by side.
 
-use std::io::Write;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,27 +13,11 @@ use rill_log::{
     CleanupPolicy, ConsumedRecord, ConsumerConfig, Log, SeekTo, TopicConfig, TopicPartition,
 };
 use rill_log_embedded::{EmbeddedConfig, EmbeddedLog};
+use rill_test_postgres::postgres_url;
 use serde_json::{Value, json};
 
-/// The server's connection string, or `None` (after saying so loudly) when these tests are
-/// to be skipped.
-fn postgres_url() -> Option<String> {
-    match std::env::var("RILL_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("RILL_REQUIRE_POSTGRES").is_some() => {
-            panic!("RILL_REQUIRE_POSTGRES is set but RILL_POSTGRES_URL is not")
-        }
-        Err(_) => {
-            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: RILL_POSTGRES_URL is unset; run `scripts/postgres.sh start` and \
-                 export its output as RILL_POSTGRES_URL to test the PostgreSQL source ***\n"
-            );
-            None
-        }
-    }
-}
+/// What these tests test, for the message that says they are skipped.
+const WHAT: &str = "the PostgreSQL source";
 
 /// A fresh `table` with the order system's customer columns and these rows; an old slot and
 /// publication of the same name (from an earlier run) are dropped.
@@ -131,7 +114,9 @@ fn row(id: i64, first: &str, level: Option<&str>) -> String {
 
 #[test]
 fn the_copy_then_inserts_updates_and_deletes_arrive_in_commit_order() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "customers_in_order";
     let mut pg = fresh_table(
         &url,
@@ -201,7 +186,9 @@ fn the_copy_then_inserts_updates_and_deletes_arrive_in_commit_order() {
 
 #[test]
 fn a_crash_between_the_log_commit_and_the_slot_advance_neither_repeats_nor_loses() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "customers_crash";
     let mut pg = fresh_table(&url, table, &row(1, "Ada", None));
     let dir = tempfile::tempdir().expect("temporary directory");
@@ -255,7 +242,9 @@ fn a_crash_between_the_log_commit_and_the_slot_advance_neither_repeats_nor_loses
 
 #[test]
 fn changes_between_the_slot_and_the_copy_are_written_once_and_open_ones_are_not_lost() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "customers_copy_boundary";
     let mut pg = fresh_table(&url, table, &row(1, "Ada", None));
     let mut open_txn = Client::connect(&url, NoTls).expect("connect");
@@ -305,7 +294,9 @@ fn changes_between_the_slot_and_the_copy_are_written_once_and_open_ones_are_not_
 
 #[test]
 fn a_slot_dropped_behind_a_stored_position_is_refused_rather_than_copied_again() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "customers_slot_lost";
     let mut pg = fresh_table(&url, table, &row(1, "Ada", None));
     let dir = tempfile::tempdir().expect("temporary directory");

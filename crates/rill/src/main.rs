@@ -13,6 +13,7 @@ mod postgres_sink;
 mod postgres_source;
 mod progress;
 mod reset;
+mod restarting;
 mod run;
 mod tools;
 

@@ -5,7 +5,6 @@ use std::fmt;
 use std::str::FromStr;
 use std::sync::Arc;
 use std::sync::mpsc::{self, RecvTimeoutError};
-use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rill_connect_postgres::{PostgresSource, Row, SourceConfig, redact};
@@ -14,10 +13,10 @@ use rill_orders::domain::{Customer, DEFAULT_LEVEL};
 use rill_orders::topics::{CUSTOMERS, LEVELS};
 use serde_json::Value;
 
+use crate::restarting::{RETRY, RestartingThread, restarting_thread};
+
 /// How long the source waits when PostgreSQL had nothing new.
 const IDLE: Duration = Duration::from_millis(200);
-/// How long it waits before starting again after a failure.
-const RETRY: Duration = Duration::from_secs(5);
 
 /// A PostgreSQL connection string; its `Debug` hides the password, so that printing the
 /// flags never shows it.
@@ -48,21 +47,9 @@ impl fmt::Debug for Conninfo {
     }
 }
 
-/// The running source; [`stop`](Self::stop) ends it.
-pub struct CustomersSource {
-    stop: mpsc::Sender<()>,
-    thread: JoinHandle<()>,
-}
-
-impl CustomersSource {
-    /// Stops the source after its current poll and waits for it.
-    pub fn stop(self) {
-        let _ = self.stop.send(());
-        if self.thread.join().is_err() {
-            tracing::error!("the PostgreSQL customers source panicked");
-        }
-    }
-}
+/// The running source; [`stop`](crate::restarting::RestartingThread::stop) ends it after its
+/// current poll.
+pub type CustomersSource = RestartingThread;
 
 /// Starts copying `table` into `customers` and following its changes. Failures (PostgreSQL
 /// down, a bad row) are logged and the source starts again after a pause: it resumes from
@@ -72,28 +59,14 @@ pub fn start(
     conninfo: &Conninfo,
     table: &str,
 ) -> std::io::Result<CustomersSource> {
-    let (stop, stopped) = mpsc::channel();
     let config = SourceConfig::new(conninfo.0.clone(), table, CUSTOMERS);
-    let table = table.to_string();
-    let thread = std::thread::Builder::new()
-        .name("postgres-customers".to_string())
-        .spawn(move || {
-            loop {
-                match follow(&log, &config, &stopped) {
-                    Ok(()) => return,
-                    Err(error) => tracing::error!(
-                        %error,
-                        table,
-                        retry_in_s = RETRY.as_secs(),
-                        "the PostgreSQL customers source failed"
-                    ),
-                }
-                if !matches!(stopped.recv_timeout(RETRY), Err(RecvTimeoutError::Timeout)) {
-                    return;
-                }
-            }
-        })?;
-    Ok(CustomersSource { stop, thread })
+    restarting_thread(
+        "postgres-customers",
+        "the PostgreSQL customers source",
+        table.to_string(),
+        RETRY,
+        move |stopped| follow(&log, &config, stopped),
+    )
 }
 
 /// Opens the source and polls it until told to stop.

@@ -4,31 +4,15 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{Rill, data_dir, decided, order, post_order};
-use postgres::{Client, NoTls};
+use common::{Rill, data_dir, decided, order, post_order, stop_and_check_log, with_postgres};
 use reqwest::StatusCode;
+use rill_test_postgres::{password, postgres_url};
 use serde_json::{Value, json};
 
-fn postgres_url() -> Option<String> {
-    match std::env::var("RILL_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("RILL_REQUIRE_POSTGRES").is_some() => {
-            panic!("RILL_REQUIRE_POSTGRES is set but RILL_POSTGRES_URL is not")
-        }
-        Err(_) => {
-            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: RILL_POSTGRES_URL is unset; run `scripts/postgres.sh start` and \
-                 export its output as RILL_POSTGRES_URL to test `rill run --customers-from-postgres` ***\n"
-            );
-            None
-        }
-    }
-}
+/// What this test tests, for the message that says it is skipped.
+const WHAT: &str = "`rill run --customers-from-postgres`";
 
 /// Reads `topic` through the running server's topic proxy until a record's value satisfies
 /// `wanted`, and returns that value.
@@ -61,23 +45,20 @@ async fn await_record(
     }
 }
 
-/// Runs SQL statements on a thread of their own: the blocking client starts a runtime, which
-/// it may not do on the test's.
+/// Runs SQL statements.
 fn execute(url: &str, statements: String) {
-    let url = url.to_string();
-    std::thread::spawn(move || {
-        let mut client = Client::connect(&url, NoTls).expect("connect to PostgreSQL");
+    with_postgres(url, move |client| {
         client
             .batch_execute(&statements)
-            .expect("run the statements");
-    })
-    .join()
-    .expect("the SQL thread");
+            .expect("run the statements")
+    });
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_level_changed_in_postgres_routes_the_next_order_to_the_new_level() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "customers_walkthrough";
     execute(
         &url,
@@ -147,18 +128,6 @@ async fn a_level_changed_in_postgres_routes_the_next_order_to_the_new_level() {
         json!({"id": "o1", "customerId": 1, "customerLevel": "platinum"})
     );
 
-    let log_path = rill.log.clone();
-    rill.stop();
-    let log = std::fs::read_to_string(&log_path).expect("the server's log");
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password.to_string())
-        .expect("the test URL carries a password");
-    assert!(
-        log.contains("following PostgreSQL into customers"),
-        "the source started: {log}"
-    );
-    assert!(!log.contains(&password), "the password was logged: {log}");
+    let password = password(&url).expect("the test URL carries a password");
+    stop_and_check_log(rill, "following PostgreSQL into customers", password);
 }

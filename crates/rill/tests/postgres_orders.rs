@@ -4,40 +4,22 @@
 
 mod common;
 
-use std::io::Write;
 use std::time::{Duration, Instant};
 
-use common::{Rill, data_dir, decided, order, post_order};
-use postgres::{Client, NoTls};
+use common::{Rill, data_dir, decided, order, post_order, stop_and_check_log, with_postgres};
 use reqwest::StatusCode;
+use rill_test_postgres::{password, postgres_url};
 
-fn postgres_url() -> Option<String> {
-    match std::env::var("RILL_POSTGRES_URL") {
-        Ok(url) => Some(url),
-        Err(_) if std::env::var_os("RILL_REQUIRE_POSTGRES").is_some() => {
-            panic!("RILL_REQUIRE_POSTGRES is set but RILL_POSTGRES_URL is not")
-        }
-        Err(_) => {
-            // Straight to stderr: the test harness would swallow eprintln! of a passing test.
-            let _ = writeln!(
-                std::io::stderr(),
-                "\n*** SKIPPED: RILL_POSTGRES_URL is unset; run `scripts/postgres.sh start` and \
-                 export its output as RILL_POSTGRES_URL to test `rill run --orders-to-postgres` ***\n"
-            );
-            None
-        }
-    }
-}
+/// What this test tests, for the message that says it is skipped.
+const WHAT: &str = "`rill run --orders-to-postgres`";
 
 /// An order's row as (customer_id, state, product, quantity, price), or `None` while absent.
 type OrderRow = (i64, String, String, i32, f64);
 
-/// Runs a query on a thread of its own: the blocking client starts a runtime, which it may
-/// not do on the test's.
+/// The row of order `id` in `table`, or `None` while the table or the row is absent.
 fn order_row(url: &str, table: &str, id: &str) -> Option<OrderRow> {
-    let (url, table, id) = (url.to_string(), table.to_string(), id.to_string());
-    std::thread::spawn(move || {
-        let mut client = Client::connect(&url, NoTls).expect("connect to PostgreSQL");
+    let (table, id) = (table.to_string(), id.to_string());
+    with_postgres(url, move |client| {
         let exists: bool = client
             .query_one("SELECT to_regclass($1) IS NOT NULL", &[&table])
             .expect("look for the table")
@@ -55,29 +37,23 @@ fn order_row(url: &str, table: &str, id: &str) -> Option<OrderRow> {
             .expect("read the table")
             .map(|row| (row.get(0), row.get(1), row.get(2), row.get(3), row.get(4)))
     })
-    .join()
-    .expect("the SQL thread")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_order_placed_over_http_ends_in_the_table_in_its_decided_state() {
-    let Some(url) = postgres_url() else { return };
+    let Some(url) = postgres_url(WHAT) else {
+        return;
+    };
     let table = "orders_walkthrough";
-    {
-        let url = url.clone();
-        std::thread::spawn(move || {
-            let mut client = Client::connect(&url, NoTls).expect("connect to PostgreSQL");
-            client
-                .batch_execute(&format!(
-                    "DROP TABLE IF EXISTS {table};
-                     DELETE FROM rill_sink_offsets WHERE sink = 'rill_{table}';"
-                ))
-                .or_else(|_| client.batch_execute(&format!("DROP TABLE IF EXISTS {table}")))
-                .expect("clean up");
-        })
-        .join()
-        .expect("the SQL thread");
-    }
+    with_postgres(&url, move |client| {
+        client
+            .batch_execute(&format!(
+                "DROP TABLE IF EXISTS {table};
+                 DELETE FROM rill_sink_offsets WHERE sink = 'rill_{table}';"
+            ))
+            .or_else(|_| client.batch_execute(&format!("DROP TABLE IF EXISTS {table}")))
+            .expect("clean up");
+    });
     let root = tempfile::tempdir().expect("temporary directory");
     let rill = Rill::start(
         &data_dir(&root, "data"),
@@ -112,18 +88,6 @@ async fn an_order_placed_over_http_ends_in_the_table_in_its_decided_state() {
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
 
-    let log_path = rill.log.clone();
-    rill.stop();
-    let log = std::fs::read_to_string(&log_path).expect("the server's log");
-    let password = url
-        .split_once("://")
-        .and_then(|(_, rest)| rest.split_once('@'))
-        .and_then(|(userinfo, _)| userinfo.split_once(':'))
-        .map(|(_, password)| password.to_string())
-        .expect("the test URL carries a password");
-    assert!(
-        log.contains("writing orders into PostgreSQL"),
-        "the sink started: {log}"
-    );
-    assert!(!log.contains(&password), "the password was logged: {log}");
+    let password = password(&url).expect("the test URL carries a password");
+    stop_and_check_log(rill, "writing orders into PostgreSQL", password);
 }

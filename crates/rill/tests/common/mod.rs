@@ -1,5 +1,6 @@
 //! What the binary's tests share: `rill run` processes spoken to over HTTP, reading a topic
-//! to its end through the log traits, and the audit of the order system's invariants.
+//! to its end through the log traits, the audit of the order system's invariants, and
+//! PostgreSQL from an async test.
 
 #![allow(dead_code)] // each test file uses its own part
 
@@ -400,4 +401,29 @@ impl Audit {
 /// A data directory inside `root`.
 pub fn data_dir(root: &tempfile::TempDir, name: &str) -> PathBuf {
     root.path().join(name)
+}
+
+/// Runs `work` with a client of the PostgreSQL at `url` on a thread of its own: the blocking
+/// client starts a runtime, which it may not do on an async test's.
+pub fn with_postgres<T: Send + 'static>(
+    url: &str,
+    work: impl FnOnce(&mut postgres::Client) -> T + Send + 'static,
+) -> T {
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        let mut client =
+            postgres::Client::connect(&url, postgres::NoTls).expect("connect to PostgreSQL");
+        work(&mut client)
+    })
+    .join()
+    .expect("the SQL thread")
+}
+
+/// Stops `rill` and checks its log: `shown` is in it, `hidden` (a password) is not.
+pub fn stop_and_check_log(rill: Rill, shown: &str, hidden: &str) {
+    let log_path = rill.log.clone();
+    rill.stop();
+    let log = std::fs::read_to_string(&log_path).expect("the server's log");
+    assert!(log.contains(shown), "{shown:?} is not in the log: {log}");
+    assert!(!log.contains(hidden), "the password was logged: {log}");
 }
