@@ -29,6 +29,27 @@ use clap::{CommandFactory, FromArgMatches};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
+/// mimalloc (v3) keeps freed pages for a second before it returns them to the OS; the stream
+/// threads free tens of MiB a second (decoded batches, spilled store writes), so that second
+/// held about 100 MiB of peak RSS in the order pipeline (721-751 -> 619-621 MiB at 300,000
+/// orders with 10 ms, no slower: BENCHMARKS.md). `MIMALLOC_PURGE_DELAY` still overrides it.
+#[cfg(not(feature = "system-allocator"))]
+#[allow(unsafe_code)] // the allocator's option setter is a C function
+fn return_freed_memory_sooner() {
+    use std::ffi::{c_int, c_long};
+    // `mi_option_purge_delay` in mimalloc v3's option enum (libmimalloc-sys 0.1.49, pinned in
+    // Cargo.lock); libmimalloc-sys exports the setter only with its `extended` feature.
+    const MI_OPTION_PURGE_DELAY: c_int = 15;
+    unsafe extern "C" {
+        fn mi_option_set(option: c_int, value: c_long);
+    }
+    if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
+        // SAFETY: sets a plain integer option of the allocator linked into this binary; mimalloc
+        // reads it when it next schedules a purge.
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
+    }
+}
+
 /// rill's own events at info, its dependencies' at warn: the storage engine alone logged some
 /// 150 lines of internals at start ("Recovering LSM-tree at ..."), burying the line with the
 /// API's address. rdkafka's consumer module is off: its one error message ("Failed to close
@@ -38,6 +59,8 @@ const DEFAULT_LOG_FILTER: &str = "warn,rill=info,rill_orders=info,rill_streams=i
 rill_log_embedded=info,rill_log_kafka=info,rill_connect_postgres=info,rdkafka::consumer::base_consumer=off";
 
 fn main() -> ExitCode {
+    #[cfg(not(feature = "system-allocator"))]
+    return_freed_memory_sooner();
     let args: Vec<std::ffi::OsString> = std::env::args_os().collect();
     let file = match config::named_file(&args)
         .map(|path| config::ConfigFile::load(&path, &cli::Cli::command()))

@@ -36,7 +36,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::mem;
-use std::ops::Bound;
+use std::ops::{Bound, RangeBounds};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Weak};
@@ -164,6 +164,10 @@ const MEMTABLE_BYTES: u64 = 4 * 1024 * 1024;
 
 /// The journals' bound of an engine (fjall's smallest).
 const MAX_JOURNALING_BYTES: u64 = 64 * 1024 * 1024;
+
+/// Most unflushed writes a range scan merges with fjall's entries; a store holding more spills
+/// them into fjall first (see `range`).
+const MERGE_DIRTY_MAX: usize = 256;
 
 /// Bookkeeping cost of a cached entry beyond its bytes (map slot, two `Bytes` headers).
 const ENTRY_OVERHEAD: usize = 80;
@@ -711,8 +715,10 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
         Ok(old)
     }
 
-    /// Scans fjall after spilling the unflushed writes into it, so the scan sees them in order
-    /// without merging two sources.
+    /// Scans fjall merged with the unflushed writes in the range. Only a store holding more
+    /// than [`MERGE_DIRTY_MAX`] of them spills them into fjall first: sorting a few in-range
+    /// writes is cheaper than a fjall batch, and a join fetching its window on every record
+    /// made each of its writes a batch of its own.
     fn range(&self, from: Bound<&[u8]>, to: Bound<&[u8]>) -> Result<KeyValues> {
         // An empty or inverted range answers nothing (rather than leaving it to the engine).
         let empty = match (from, to) {
@@ -724,16 +730,42 @@ impl KeyValueBytesStore for PersistentKeyValueStore {
         if empty {
             return Ok(Vec::new());
         }
-        self.spill(&mut self.cache.lock())?;
-        self.data
-            .range::<&[u8], _>((from, to))
-            .map(|guard| {
-                let (key, value) = guard
-                    .into_inner()
-                    .map_err(|e| self.error("scanning a range", e))?;
-                Ok((Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value)))
-            })
-            .collect()
+        let mut unflushed: Vec<(Bytes, Option<Bytes>)> = {
+            let mut cache = self.cache.lock();
+            if cache.dirty.len() > MERGE_DIRTY_MAX {
+                self.spill(&mut cache)?;
+            }
+            cache
+                .dirty
+                .iter()
+                .filter(|(key, _)| RangeBounds::<[u8]>::contains(&(from, to), key.as_ref()))
+                .map(|(key, value)| (key.clone(), value.clone()))
+                .collect()
+        };
+        unflushed.sort_unstable_by(|a, b| a.0.cmp(&b.0));
+        let mut unflushed = unflushed.into_iter().peekable();
+        let mut out = Vec::new();
+        for guard in self.data.range::<&[u8], _>((from, to)) {
+            let (key, value) = guard
+                .into_inner()
+                .map_err(|e| self.error("scanning a range", e))?;
+            // Unflushed keys before this one, and this one if it was overwritten or deleted.
+            let mut overwritten = false;
+            while let Some((next, _)) = unflushed.peek() {
+                if next.as_ref() > key.as_ref() {
+                    break;
+                }
+                overwritten = next.as_ref() == key.as_ref();
+                if let Some((next, Some(newer))) = unflushed.next() {
+                    out.push((next, newer));
+                }
+            }
+            if !overwritten {
+                out.push((Bytes::copy_from_slice(&key), Bytes::copy_from_slice(&value)));
+            }
+        }
+        out.extend(unflushed.filter_map(|(key, value)| Some((key, value?))));
+        Ok(out)
     }
 
     /// fjall's estimate plus unflushed writes: counts overwritten and deleted entries not
@@ -877,6 +909,47 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_range_merges_a_few_unflushed_writes_without_spilling_them() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = PersistentKeyValueStore::open(dir.path(), "s").unwrap();
+        for key in ["a", "c", "e"] {
+            store.put(b(key), b("flushed")).unwrap();
+        }
+        store.flush().unwrap();
+        store.put(b("b"), b("new")).unwrap();
+        store.put(b("c"), b("newer")).unwrap();
+        store.delete(b"e").unwrap();
+        store.put(b("f"), b("new")).unwrap();
+        let all = store.range(Bound::Unbounded, Bound::Unbounded).unwrap();
+        assert_eq!(
+            all,
+            [
+                (b("a"), b("flushed")),
+                (b("b"), b("new")),
+                (b("c"), b("newer")),
+                (b("f"), b("new")),
+            ]
+        );
+        assert_eq!(
+            store
+                .range(Bound::Excluded(b"a"), Bound::Excluded(b"f"))
+                .unwrap(),
+            [(b("b"), b("new")), (b("c"), b("newer"))]
+        );
+        // Still unflushed: the scans did not write them into fjall.
+        assert_eq!(store.cache.lock().dirty.len(), 4);
+        // Past the bound a scan spills first, and answers the same.
+        for i in 0..=MERGE_DIRTY_MAX {
+            store.put(b(&format!("z{i:04}")), b("v")).unwrap();
+        }
+        let all = store
+            .range(Bound::Unbounded, Bound::Excluded(b"z"))
+            .unwrap();
+        assert_eq!(keys(all), [b("a"), b("b"), b("c"), b("f")]);
+        assert!(store.cache.lock().dirty.is_empty());
     }
 
     #[test]
