@@ -469,6 +469,7 @@ macro_rules! __conformance_cases {
             watermarks_report_the_first_and_the_next_offset,
             offset_reset_decides_where_a_group_without_commits_starts,
             offset_reset_none_without_a_commit_fails_with_offset_out_of_range,
+            paused_partitions_return_nothing_until_resumed,
         });
         $crate::__conformance_cases!(@module errors, [] {
             producing_to_a_partition_out_of_range_fails_with_unknown_partition,

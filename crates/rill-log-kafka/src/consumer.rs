@@ -387,6 +387,14 @@ impl Consumer for KafkaConsumer {
         self.view().poll(timeout)
     }
 
+    fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.view().pause(partitions)
+    }
+
+    fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.view().resume(partitions)
+    }
+
     fn seek(&self, partition: &TopicPartition, to: SeekTo) -> Result<()> {
         self.view().seek(partition, to)
     }
@@ -453,6 +461,17 @@ impl ConsumerView<'_> {
             .group
             .as_deref()
             .ok_or(LogError::NoGroup { operation })
+    }
+
+    /// `partitions` as librdkafka's list, once each is known to be assigned.
+    fn assigned_list(&self, partitions: &[TopicPartition]) -> Result<TopicPartitionList> {
+        self.check_open()?;
+        let mut list = TopicPartitionList::with_capacity(partitions.len());
+        for tp in partitions {
+            self.require_assigned(tp)?;
+            list.add_partition(&tp.topic, tp.partition);
+        }
+        Ok(list)
     }
 
     fn require_assigned(&self, partition: &TopicPartition) -> Result<()> {
@@ -746,6 +765,22 @@ impl Consumer for ConsumerView<'_> {
             }
         }
         Ok(records)
+    }
+
+    /// librdkafka drops what it fetched ahead for a paused partition and fetches again from
+    /// the position on resume, so nothing is skipped or repeated.
+    fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+        let list = self.assigned_list(partitions)?;
+        self.base
+            .pause(&list)
+            .map_err(|e| self.map("pause", e, None))
+    }
+
+    fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+        let list = self.assigned_list(partitions)?;
+        self.base
+            .resume(&list)
+            .map_err(|e| self.map("resume", e, None))
     }
 
     fn seek(&self, partition: &TopicPartition, to: SeekTo) -> Result<()> {

@@ -169,6 +169,17 @@ pub trait Consumer: Send + Sync {
     /// notifications are delivered from inside this call.
     fn poll(&self, timeout: Duration) -> Result<Vec<ConsumedRecord>>;
 
+    /// Stops `poll` from returning records of these assigned partitions until [`resume`]d
+    /// (Kafka's `pause`): a reader holding more of a partition than it can use yet bounds its
+    /// memory this way, while it goes on reading the others. Positions are kept; a partition
+    /// that leaves the assignment is no longer paused if it comes back.
+    ///
+    /// [`resume`]: Consumer::resume
+    fn pause(&self, partitions: &[TopicPartition]) -> Result<()>;
+
+    /// Lets `poll` return records of these paused partitions again, from their position.
+    fn resume(&self, partitions: &[TopicPartition]) -> Result<()>;
+
     /// Moves the position of an assigned partition.
     fn seek(&self, partition: &TopicPartition, to: SeekTo) -> Result<()>;
 

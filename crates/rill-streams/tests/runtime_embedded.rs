@@ -817,6 +817,65 @@ fn a_task_waits_for_an_input_with_records_to_read_then_takes_them_in_timestamp_o
     app.close().expect("close");
 }
 
+/// Runs `merged_inputs` over `left` (records at times 0..n) and `right` (n records far later):
+/// the task takes all of left first and holds right's records meanwhile. Answers the most
+/// records it held from one partition.
+fn most_held_while_merging(bound: usize, name: &str) -> u64 {
+    let data = tempfile::tempdir().expect("tempdir");
+    let state = tempfile::tempdir().expect("tempdir");
+    let log = open_log(data.path(), FsyncPolicy::Never);
+    let (left, right, merged) = (
+        format!("{name}-l"),
+        format!("{name}-r"),
+        format!("{name}-m"),
+    );
+    for topic in [&left, &right, &merged] {
+        log.admin()
+            .create_topic(topic, &TopicConfig::with_partitions(1))
+            .expect("topic");
+    }
+    let n = 2_000;
+    let producer = log.producer(&Default::default()).expect("producer");
+    for i in 0..n {
+        for (topic, time) in [(&left, i), (&right, 1_000_000 + i)] {
+            producer
+                .send(
+                    ProducerRecord::new(topic.as_str())
+                        .key("k")
+                        .value("v")
+                        .timestamp(time),
+                )
+                .expect("send");
+        }
+    }
+    producer.flush(Duration::from_secs(30)).expect("flush");
+    let mut config = StreamsConfig::new(name, state.path());
+    // One partition per poll (100 records fill it), and right is held until left, whose
+    // records come first in time, is read to its end.
+    config.max_poll_records = 100;
+    config.max_task_idle = Duration::from_secs(3600);
+    config.buffered_records_per_partition = bound;
+    let mut app = StreamsApp::new(merged_inputs(&left, &right, &merged), log.clone(), config);
+    app.start().expect("start");
+    assert_eq!(
+        committed_records(log.as_ref(), &merged, 2 * n as usize).len(),
+        2 * n as usize
+    );
+    let most = app.most_buffered_records();
+    app.close().expect("close");
+    most
+}
+
+#[test]
+fn a_task_holding_one_inputs_records_pauses_it_past_the_bound() {
+    // Unbounded, right's records pile up while left is read.
+    let unbounded = most_held_while_merging(usize::MAX, "unbounded");
+    assert!(unbounded > 500, "held at most {unbounded} without a bound");
+    // Bounded at 10: right is paused past it, so it holds at most one poll more.
+    let bounded = most_held_while_merging(10, "bounded");
+    assert!(bounded <= 10 + 100, "held {bounded} with a bound of 10");
+}
+
 /// Writes a string reversed, and reads it back: a format no default serde would produce.
 struct ReversedSerde;
 

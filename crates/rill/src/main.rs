@@ -46,7 +46,7 @@ fn return_freed_memory_sooner() {
     if std::env::var_os("MIMALLOC_PURGE_DELAY").is_none() {
         // SAFETY: sets a plain integer option of the allocator linked into this binary; mimalloc
         // reads it when it next schedules a purge.
-        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 10) }
+        unsafe { mi_option_set(MI_OPTION_PURGE_DELAY, 100) }
     }
 }
 

@@ -1,4 +1,4 @@
-//! Positions: committed offsets, watermarks and the reset policy. Seeking (to offsets, the
+//! Positions: committed offsets, watermarks, the reset policy, and pausing partitions. Seeking (to offsets, the
 //! beginning, the end and timestamps) is in [`timestamps`](super::timestamps).
 
 use rill_log::{
@@ -6,8 +6,9 @@ use rill_log::{
 };
 
 use crate::support::{
-    ConsumerSpec, Deadline, POLL_STEP, assert_class, consumer, create_topic, poll_count, producer,
-    reader, send_all, summary, text, unique, wait_limit,
+    ConsumerSpec, Deadline, POLL_STEP, assert_class, consumer, create_topic, expect_err,
+    partitions, poll_count, poll_until_value, producer, reader, send_all, summary, text, unique,
+    wait_limit,
 };
 use crate::{Feature, Harness};
 
@@ -273,5 +274,61 @@ pub fn offset_reset_none_without_a_commit_fails_with_offset_out_of_range(h: &mut
         &error,
         ErrorClass::InvalidInput,
         "reset None without a commit",
+    );
+}
+
+/// A paused partition returns nothing until resumed, while the others go on; it then resumes
+/// from its position, skipping and repeating nothing. Pausing an unassigned partition fails as
+/// invalid input.
+pub fn paused_partitions_return_nothing_until_resumed(h: &mut dyn Harness) {
+    let topic = unique("pause");
+    create_topic(h, &topic, TopicConfig::with_partitions(2));
+    let producer = producer(h);
+    let to = |partition: i32, value: String| {
+        ProducerRecord::new(&topic)
+            .partition(partition)
+            .value(value)
+    };
+    send_all(
+        &*producer,
+        (0..5)
+            .map(|i| to(0, format!("a{i}")))
+            .chain((0..5).map(|i| to(1, format!("b{i}"))))
+            .collect(),
+    );
+    let consumer = reader(h, &partitions(&topic, 2));
+    let paused = TopicPartition::new(&topic, 0);
+    consumer
+        .pause(std::slice::from_ref(&paused))
+        .expect("pausing partition 0");
+    let mut got = poll_until_value(&*consumer, "b4", "partition 1 while 0 is paused");
+    // Another record to wait for, so that partition 0's records, there all along, had every
+    // chance to come.
+    send_all(&*producer, vec![to(1, "b5".to_string())]);
+    got.extend(poll_until_value(&*consumer, "b5", "more of partition 1"));
+    assert!(
+        got.iter().all(|r| r.partition == 1),
+        "records of a paused partition were returned: {}",
+        summary(&got)
+    );
+    consumer
+        .resume(std::slice::from_ref(&paused))
+        .expect("resuming partition 0");
+    let resumed = poll_count(&*consumer, 5, "partition 0 after resume");
+    let values: Vec<String> = resumed.iter().map(text).collect();
+    assert_eq!(
+        values,
+        ["a0", "a1", "a2", "a3", "a4"],
+        "after resume: {}",
+        summary(&resumed)
+    );
+    let error = expect_err(
+        consumer.pause(&[TopicPartition::new(&topic, 2)]),
+        "pausing an unassigned partition",
+    );
+    assert_class(
+        &error,
+        ErrorClass::InvalidInput,
+        "pausing an unassigned partition",
     );
 }

@@ -45,6 +45,8 @@ struct State {
     generation: i32,
     /// Partition to start the next fetch from, so one busy partition cannot starve others.
     next_start: usize,
+    /// Assigned partitions `poll` skips until resumed.
+    paused: BTreeSet<TopicPartition>,
     /// A rebalance of this member whose end `on_assigned` has not reported yet (the rounds of
     /// one poll ran out first).
     unreported_rebalance: bool,
@@ -82,6 +84,7 @@ impl EmbeddedConsumer {
                 generation: -1,
                 next_start: 0,
                 unreported_rebalance: false,
+                paused: BTreeSet::new(),
             }),
             listener: Mutex::new(listener),
             closed: AtomicBool::new(false),
@@ -192,6 +195,7 @@ impl EmbeddedConsumer {
                             std::mem::take(&mut state.assignment).into_iter().collect();
                         for tp in &lost {
                             state.positions.remove(tp);
+                            state.paused.remove(tp);
                         }
                         lost
                     };
@@ -227,6 +231,7 @@ impl EmbeddedConsumer {
                             for tp in &revoke {
                                 state.assignment.remove(tp);
                                 state.positions.remove(tp);
+                                state.paused.remove(tp);
                             }
                         }
                         group.ack_revoked(&member, &revoke);
@@ -317,6 +322,9 @@ impl EmbeddedConsumer {
                 break;
             }
             let tp = &parts[(start + i) % parts.len()];
+            if state.paused.contains(tp) {
+                continue;
+            }
             // A deleted topic's partitions are revoked by the group; until then, skip them.
             let Ok(partition) = self.inner.partition(tp) else {
                 continue;
@@ -383,6 +391,7 @@ impl EmbeddedConsumer {
             state.mode = Mode::Idle;
             state.assignment.clear();
             state.positions.clear();
+            state.paused.clear();
             state.generation = -1;
         }
         group.leave(&member, &self.topic_info());
@@ -409,6 +418,7 @@ impl Consumer for EmbeddedConsumer {
             Mode::Idle | Mode::Assigned => {
                 state.assignment.clear();
                 state.positions.clear();
+                state.paused.clear();
                 None
             }
         };
@@ -443,9 +453,11 @@ impl Consumer for EmbeddedConsumer {
         let State {
             assignment,
             positions,
+            paused,
             ..
         } = &mut *state;
         positions.retain(|tp, _| assignment.contains(tp));
+        paused.retain(|tp| assignment.contains(tp));
         Ok(())
     }
 
@@ -477,6 +489,32 @@ impl Consumer for EmbeddedConsumer {
             self.wake
                 .wait_past(seen, deadline.min(now + self.heartbeat()));
         }
+    }
+
+    fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.state.lock();
+        if let Some(partition) = partitions.iter().find(|tp| !state.assignment.contains(*tp)) {
+            return Err(LogError::NotAssigned {
+                partition: partition.clone(),
+            });
+        }
+        state.paused.extend(partitions.iter().cloned());
+        Ok(())
+    }
+
+    fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
+        self.check_open()?;
+        let mut state = self.state.lock();
+        if let Some(partition) = partitions.iter().find(|tp| !state.assignment.contains(*tp)) {
+            return Err(LogError::NotAssigned {
+                partition: partition.clone(),
+            });
+        }
+        for tp in partitions {
+            state.paused.remove(tp);
+        }
+        Ok(())
     }
 
     fn seek(&self, partition: &TopicPartition, to: SeekTo) -> Result<()> {

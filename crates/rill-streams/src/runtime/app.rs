@@ -95,6 +95,7 @@ impl StreamsApp {
             failed: Mutex::new(false),
             failed_changed: Condvar::new(),
             records_processed: AtomicU64::new(0),
+            most_buffered: AtomicU64::new(0),
             records_restored: AtomicU64::new(0),
             late_records_dropped: AtomicU64::new(0),
             threads_replaced: AtomicU64::new(0),
@@ -215,6 +216,15 @@ impl StreamsApp {
         self.shared
             .as_ref()
             .map_or(0, |s| s.records_processed.load(Ordering::Relaxed))
+    }
+
+    /// The most records any task held buffered from one input partition since the start:
+    /// about `buffered_records_per_partition` plus one poll's worth at most (see
+    /// [`StreamsConfig::buffered_records_per_partition`](crate::StreamsConfig)).
+    pub fn most_buffered_records(&self) -> u64 {
+        self.shared
+            .as_ref()
+            .map_or(0, |s| s.most_buffered.load(Ordering::Relaxed))
     }
 
     /// Changelog records applied to stores while restoring them so far.

@@ -32,6 +32,8 @@ pub(crate) struct Shared {
     pub failed_changed: Condvar,
     pub records_processed: AtomicU64,
     pub records_restored: AtomicU64,
+    /// Most records a task held buffered from one input partition, since the start.
+    pub most_buffered: AtomicU64,
     /// Records windowed operations dropped as late, summed over all tasks.
     pub late_records_dropped: AtomicU64,
     pub listener_errors: Mutex<Vec<StreamsError>>,

@@ -168,6 +168,9 @@ pub(crate) struct ThreadTasks {
     /// The bound shared by the record caches of this thread's tasks: the application's
     /// `cache_max_bytes` split over its threads, as Kafka Streams does.
     cache: Arc<CacheBudget>,
+    /// Input partitions this thread paused because their task holds too many of their
+    /// records (see [`ThreadTasks::bound_buffers`]).
+    paused: BTreeSet<TopicPartition>,
 }
 
 impl ThreadTasks {
@@ -199,6 +202,7 @@ impl ThreadTasks {
             tasks: BTreeMap::new(),
             uncommitted: BTreeMap::new(),
             topic_owner,
+            paused: BTreeSet::new(),
         }
     }
 
@@ -432,6 +436,55 @@ impl ThreadTasks {
                 .fetch_add(late, std::sync::atomic::Ordering::Relaxed);
         }
         Ok(processed)
+    }
+
+    /// Pauses the input partitions whose task holds more than `buffered_records_per_partition`
+    /// of their records, and resumes those drained to half of it (or whose task is gone), so
+    /// a task waiting on one input does not read another's whole backlog into memory.
+    pub fn bound_buffers(&mut self, consumer: &dyn Consumer) -> Result<()> {
+        let limit = self.config.buffered_records_per_partition.max(1);
+        let most = self
+            .tasks
+            .values()
+            .flat_map(|running| running.queues.values().map(VecDeque::len))
+            .max()
+            .unwrap_or(0);
+        self.shared
+            .most_buffered
+            .fetch_max(most as u64, std::sync::atomic::Ordering::Relaxed);
+        let buffered = |tasks: &BTreeMap<TaskId, RunningTask>, partition: &TopicPartition| {
+            tasks
+                .values()
+                .find_map(|running| running.queues.get(partition).map(VecDeque::len))
+        };
+        let resume: Vec<TopicPartition> = self
+            .paused
+            .iter()
+            .filter(|partition| buffered(&self.tasks, partition).is_none_or(|n| n <= limit / 2))
+            .cloned()
+            .collect();
+        for partition in &resume {
+            self.paused.remove(partition);
+            match consumer.resume(std::slice::from_ref(partition)) {
+                // No longer assigned: nothing left to resume.
+                Err(rill_log::LogError::NotAssigned { .. }) | Ok(()) => {}
+                Err(e) => return Err(StreamsError::log("resuming an input partition", e)),
+            }
+        }
+        let pause: Vec<TopicPartition> = self
+            .tasks
+            .values()
+            .flat_map(|running| &running.queues)
+            .filter(|(partition, queue)| queue.len() > limit && !self.paused.contains(*partition))
+            .map(|(partition, _)| partition.clone())
+            .collect();
+        if !pause.is_empty() {
+            consumer
+                .pause(&pause)
+                .map_err(|e| StreamsError::log("pausing an input partition", e))?;
+            self.paused.extend(pause);
+        }
+        Ok(())
     }
 
     /// Fires due wall-clock punctuators.

@@ -234,6 +234,7 @@ fn run_loop(consumer: &dyn Consumer, config: &StreamsConfig, shared: &Shared) ->
             shared
                 .records_processed
                 .fetch_add(processed, Ordering::Relaxed);
+            tasks.bound_buffers(consumer)?;
             tasks.punctuate()?;
             fault(config, FaultPoint::AfterProcess)?;
             pending = tasks.has_pending_work();
