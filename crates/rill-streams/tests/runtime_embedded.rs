@@ -836,19 +836,19 @@ fn most_held_while_merging(bound: usize, name: &str) -> u64 {
     }
     let n = 2_000;
     let producer = log.producer(&Default::default()).expect("producer");
+    let mut deliveries = Vec::new();
     for i in 0..n {
         for (topic, time) in [(&left, i), (&right, 1_000_000 + i)] {
-            producer
-                .send(
-                    ProducerRecord::new(topic.as_str())
-                        .key("k")
-                        .value("v")
-                        .timestamp(time),
-                )
-                .expect("send");
+            let record = ProducerRecord::new(topic.as_str())
+                .key("k")
+                .value("v")
+                .timestamp(time);
+            deliveries.push(producer.send(record).expect("send"));
         }
     }
-    producer.flush(Duration::from_secs(30)).expect("flush");
+    for delivery in deliveries {
+        delivery.wait().expect("written");
+    }
     let mut config = StreamsConfig::new(name, state.path());
     // One partition per poll (100 records fill it), and right is held until left, whose
     // records come first in time, is read to its end.

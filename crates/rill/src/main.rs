@@ -31,8 +31,10 @@ static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// mimalloc (v3) keeps freed pages for a second before it returns them to the OS; the stream
 /// threads free tens of MiB a second (decoded batches, spilled store writes), so that second
-/// held about 100 MiB of peak RSS in the order pipeline (721-751 -> 619-621 MiB at 300,000
-/// orders with 10 ms, no slower: BENCHMARKS.md). `MIMALLOC_PURGE_DELAY` still overrides it.
+/// held about 60 MiB of peak RSS in the order pipeline. Measured at 200,000 orders (BENCHMARKS.md):
+/// peak RSS 626-640 MiB with 1 s, 562-587 with 100 ms, 540-543 with 10 ms, for about 1/4 and
+/// 1/2 more system CPU (returning pages and faulting them back in); 100 ms is the middle.
+/// `MIMALLOC_PURGE_DELAY` still overrides it.
 #[cfg(not(feature = "system-allocator"))]
 #[allow(unsafe_code)] // the allocator's option setter is a C function
 fn return_freed_memory_sooner() {
