@@ -101,13 +101,15 @@ fn sharing() -> &'static Sharing {
 }
 
 impl Sharing {
-    /// Half the budget for fjall's shared block cache, a quarter for the stores' read caches
-    /// (spread over 16 stores: a process runs about that many), and up to a sixteenth for each
-    /// store's unflushed writes; memtables (4 MiB a store at most) and the runtime on top,
-    /// the runtime's record caches included (a sixty-fourth per application instance, see
-    /// [`default_cache_max_bytes`]).
+    /// A quarter of the budget for fjall's shared block cache, a quarter for the stores' read
+    /// caches (spread over 16 stores: a process runs about that many), and a quarter for all
+    /// stores' unflushed writes (up to a sixteenth each); fjall's memtables (bounded by its
+    /// 64 MiB of journals) and the runtime on top, the runtime's record caches included (a
+    /// sixty-fourth per application instance, see [`default_cache_max_bytes`]). The block
+    /// cache had half: a quarter cut peak RSS by 12% at 300,000 orders for the same CPU
+    /// (BENCHMARKS.md), the stores' own caches answering most reads before fjall.
     fn for_budget(budget: u64) -> Self {
-        let block_cache = (budget / 2).max(1024 * 1024);
+        let block_cache = (budget / 4).max(1024 * 1024);
         Sharing {
             budget,
             // The path is not used: only the cache is taken from this configuration.
