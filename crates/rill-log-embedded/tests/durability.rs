@@ -405,3 +405,102 @@ fn the_journal_shrinks_after_a_checkpoint_and_grows_again_until_the_next() {
         assert_eq!(got.get(&p), Some(&want), "partition {p}");
     }
 }
+
+/// Sends `count` records of about 1 KiB to `topic`/`partition`, each acknowledged.
+fn send_plain(log: &EmbeddedLog, topic: &str, partition: i32, from: usize, count: usize) {
+    let producer = log.producer(&Default::default()).expect("producer");
+    let pad = "x".repeat(1000);
+    let deliveries: Vec<_> = (from..from + count)
+        .map(|i| {
+            producer
+                .send(
+                    ProducerRecord::new(topic)
+                        .partition(partition)
+                        .value(format!("r{i}-{pad}")),
+                )
+                .expect("send")
+        })
+        .collect();
+    for delivery in deliveries {
+        delivery.wait().expect("delivered");
+    }
+}
+
+fn plain_values(range: std::ops::Range<usize>) -> Vec<String> {
+    let pad = "x".repeat(1000);
+    range.map(|i| format!("r{i}-{pad}")).collect()
+}
+
+#[test]
+fn a_power_loss_after_a_writeback_keeps_each_record_once() {
+    let dir = tempdir();
+    // Neither a checkpoint nor a writeback on its own: this test runs the writeback itself.
+    let config = || {
+        EmbeddedConfig::new(dir.path())
+            .checkpoint_bytes(1 << 40)
+            .writeback_bytes(0)
+    };
+    {
+        let log = EmbeddedLog::open(config()).expect("open");
+        create(&log, "out", 2);
+        send_plain(&log, "out", 0, 0, 100);
+        send_plain(&log, "out", 1, 0, 50);
+        assert_eq!(log.write_back_for_test().expect("writeback"), 2);
+        assert_eq!(log.unsynced_bytes_for_test(), 0);
+        // Partition 0 goes on past what was synced; partition 1 has all its records synced
+        // and journaled both.
+        send_plain(&log, "out", 0, 100, 30);
+        let journal = log.journal_bytes();
+        assert!(journal > 150 * 1000, "the journal keeps the synced batches");
+        log.power_loss_for_test().expect("power loss");
+        // What the writeback synced survived in the partition files.
+        assert!(bytes_of(&segment_files(dir.path(), "out")) > 150 * 1000);
+    }
+    // Recovery skips the journaled batches the partitions have and re-appends the rest.
+    let log = EmbeddedLog::open(config()).expect("reopen");
+    let parts = [TopicPartition::new("out", 0), TopicPartition::new("out", 1)];
+    let got = read_everything(&log, &parts);
+    assert_eq!(got.get(&0), Some(&plain_values(0..130)));
+    assert_eq!(got.get(&1), Some(&plain_values(0..50)));
+    let next = log
+        .producer(&Default::default())
+        .expect("producer")
+        .send(ProducerRecord::new("out").partition(0).value("next"))
+        .expect("send")
+        .wait()
+        .expect("delivered");
+    assert_eq!(next.offset, 130, "offsets stay dense");
+}
+
+#[test]
+fn the_cleaner_writes_partitions_back_between_checkpoints() {
+    let dir = tempdir();
+    let config = || {
+        EmbeddedConfig::new(dir.path())
+            .checkpoint_bytes(1 << 40)
+            .writeback_bytes(128 << 10)
+    };
+    {
+        let log = EmbeddedLog::open(config()).expect("open");
+        create(&log, "out", 3);
+        for p in 0..3 {
+            send_plain(&log, "out", p, 0, 400);
+        }
+        // About 1.2 MiB written. A writeback runs after every 128 KiB journaled and syncs
+        // each partition holding 128 KiB unsynced, so once the last one is done each holds
+        // less, plus what came during that pass (under 128 KiB in all): under 512 KiB.
+        let deadline = Instant::now() + DEADLINE;
+        while log.unsynced_bytes_for_test() >= 512 << 10 {
+            assert!(Instant::now() < deadline, "no writeback came");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        log.power_loss_for_test().expect("power loss");
+        assert!(bytes_of(&segment_files(dir.path(), "out")) > 1000 * 1000);
+    }
+    let log = EmbeddedLog::open(config()).expect("reopen");
+    let parts: Vec<_> = (0..3).map(|p| TopicPartition::new("out", p)).collect();
+    let got = read_everything(&log, &parts);
+    for p in 0..3 {
+        assert_eq!(got.get(&p), Some(&plain_values(0..400)), "partition {p}");
+    }
+}

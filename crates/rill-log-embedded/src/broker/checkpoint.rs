@@ -14,6 +14,7 @@ use std::sync::Arc;
 
 use rill_log::Result;
 
+use super::journal;
 use super::state::Inner;
 use super::topics::Partition;
 
@@ -27,8 +28,54 @@ pub(crate) struct CheckpointStats {
     pub journal_after: u64,
 }
 
+/// One writeback between checkpoints: fsyncs each written partition holding at least
+/// `writeback_bytes` not yet fsynced, and more (the fullest first) while all of them together
+/// hold more than [`TOTAL_UNSYNCED`] times that. Returns how many were synced.
+///
+/// Without it the page cache keeps a checkpoint's worth of partition data (64 MiB) dirty and
+/// the checkpoint writes it back at once, while commits' journal fsyncs queue behind those
+/// writes in the filesystem. Written back as each partition fills, the fsyncs are spread out
+/// and the checkpoint finds little left. A partition synced here stays in the checkpoint's set
+/// (its `sync` is free if nothing came since): the journal still holds its batches, which
+/// recovery skips since the partition has them.
+pub(crate) fn write_back(inner: &Inner) -> Result<usize> {
+    let bytes = inner.config.writeback_bytes.max(1);
+    write_back_from(inner, bytes, bytes.saturating_mul(TOTAL_UNSYNCED))
+}
+
+/// Between checkpoints the partitions together hold at most this many times `writeback_bytes`
+/// unsynced after a writeback: many partitions each short of `writeback_bytes` would otherwise
+/// leave the checkpoint most of its 64 MiB to sync.
+const TOTAL_UNSYNCED: u64 = 8;
+
+/// Fsyncs every written partition holding at least `min_bytes` not yet fsynced, then others,
+/// those with the most first, until at most `keep` bytes are left unsynced in all. One after
+/// the other: each is a short burst of writes.
+pub(crate) fn write_back_from(inner: &Inner, min_bytes: u64, keep: u64) -> Result<usize> {
+    let dirty: Vec<Arc<Partition>> = inner.meta.lock().dirty.values().cloned().collect();
+    let mut unsynced: Vec<(u64, Arc<Partition>)> = dirty
+        .into_iter()
+        .map(|p| (p.log.unsynced_bytes(), p))
+        .filter(|(bytes, _)| *bytes > 0)
+        .collect();
+    unsynced.sort_unstable_by_key(|(bytes, _)| std::cmp::Reverse(*bytes));
+    let mut total: u64 = unsynced.iter().map(|(bytes, _)| bytes).sum();
+    let mut synced = 0;
+    for (bytes, partition) in unsynced {
+        if bytes < min_bytes && total <= keep {
+            break;
+        }
+        if sync(&partition)? {
+            synced += 1;
+        }
+        total -= bytes;
+    }
+    Ok(synced)
+}
+
 /// Runs one checkpoint.
 pub(crate) fn run(inner: &Inner) -> Result<CheckpointStats> {
+    let started = std::time::Instant::now();
     let (dirty, cut, data_bytes) = {
         let mut meta = inner.meta.lock();
         let data_bytes = std::mem::take(&mut meta.data_bytes);
@@ -39,7 +86,9 @@ pub(crate) fn run(inner: &Inner) -> Result<CheckpointStats> {
         )
     };
     let partitions: Vec<&Arc<Partition>> = dirty.values().collect();
+    let unsynced: u64 = partitions.iter().map(|p| p.log.unsynced_bytes()).sum();
     let (synced, failure) = sync_all(&partitions);
+    let synced_at = started.elapsed();
     if let Some(err) = failure {
         // The journal keeps everything; the next checkpoint tries these partitions again.
         let mut meta = inner.meta.lock();
@@ -53,19 +102,26 @@ pub(crate) fn run(inner: &Inner) -> Result<CheckpointStats> {
     // the cut, which the new journal keeps after the snapshot.
     let topics: Vec<String> = inner.topics.read().keys().cloned().collect();
     let mut meta = inner.meta.lock();
+    let locked = std::time::Instant::now();
     let before = meta.journal.len();
     let snapshot = meta.snapshot(topics.iter());
-    meta.journal.rewrite(&snapshot, cut)?;
+    let retired = meta.journal.rewrite(&snapshot, cut)?;
     let stats = CheckpointStats {
         partitions: synced,
         journal_before: before,
         journal_after: meta.journal.len(),
     };
     drop(meta);
+    let rewrite_ms = locked.elapsed().as_secs_f64() * 1e3;
+    journal::retire(retired);
     tracing::debug!(
         partitions = stats.partitions,
         journal_before = stats.journal_before,
         journal_after = stats.journal_after,
+        unsynced,
+        sync_ms = synced_at.as_secs_f64() * 1e3,
+        rewrite_ms,
+        retire_ms = locked.elapsed().as_secs_f64() * 1e3 - rewrite_ms,
         "checkpoint"
     );
     Ok(stats)

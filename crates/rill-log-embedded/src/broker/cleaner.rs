@@ -1,6 +1,7 @@
 //! The cleaner: retention for delete-policy topics and compaction for compact-policy topics,
 //! run by a background thread every `cleaner_interval` and on demand. The same thread runs the
-//! journal's checkpoints when they fall due (see `checkpoint`).
+//! journal's checkpoints when they fall due, and the writebacks that spread the partitions'
+//! fsyncs between them (see `checkpoint`).
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -56,8 +57,8 @@ fn add(total: &mut CleanStats, stats: CleanStats) {
     total.bytes_reclaimed += stats.bytes_reclaimed;
 }
 
-/// The cleaner thread's body: a pass every interval, and a checkpoint whenever one is due,
-/// until stopped.
+/// The cleaner thread's body: a pass every interval, and a checkpoint or a writeback whenever
+/// one is due, until stopped.
 pub(crate) fn run(inner: Arc<Inner>) {
     let interval = inner.config.cleaner_interval;
     let next_after = |now: Instant| {
@@ -66,29 +67,46 @@ pub(crate) fn run(inner: Arc<Inner>) {
     };
     let mut next_clean = next_after(Instant::now());
     loop {
-        let checkpoint_due = {
+        let (checkpoint_due, writeback_due) = {
             let mut stop = inner.cleaner_stop.lock();
             loop {
                 if *stop {
                     return;
                 }
-                if inner.checkpoint_due.load(Ordering::Acquire) {
-                    break true;
+                let checkpoint = inner.checkpoint_due.load(Ordering::Acquire);
+                let writeback = inner.writeback_due.load(Ordering::Acquire);
+                if checkpoint || writeback {
+                    break (checkpoint, writeback);
                 }
                 if inner
                     .cleaner_cv
                     .wait_until(&mut stop, next_clean)
                     .timed_out()
                 {
-                    break false;
+                    break (false, false);
                 }
             }
         };
         if checkpoint_due {
             // Cleared first: batches journaled during this checkpoint ask for the next one.
+            // It syncs every written partition, which covers a writeback asked for meanwhile.
             inner.checkpoint_due.store(false, Ordering::Release);
+            inner.writeback_due.store(false, Ordering::Release);
             if let Err(err) = checkpoint::run(&inner) {
                 tracing::warn!(error = %err, "checkpoint failed; the journal keeps the batches");
+            }
+        } else if writeback_due {
+            inner.writeback_due.store(false, Ordering::Release);
+            let started = Instant::now();
+            match checkpoint::write_back(&inner) {
+                Ok(partitions) => tracing::trace!(
+                    partitions,
+                    ms = started.elapsed().as_secs_f64() * 1e3,
+                    "writeback"
+                ),
+                Err(err) => {
+                    tracing::warn!(error = %err, "writeback failed; the next checkpoint retries");
+                }
             }
         }
         if Instant::now() < next_clean {

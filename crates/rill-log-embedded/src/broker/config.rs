@@ -47,11 +47,17 @@ pub struct EmbeddedConfig {
     /// Once the journal holds this many bytes of batches, a checkpoint fsyncs the partitions
     /// they went to and drops them from the journal (see `docs/embedded-log.md`).
     pub checkpoint_bytes: u64,
+    /// Between checkpoints, the cleaner thread fsyncs each partition once it holds this many
+    /// bytes not yet fsynced (and the fullest others while all together hold more than 8 times
+    /// this), so that writeback is spread out and a checkpoint finds little left to sync (0:
+    /// only checkpoints sync partitions).
+    pub writeback_bytes: u64,
 }
 
 impl EmbeddedConfig {
     /// Defaults for a log in `data_dir`: fsync always, 64 MiB segments, 1 MiB records, cleaner
-    /// every 30 s, tombstones kept 24 h, a checkpoint every 64 MiB of journaled batches.
+    /// every 30 s, tombstones kept 24 h, a checkpoint every 64 MiB of journaled batches, and
+    /// between checkpoints a partition fsynced once it holds 1 MiB not yet fsynced.
     pub fn new(data_dir: impl Into<PathBuf>) -> Self {
         Self {
             data_dir: data_dir.into(),
@@ -62,6 +68,7 @@ impl EmbeddedConfig {
             delete_retention: Duration::from_secs(24 * 3600),
             index_interval_bytes: 4096,
             checkpoint_bytes: 64 << 20,
+            writeback_bytes: 1 << 20,
         }
     }
 
@@ -98,6 +105,13 @@ impl EmbeddedConfig {
     /// Sets how many bytes of batches the journal holds before a checkpoint.
     pub fn checkpoint_bytes(mut self, bytes: u64) -> Self {
         self.checkpoint_bytes = bytes;
+        self
+    }
+
+    /// Sets how many bytes not yet fsynced a partition may hold before the cleaner thread
+    /// fsyncs it (0: only checkpoints do).
+    pub fn writeback_bytes(mut self, bytes: u64) -> Self {
+        self.writeback_bytes = bytes;
         self
     }
 }

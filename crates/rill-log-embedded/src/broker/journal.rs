@@ -328,8 +328,8 @@ impl Journal {
     /// Replaces the journal with `entries` (a snapshot of the current state) followed by the
     /// entries from byte `keep_from` of the current file to its end, atomically: written to a
     /// temporary file, fsynced, renamed over the journal. Everything appended so far is durable
-    /// afterwards.
-    pub(crate) fn rewrite(&mut self, entries: &[Entry], keep_from: u64) -> Result<()> {
+    /// afterwards. Returns the replaced file, for [`retire`] outside the `meta` lock.
+    pub(crate) fn rewrite(&mut self, entries: &[Entry], keep_from: u64) -> Result<Retired> {
         self.durability.check()?;
         let path = self.current.path.clone();
         let tmp = path.with_extension("rewrite");
@@ -357,15 +357,29 @@ impl Journal {
             sync_dir(parent)?;
         }
         let file = open_file(&path)?;
-        self.current = Arc::new(JournalFile {
-            path,
-            file,
-            synced_len: AtomicU64::new(bytes.len() as u64),
-        });
+        let old = std::mem::replace(
+            &mut self.current,
+            Arc::new(JournalFile {
+                path,
+                file,
+                synced_len: AtomicU64::new(bytes.len() as u64),
+            }),
+        );
         self.len = bytes.len() as u64;
         self.durability.advance(self.written);
-        Ok(())
+        Ok(Retired(old))
     }
+}
+
+/// A journal file a rewrite replaced: unlinked, still open. Dropping it frees its blocks,
+/// which for a checkpoint's 64 MiB takes 25-90 ms (measured on ext4): commits would wait that
+/// long for the `meta` lock, so it is dropped after, through [`retire`].
+#[must_use = "retire it outside the meta lock"]
+pub(crate) struct Retired(Arc<JournalFile>);
+
+/// Drops a replaced journal file (called without the `meta` lock).
+pub(crate) fn retire(retired: Retired) {
+    drop(retired.0);
 }
 
 fn open_file(path: &Path) -> Result<File> {
@@ -758,7 +772,7 @@ mod tests {
         let cut = journal.len();
         journal.append(&sample()[3])?;
         let lsn = journal.append(&sample()[4])?;
-        journal.rewrite(&sample()[..1], cut)?;
+        retire(journal.rewrite(&sample()[..1], cut)?);
         assert_eq!(journal.durable_len().1, journal.len());
         // Everything appended before the rewrite is durable now: waiting syncs nothing.
         journal

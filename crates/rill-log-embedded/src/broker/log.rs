@@ -15,7 +15,7 @@ use super::cleaner;
 use super::config::EmbeddedConfig;
 use super::consumer::EmbeddedConsumer;
 use super::flusher::{self, FlushQueue};
-use super::journal::{Entry, Journal, JournalBatch};
+use super::journal::{self, Entry, Journal, JournalBatch};
 use super::lock::DirLock;
 use super::producer::EmbeddedProducer;
 use super::state::{Inner, Meta, Notifier};
@@ -232,6 +232,7 @@ impl EmbeddedLog {
             open_txns: BTreeSet::new(),
             dirty: HashMap::new(),
             data_bytes: 0,
+            writeback_bytes: 0,
         };
         // Partitions are recovered now, so every transaction id up to here is committed or was
         // truncated: a snapshot can drop the individual commits and keep a floor. Batches go
@@ -245,7 +246,7 @@ impl EmbeddedLog {
                 // Nothing to gain.
             } else {
                 let len = meta.journal.len();
-                meta.journal.rewrite(&snapshot, len)?;
+                journal::retire(meta.journal.rewrite(&snapshot, len)?);
             }
         }
 
@@ -258,6 +259,7 @@ impl EmbeddedLog {
             flush: FlushQueue::default(),
             durability,
             checkpoint_due: AtomicBool::new(false),
+            writeback_due: AtomicBool::new(false),
             notifier: Notifier::default(),
             closed: AtomicBool::new(false),
             next_uid: AtomicU64::new(next_uid.load(Ordering::Relaxed)),
@@ -401,6 +403,23 @@ impl EmbeddedLog {
         checkpoint::run(&self.inner).map(|stats| stats.journal_after)
     }
 
+    /// Test support: fsyncs every partition written since the last checkpoint, as the cleaner
+    /// thread's writebacks do between checkpoints, without checkpointing (the journal keeps
+    /// their batches). Returns how many partitions were synced.
+    #[doc(hidden)]
+    pub fn write_back_for_test(&self) -> Result<usize> {
+        self.inner.check_open()?;
+        checkpoint::write_back_from(&self.inner, 1, 0)
+    }
+
+    /// Test support: bytes written to the partitions since the last checkpoint and not yet
+    /// fsynced (what the cleaner thread's writebacks keep under `writeback_bytes`).
+    #[doc(hidden)]
+    pub fn unsynced_bytes_for_test(&self) -> u64 {
+        let dirty: Vec<_> = self.inner.meta.lock().dirty.values().cloned().collect();
+        dirty.iter().map(|p| p.log.unsynced_bytes()).sum()
+    }
+
     /// Bytes of entries in the journal (`meta/journal`): it shrinks at each checkpoint.
     pub fn journal_bytes(&self) -> u64 {
         self.inner.meta.lock().journal.len()
@@ -516,6 +535,7 @@ mod tests {
             open_txns: [5].into_iter().collect(),
             dirty: HashMap::new(),
             data_bytes: 0,
+            writeback_bytes: 0,
         };
         let after = replay(meta.snapshot(before.live.iter()));
         assert_eq!(after.live, before.live);

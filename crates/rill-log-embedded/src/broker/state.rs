@@ -43,6 +43,8 @@ pub(crate) struct Meta {
     pub dirty: HashMap<u64, Arc<Partition>>,
     /// Bytes of batches journaled since the last checkpoint.
     pub data_bytes: u64,
+    /// Bytes of batches journaled since the cleaner thread was last asked to write back.
+    pub writeback_bytes: u64,
 }
 
 impl Meta {
@@ -222,6 +224,9 @@ pub(crate) struct Inner {
     /// Set when the journal holds `checkpoint_bytes` of batches; the cleaner thread then runs
     /// a checkpoint.
     pub checkpoint_due: AtomicBool,
+    /// Set when enough batches were journaled since the last writeback; the cleaner thread
+    /// then fsyncs the partitions holding `writeback_bytes` unsynced (`checkpoint::write_back`).
+    pub writeback_due: AtomicBool,
     pub notifier: Notifier,
     pub closed: AtomicBool,
     /// Distinguishes partitions of a topic deleted and re-created under the same name.
@@ -412,8 +417,17 @@ impl Inner {
                 .or_insert_with(|| Arc::clone(partition));
         }
         let due = meta.data_bytes >= self.config.checkpoint_bytes;
+        // A partition cannot reach `writeback_bytes` unsynced before this many are journaled.
+        meta.writeback_bytes += entry.data_bytes();
+        let write_back =
+            self.config.writeback_bytes > 0 && meta.writeback_bytes >= self.config.writeback_bytes;
+        if write_back {
+            meta.writeback_bytes = 0;
+        }
         drop(meta);
-        if due && !self.checkpoint_due.swap(true, Ordering::AcqRel) {
+        let wake = (due && !self.checkpoint_due.swap(true, Ordering::AcqRel))
+            | (write_back && !self.writeback_due.swap(true, Ordering::AcqRel));
+        if wake {
             // Under the cleaner's lock, so the wake-up cannot slip between its check and wait.
             let _stop = self.cleaner_stop.lock();
             self.cleaner_cv.notify_all();

@@ -165,9 +165,14 @@ impl PartitionLog {
         batch::HEADER_LEN + batch::record_encoded_len(record)
     }
 
-    /// Fsyncs everything appended so far.
+    /// Fsyncs everything appended so far (nothing when all of it is durable already).
     pub fn sync(&self) -> Result<()> {
         self.inner.sync()
+    }
+
+    /// Bytes appended but not yet fsynced.
+    pub fn unsynced_bytes(&self) -> u64 {
+        self.inner.unsynced_bytes()
     }
 
     /// Reads records with offsets in `from..upto`, stopping after about `max_bytes` of batches

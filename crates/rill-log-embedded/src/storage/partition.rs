@@ -406,6 +406,11 @@ impl Inner {
                 None => return Err(closed_error()),
             }
         };
+        if file.synced_len.load(Ordering::Acquire) >= size {
+            // Durable already (synced by the writeback pacer, a roll or recovery): an fdatasync
+            // of a clean file would still flush the disk's cache.
+            return Ok(());
+        }
         // Outside the writer lock so appends continue during the fsync; segments rolled since
         // were fsynced by the roll.
         file.file
@@ -413,6 +418,16 @@ impl Inner {
             .map_err(|e| LogError::io("fsync segment", &file.path, e))?;
         file.synced_len.fetch_max(size, Ordering::AcqRel);
         Ok(())
+    }
+
+    /// Bytes of the active segment written but not yet fsynced (segments before it were
+    /// fsynced when they rolled).
+    pub fn unsynced_bytes(&self) -> u64 {
+        let st = self.state.read();
+        st.segments.last().map_or(0, |s| {
+            s.size
+                .saturating_sub(s.file.synced_len.load(Ordering::Acquire))
+        })
     }
 
     /// Test support: the active segment's path and how many of its bytes are durable.
