@@ -3,6 +3,7 @@ use std::cell::RefCell;
 use std::marker::PhantomData;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use crate::error::Result;
@@ -280,7 +281,11 @@ impl StreamsBuilder {
         });
         let materialize = graph.next_name("KTABLE-MATERIALIZE");
         let store_name = store.name.clone();
-        let build = move |ctx: &mut InitContext<'_>| Materialize::<K, V>::new(ctx, &store_name);
+        let wanted = Arc::new(AtomicBool::new(false));
+        let send_old = wanted.clone();
+        let build = move |ctx: &mut InitContext<'_>| {
+            Materialize::<K, V>::new(ctx, &store_name, send_old.load(Ordering::Relaxed))
+        };
         let supplier = BuiltInInit::supplier(materialize.clone(), build);
         let node = graph.add_processor(
             materialize,
@@ -288,6 +293,8 @@ impl StreamsBuilder {
             vec![store.name.clone()],
             supplier,
         );
+        // Old values come from the table's store: read only when an operator asks for them.
+        graph.track_old_values(node, wanted, vec![]);
         drop(graph);
         KTable::new(self.graph.clone(), node, Some(store.name))
     }

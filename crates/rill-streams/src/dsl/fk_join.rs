@@ -132,7 +132,8 @@ where
             value_serde: Arc::new(hash_serde),
         });
 
-        // 1. Subscribe, by foreign key.
+        // 1. Subscribe, by foreign key (a row's old foreign key is unsubscribed from).
+        self.want_old_values();
         let left_changes: KStream<KL, Change<VL>> =
             KStream::new(self.graph.clone(), self.node, false);
         let subscriptions: KStream<KR, Subscription> = left_changes

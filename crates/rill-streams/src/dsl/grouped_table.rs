@@ -61,6 +61,8 @@ where
         K2: Clone + 'static,
         V2: Clone + 'static,
     {
+        // A row's old value must leave the group it was counted in.
+        self.want_old_values();
         let selector: GroupSelector<K, V, K2, V2> = Arc::new(selector);
         let changes = KStream::<K, Change<V>>::new(self.graph.clone(), self.node, false).add(
             "KTABLE-SELECT",

@@ -306,6 +306,9 @@ impl<K: Clone + 'static, V: Clone + 'static> KTable<K, V> {
                 });
             return KTable::new(self.graph.clone(), self.node, None);
         };
+        // A change of one side retracts what its old value joined with.
+        self.want_old_values();
+        other.want_old_values();
         let stores = vec![left_store.clone(), right_store.clone()];
         let left_joiner = joiner.clone();
         let left_changes: KStream<K, Change<V>> =

@@ -12,6 +12,7 @@ use std::marker::PhantomData;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 pub(crate) use source_sink::{SinkNode, SourceNode, TopicChoice};
 
@@ -130,7 +131,18 @@ pub(crate) struct GraphBuilder {
     pub window_close_after: HashMap<NodeId, Option<i64>>,
     /// Versioned tables: store -> its history store, for as-of joins.
     pub versioned: HashMap<String, String>,
+    /// Table nodes that leave `Change::old` out unless asked (see [`OldValues`]).
+    pub old_values: HashMap<NodeId, OldValues>,
     counter: usize,
+}
+
+/// Whether a table node sends old values (Kafka Streams' `sendOldValues`). Operators that need
+/// them ask while the topology is built; the node's processors read the flag when they are
+/// made, after the build, so a request that comes after the node was added still counts.
+pub(crate) struct OldValues {
+    pub wanted: Arc<AtomicBool>,
+    /// Table nodes this one derives its old values from: asked in turn.
+    pub upstream: Vec<NodeId>,
 }
 
 /// A global table's store: every partition of `topic`, shared read-only by all tasks.
@@ -147,6 +159,30 @@ impl GraphBuilder {
         let name = format!("{prefix}-{:010}", self.counter);
         self.counter += 1;
         name
+    }
+
+    /// Registers table node `node` as one that sends old values only when asked, deriving
+    /// them from `upstream`; `wanted` is the flag its processors read.
+    pub fn track_old_values(
+        &mut self,
+        node: NodeId,
+        wanted: Arc<AtomicBool>,
+        upstream: Vec<NodeId>,
+    ) {
+        self.old_values.insert(node, OldValues { wanted, upstream });
+    }
+
+    /// Asks table node `node`, and the nodes it derives from, to send old values. Nodes not
+    /// tracked (aggregations, joins) send theirs anyway.
+    pub fn request_old_values(&mut self, node: NodeId) {
+        let mut pending = vec![node];
+        while let Some(node) = pending.pop() {
+            if let Some(entry) = self.old_values.get(&node)
+                && !entry.wanted.swap(true, Ordering::Relaxed)
+            {
+                pending.extend(entry.upstream.iter().copied());
+            }
+        }
     }
 
     pub fn add(&mut self, node: NodeDef) -> NodeId {
