@@ -52,6 +52,18 @@ struct State {
     unreported_rebalance: bool,
 }
 
+impl State {
+    /// Fails with `NotAssigned` for the first of `partitions` not assigned.
+    fn require_assigned(&self, partitions: &[TopicPartition]) -> Result<()> {
+        match partitions.iter().find(|tp| !self.assignment.contains(*tp)) {
+            Some(partition) => Err(LogError::NotAssigned {
+                partition: partition.clone(),
+            }),
+            None => Ok(()),
+        }
+    }
+}
+
 pub(crate) struct EmbeddedConsumer {
     inner: Arc<Inner>,
     config: ConsumerConfig,
@@ -494,11 +506,7 @@ impl Consumer for EmbeddedConsumer {
     fn pause(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.check_open()?;
         let mut state = self.state.lock();
-        if let Some(partition) = partitions.iter().find(|tp| !state.assignment.contains(*tp)) {
-            return Err(LogError::NotAssigned {
-                partition: partition.clone(),
-            });
-        }
+        state.require_assigned(partitions)?;
         state.paused.extend(partitions.iter().cloned());
         Ok(())
     }
@@ -506,11 +514,7 @@ impl Consumer for EmbeddedConsumer {
     fn resume(&self, partitions: &[TopicPartition]) -> Result<()> {
         self.check_open()?;
         let mut state = self.state.lock();
-        if let Some(partition) = partitions.iter().find(|tp| !state.assignment.contains(*tp)) {
-            return Err(LogError::NotAssigned {
-                partition: partition.clone(),
-            });
-        }
+        state.require_assigned(partitions)?;
         for tp in partitions {
             state.paused.remove(tp);
         }
