@@ -121,6 +121,9 @@ pub struct OrdersBenchArgs {
     /// Measurements of each backend (medians are reported).
     #[arg(long, default_value_t = 1)]
     runs: usize,
+    /// Memory budget of the persistent stores, MiB (as `rill run --memory`).
+    #[arg(long, default_value_t = rill_streams::DEFAULT_MEMORY_BUDGET / (1024 * 1024))]
+    memory: u64,
 }
 
 /// What one measurement of one backend gave.
@@ -166,6 +169,10 @@ pub fn run(args: &OrdersBenchArgs) -> anyhow::Result<()> {
     {
         bail!("--orders, --customers, --rate, --connections and --runs must be above 0");
     }
+    if args.memory < 16 {
+        bail!("--memory must be at least 16 (MiB)");
+    }
+    rill_streams::set_memory_budget(args.memory * 1024 * 1024);
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let (sync_p50, sync_p99) = fdatasync_latency(&args.dir)?;

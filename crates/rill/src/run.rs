@@ -53,8 +53,9 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Memory the services' persistent stores cache in, MiB: half for one block cache they
-    /// share, a quarter for their read caches (memtables and the runtime come on top).
+    /// Memory the services' persistent stores use, MiB: a quarter for the block cache they
+    /// share, an eighth for their read caches, an eighth for their unflushed writes, and 64
+    /// MiB of memtables (the runtime comes on top).
     #[arg(long, default_value_t = rill_streams::DEFAULT_MEMORY_BUDGET / (1024 * 1024))]
     memory: u64,
     /// Warm copies of each task's persistent stores kept on other instances of a cluster, so

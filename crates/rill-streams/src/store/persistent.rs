@@ -101,13 +101,17 @@ fn sharing() -> &'static Sharing {
 }
 
 impl Sharing {
-    /// A quarter of the budget for fjall's shared block cache, a quarter for the stores' read
-    /// caches (spread over 16 stores: a process runs about that many), and a quarter for all
-    /// stores' unflushed writes (up to a sixteenth each); fjall's memtables (bounded by its
-    /// 64 MiB of journals) and the runtime on top, the runtime's record caches included (a
-    /// sixty-fourth per application instance, see [`default_cache_max_bytes`]). The block
-    /// cache had half: a quarter cut peak RSS by 12% at 300,000 orders for the same CPU
-    /// (BENCHMARKS.md), the stores' own caches answering most reads before fjall.
+    /// The stores' parts add up to the default budget: a quarter for fjall's shared block
+    /// cache, fjall's memtables (64 MiB: its journals' smallest bound, which bounds them too),
+    /// an eighth for the stores' read caches (spread over 16 stores: a process runs about that
+    /// many) and an eighth for all stores' unflushed writes (up to a thirty-second each; the
+    /// rule of `dirty_total_bytes` lets them reach about twice that). The runtime comes on
+    /// top, its record caches included (a sixty-fourth per application instance, see
+    /// [`default_cache_max_bytes`]). Read caches and unflushed writes had a quarter each: at
+    /// 1,000,000 orders the order system ran as fast with an eighth (17,723 and 18,026 against
+    /// 18,295 and 18,238 orders/s) in 474-503 MiB of peak RSS instead of 596-612
+    /// (BENCHMARKS.md). The block cache had half before: a quarter cut peak RSS by 12% at
+    /// 300,000 orders for the same CPU, the stores' own caches answering most reads.
     fn for_budget(budget: u64) -> Self {
         let block_cache = (budget / 4).max(1024 * 1024);
         Sharing {
@@ -116,17 +120,15 @@ impl Sharing {
             template: Database::builder(Path::new("."))
                 .cache_size(block_cache)
                 .into_config(),
-            record_cache_bytes: usize::try_from(budget / 4 / 16).unwrap_or(usize::MAX),
-            // A sixteenth each: bounding them at a sixty-fourth cut peak RSS by 12% and
-            // throughput by 10% (BENCHMARKS.md); a smaller --memory makes that trade.
-            dirty_spill_bytes: usize::try_from(budget / 16).unwrap_or(usize::MAX),
-            dirty_total_bytes: usize::try_from(budget / 4).unwrap_or(usize::MAX),
+            record_cache_bytes: usize::try_from(budget / 8 / 16).unwrap_or(usize::MAX),
+            dirty_spill_bytes: usize::try_from(budget / 32).unwrap_or(usize::MAX),
+            dirty_total_bytes: usize::try_from(budget / 8).unwrap_or(usize::MAX),
         }
     }
 }
 
-/// Sets the memory the persistent stores of this process cache in (about: memtables and
-/// unflushed writes come on top). Must be called before the first store opens; answers
+/// Sets the memory the persistent stores of this process use (block cache, read caches and
+/// unflushed writes; fjall's memtables take up to 64 MiB whatever the budget). Must be called before the first store opens; answers
 /// whether it took effect.
 ///
 /// ```
