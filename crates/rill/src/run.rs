@@ -53,8 +53,8 @@ pub struct RunArgs {
     /// Stream threads per service.
     #[arg(long, default_value_t = 1)]
     threads: usize,
-    /// Memory the services' persistent stores use, MiB: a quarter for the block cache they
-    /// share, an eighth for their read caches, an eighth for their unflushed writes, and 64
+    /// Memory the services' persistent stores use, MiB: a sixteenth for the block cache they
+    /// share, a sixteenth for their read caches, a quarter for their unflushed writes, and 64
     /// MiB of memtables (the runtime comes on top).
     #[arg(long, default_value_t = rill_streams::DEFAULT_MEMORY_BUDGET / (1024 * 1024))]
     memory: u64,

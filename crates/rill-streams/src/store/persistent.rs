@@ -101,28 +101,30 @@ fn sharing() -> &'static Sharing {
 }
 
 impl Sharing {
-    /// The stores' parts add up to the default budget: a quarter for fjall's shared block
-    /// cache, fjall's memtables (64 MiB: its journals' smallest bound, which bounds them too),
-    /// an eighth for the stores' read caches (spread over 16 stores: a process runs about that
-    /// many) and an eighth for all stores' unflushed writes (up to a thirty-second each; the
-    /// rule of `dirty_total_bytes` lets them reach about twice that). The runtime comes on
+    /// The stores' parts add up to the default budget: a sixteenth for fjall's shared block
+    /// cache, a sixteenth for the stores' read caches (spread over 16 stores: a process runs
+    /// about that many), a quarter for all stores' unflushed writes (up to a sixteenth each;
+    /// the rule of `dirty_total_bytes` lets them reach about twice that) and fjall's memtables
+    /// (64 MiB: its journals' smallest bound, which bounds them too). The runtime comes on
     /// top, its record caches included (a sixty-fourth per application instance, see
-    /// [`default_cache_max_bytes`]). Read caches and unflushed writes had a quarter each: at
-    /// 1,000,000 orders the order system ran as fast with an eighth (17,723 and 18,026 against
-    /// 18,295 and 18,238 orders/s) in 474-503 MiB of peak RSS instead of 596-612
-    /// (BENCHMARKS.md). The block cache had half before: a quarter cut peak RSS by 12% at
-    /// 300,000 orders for the same CPU, the stores' own caches answering most reads.
+    /// [`default_cache_max_bytes`]). The unflushed writes get the most because they are what
+    /// pays: they merge a key's updates before fjall sees them, and an eighth instead of a
+    /// quarter raised the order system's p99 at 5,000 orders/s from about 9 to 11-17 ms and its
+    /// CPU by 7%. The caches had a quarter each: with a sixteenth the order system ran at
+    /// 20,579 and 20,643 orders/s over 1,000,000 orders in 484-486 MiB of peak RSS, against
+    /// 18,295 and 18,238 in 596-612 MiB (BENCHMARKS.md): its reads find recent writes, which
+    /// the unflushed writes and memtables hold.
     fn for_budget(budget: u64) -> Self {
-        let block_cache = (budget / 4).max(1024 * 1024);
+        let block_cache = (budget / 16).max(1024 * 1024);
         Sharing {
             budget,
             // The path is not used: only the cache is taken from this configuration.
             template: Database::builder(Path::new("."))
                 .cache_size(block_cache)
                 .into_config(),
-            record_cache_bytes: usize::try_from(budget / 8 / 16).unwrap_or(usize::MAX),
-            dirty_spill_bytes: usize::try_from(budget / 32).unwrap_or(usize::MAX),
-            dirty_total_bytes: usize::try_from(budget / 8).unwrap_or(usize::MAX),
+            record_cache_bytes: usize::try_from(budget / 16 / 16).unwrap_or(usize::MAX),
+            dirty_spill_bytes: usize::try_from(budget / 16).unwrap_or(usize::MAX),
+            dirty_total_bytes: usize::try_from(budget / 4).unwrap_or(usize::MAX),
         }
     }
 }
