@@ -656,6 +656,22 @@ impl ConsumerView<'_> {
         }
     }
 
+    /// Makes librdkafka's fetcher start `partition` at `start`, the offset `position` just
+    /// answered. Without it the fetcher resolves the reset policy with a request of its own,
+    /// and records written between the two answers (a Latest consumer's end moving on) would
+    /// be skipped. Nothing was handed to the application yet, so nothing is repeated; if the
+    /// seek fails the fetcher keeps its own start, as before.
+    fn pin_fetch_start(&self, partition: &TopicPartition, start: Offset) {
+        if let Err(error) = self.base.seek(
+            &partition.topic,
+            partition.partition,
+            KafkaOffset::Offset(start),
+            self.ctx().timeout,
+        ) {
+            tracing::debug!(%partition, start, %error, "could not pin where fetching starts");
+        }
+    }
+
     fn resolve(&self, partition: &TopicPartition, target: SeekTarget) -> Result<Offset> {
         Ok(match target {
             SeekTarget::Offset(offset) => offset,
@@ -847,7 +863,16 @@ impl Consumer for ConsumerView<'_> {
             return self.resolve(partition, target);
         }
         // Nothing read yet: where the first poll will start.
+        let known = self
+            .ctx()
+            .starts
+            .lock()
+            .map_err(|_| poisoned())?
+            .contains_key(partition);
         let start = self.start(partition)?;
+        if !known {
+            self.pin_fetch_start(partition, start);
+        }
         self.ctx()
             .starts
             .lock()
