@@ -622,19 +622,9 @@ impl ConsumerView<'_> {
         Ok(())
     }
 
-    /// Where reading a partition nothing was read from starts: the cached start, else the
-    /// committed offset, else the reset policy's end of the partition.
+    /// Where reading a partition nothing was read from starts: the committed offset, else the
+    /// reset policy's end of the partition.
     fn start(&self, partition: &TopicPartition) -> Result<Offset> {
-        let cached = self
-            .ctx()
-            .starts
-            .lock()
-            .map_err(|_| poisoned())?
-            .get(partition)
-            .copied();
-        if let Some(offset) = cached {
-            return Ok(offset);
-        }
         if self.ctx().group.is_some()
             && let Some(Some(offset)) = self
                 .committed(std::slice::from_ref(partition))?
@@ -654,6 +644,17 @@ impl ConsumerView<'_> {
                 high: marks.high,
             }),
         }
+    }
+
+    /// The start `position` answered before (or the committed offset learned on assignment).
+    fn cached_start(&self, partition: &TopicPartition) -> Result<Option<Offset>> {
+        Ok(self
+            .ctx()
+            .starts
+            .lock()
+            .map_err(|_| poisoned())?
+            .get(partition)
+            .copied())
     }
 
     /// Makes librdkafka's fetcher start `partition` at `start`, the offset `position` just
@@ -863,16 +864,11 @@ impl Consumer for ConsumerView<'_> {
             return self.resolve(partition, target);
         }
         // Nothing read yet: where the first poll will start.
-        let known = self
-            .ctx()
-            .starts
-            .lock()
-            .map_err(|_| poisoned())?
-            .contains_key(partition);
-        let start = self.start(partition)?;
-        if !known {
-            self.pin_fetch_start(partition, start);
+        if let Some(start) = self.cached_start(partition)? {
+            return Ok(start);
         }
+        let start = self.start(partition)?;
+        self.pin_fetch_start(partition, start);
         self.ctx()
             .starts
             .lock()
