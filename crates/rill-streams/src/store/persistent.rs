@@ -130,8 +130,8 @@ impl Sharing {
 }
 
 /// Sets the memory the persistent stores of this process use (block cache, read caches and
-/// unflushed writes; fjall's memtables take up to 64 MiB whatever the budget). Must be called before the first store opens; answers
-/// whether it took effect.
+/// unflushed writes; fjall's memtables take up to 64 MiB whatever the budget). Must be called
+/// before the first store opens; answers whether it took effect.
 ///
 /// ```
 /// // At the start of `main`, from a `--memory` flag:
